@@ -1,0 +1,43 @@
+//! The text form of graphs (`.kir`): a printer and a parser that round-trip exactly.
+//! The grammar is documented in docs/ir.md.
+
+mod parse;
+mod print;
+
+pub use parse::{ParseError, parse};
+pub use print::{PrintOptions, print, print_with};
+
+use crate::array::Data;
+use std::fmt;
+
+/// Writes element `i` of `data` as the text form spells a literal: floats in the shortest form
+/// that reads back to the same bits (`1.0`, `1e-7`, `-0.0`, `inf`, `-inf`, `nan`), integers in
+/// decimal, booleans as `true`/`false`.
+pub fn write_scalar(f: &mut impl fmt::Write, data: &Data, i: usize) -> fmt::Result {
+    match data {
+        Data::F32(v) => write_float(f, v[i] as f64, v[i].is_nan(), format_args!("{:?}", v[i])),
+        Data::F64(v) => write_float(f, v[i], v[i].is_nan(), format_args!("{:?}", v[i])),
+        Data::I32(v) => write!(f, "{}", v[i]),
+        Data::Bool(v) => write!(f, "{}", v[i]),
+    }
+}
+
+/// Writes an `f64` attribute value (a pad value) as [`write_scalar`] writes floats.
+pub fn write_f64(f: &mut impl fmt::Write, v: f64) -> fmt::Result {
+    write_float(f, v, v.is_nan(), format_args!("{v:?}"))
+}
+
+fn write_float(
+    f: &mut impl fmt::Write,
+    v: f64,
+    nan: bool,
+    shortest: fmt::Arguments<'_>,
+) -> fmt::Result {
+    if nan {
+        f.write_str("nan")
+    } else if v.is_infinite() {
+        f.write_str(if v > 0.0 { "inf" } else { "-inf" })
+    } else {
+        f.write_fmt(shortest)
+    }
+}

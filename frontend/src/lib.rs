@@ -1,0 +1,1 @@
+//! kiln-frontend: the Rust DSL that builds graphs.

@@ -1,0 +1,3 @@
+//! kiln-runtime: tensor files, executables, data and training.
+
+pub mod npy;

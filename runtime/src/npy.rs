@@ -1,0 +1,1 @@
+//! `.npy` files: reading and writing [`kiln_compiler::Array`]s.
