@@ -433,6 +433,15 @@ impl Tensor {
                 TypeErrorKind::BadAttribute(format!("cannot reshape to {shape:?}")),
             );
         }
+        if holes == 1 && self.numel() % known != 0 {
+            return self.fail(
+                "reshape",
+                TypeErrorKind::BadAttribute(format!(
+                    "{} elements cannot take the shape {shape:?}",
+                    self.numel()
+                )),
+            );
+        }
         let target: Shape = shape
             .iter()
             .map(|&d| {
