@@ -433,7 +433,7 @@ impl Tensor {
                 TypeErrorKind::BadAttribute(format!("cannot reshape to {shape:?}")),
             );
         }
-        if holes == 1 && self.numel() % known != 0 {
+        if holes == 1 && !self.numel().is_multiple_of(known) {
             return self.fail(
                 "reshape",
                 TypeErrorKind::BadAttribute(format!(
