@@ -284,7 +284,10 @@ mod tests {
     fn constructors_check_the_element_count() {
         assert!(Array::from_f32([2, 2], vec![1.0; 4]).is_ok());
         let err = Array::from_f32([2, 3], vec![1.0; 4]).unwrap_err();
-        assert_eq!(err.to_string(), "4 elements do not fill the shape [2, 3] (6 elements)");
+        assert_eq!(
+            err.to_string(),
+            "4 elements do not fill the shape [2, 3] (6 elements)"
+        );
     }
 
     #[test]

@@ -91,9 +91,9 @@ pub enum GraphError {
         /// The state updated.
         name: String,
         /// The state's type.
-        expected: Type,
+        expected: Box<Type>,
         /// The update's type.
-        found: Type,
+        found: Box<Type>,
     },
     /// A name is not an identifier (`[A-Za-z_][A-Za-z0-9_.]*`).
     #[error("`{0}` is not a valid name (letters, digits, `_` and `.`, not starting with a digit)")]
@@ -165,8 +165,7 @@ impl Graph {
             }
         }
         let ty = {
-            let types: SmallVec<[&Type; 4]> =
-                operands.iter().map(|&o| &self.nodes[o].ty).collect();
+            let types: SmallVec<[&Type; 4]> = operands.iter().map(|&o| &self.nodes[o].ty).collect();
             infer(&op, &types).map_err(error)?
         };
         let name = op.as_input().map(|(_, n)| n.to_string());
@@ -308,14 +307,20 @@ impl Graph {
         if self.output(&name).is_some() {
             return Err(GraphError::DuplicateOutput(name));
         }
-        assert!(self.contains(id), "output `{name}` names a node of another graph");
+        assert!(
+            self.contains(id),
+            "output `{name}` names a node of another graph"
+        );
         self.outputs.push((name, id));
         Ok(())
     }
 
     /// The node of the output called `name`.
     pub fn output(&self, name: &str) -> Option<NodeId> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|&(_, id)| id)
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, id)| id)
     }
 
     /// The outputs, in the order they were named.
@@ -339,8 +344,8 @@ impl Graph {
         if expected != found {
             return Err(GraphError::UpdateType {
                 name,
-                expected: expected.clone(),
-                found: found.clone(),
+                expected: Box::new(expected.clone()),
+                found: Box::new(found.clone()),
             });
         }
         self.updates.push((name, id));
@@ -397,8 +402,16 @@ impl PartialEq for Graph {
             pos_b[y.index()] = i;
         }
         let same_nodes = a.iter().zip(&b).all(|(&x, &y)| {
-            let ops_a = self.operands(x).iter().map(|o| pos_a[o.index()]).collect::<Vec<_>>();
-            let ops_b = other.operands(y).iter().map(|o| pos_b[o.index()]).collect::<Vec<_>>();
+            let ops_a = self
+                .operands(x)
+                .iter()
+                .map(|o| pos_a[o.index()])
+                .collect::<Vec<_>>();
+            let ops_b = other
+                .operands(y)
+                .iter()
+                .map(|o| pos_b[o.index()])
+                .collect::<Vec<_>>();
             self.nodes[x] == other.nodes[y] && ops_a == ops_b
         });
         let named = |list: &[(String, NodeId)], pos: &[usize]| {
@@ -447,7 +460,10 @@ mod tests {
             ty: Type::new(DType::F32, [2]),
         };
         let err = g.add(op, &[], None).unwrap_err();
-        assert_eq!(err.to_string(), "invalid attribute in input: an input named `x` already exists");
+        assert_eq!(
+            err.to_string(),
+            "invalid attribute in input: an input named `x` already exists"
+        );
     }
 
     #[test]
@@ -477,8 +493,14 @@ mod tests {
             )
             .unwrap();
         let x = input(&mut g, "x", &[3]);
-        assert_eq!(g.set_update("x", x), Err(GraphError::UnknownState("x".into())));
-        assert!(matches!(g.set_update("w", x), Err(GraphError::UpdateType { .. })));
+        assert_eq!(
+            g.set_update("x", x),
+            Err(GraphError::UnknownState("x".into()))
+        );
+        assert!(matches!(
+            g.set_update("w", x),
+            Err(GraphError::UpdateType { .. })
+        ));
         let n = g.add(Op::Unary(UnaryOp::Neg), &[w], None).unwrap();
         assert_eq!(g.set_update("w", n), Ok(()));
     }

@@ -157,13 +157,19 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                 .filter(|i| !axes.contains(i))
                 .map(|i| x.shape[i])
                 .collect::<Shape>();
-            Ok(Type { dtype: x.dtype, shape })
+            Ok(Type {
+                dtype: x.dtype,
+                shape,
+            })
         }
         Op::Reshape(shape) => {
             if numel(shape) != args[0].numel() {
                 return Err(mismatch([&args[0].shape, shape], "vs"));
             }
-            Ok(Type { dtype: args[0].dtype, shape: shape.clone() })
+            Ok(Type {
+                dtype: args[0].dtype,
+                shape: shape.clone(),
+            })
         }
         Op::Permute(perm) => {
             let x = args[0];
@@ -189,7 +195,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             if !ok {
                 return Err(mismatch([&x.shape, shape], "to"));
             }
-            Ok(Type { dtype: x.dtype, shape: shape.clone() })
+            Ok(Type {
+                dtype: x.dtype,
+                shape: shape.clone(),
+            })
         }
         Op::Slice { start, end, step } => {
             let x = args[0];
@@ -204,9 +213,17 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                 }
                 shape.push((end[i] - start[i]).div_ceil(step[i]));
             }
-            Ok(Type { dtype: x.dtype, shape })
+            Ok(Type {
+                dtype: x.dtype,
+                shape,
+            })
         }
-        Op::Pad { low, high, interior, .. } => {
+        Op::Pad {
+            low,
+            high,
+            interior,
+            ..
+        } => {
             let x = args[0];
             same_len(x.rank(), [low, high, interior], "padding")?;
             let shape = (0..x.rank())
@@ -215,9 +232,16 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                     low[i] + high[i] + d + d.saturating_sub(1) * interior[i]
                 })
                 .collect();
-            Ok(Type { dtype: x.dtype, shape })
+            Ok(Type {
+                dtype: x.dtype,
+                shape,
+            })
         }
-        Op::Windows { window, stride, dilation } => {
+        Op::Windows {
+            window,
+            stride,
+            dilation,
+        } => {
             let x = args[0];
             let k = window.len();
             if k == 0 || k > x.rank() {
@@ -242,7 +266,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                 shape.push((d - span) / s + 1);
             }
             shape.extend_from_slice(window);
-            Ok(Type { dtype: x.dtype, shape })
+            Ok(Type {
+                dtype: x.dtype,
+                shape,
+            })
         }
         Op::Concat { axis } => {
             let first = args[0];
@@ -257,7 +284,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             }
             let mut shape = first.shape.clone();
             shape[*axis] = args.iter().map(|a| a.shape[*axis]).sum();
-            Ok(Type { dtype: first.dtype, shape })
+            Ok(Type {
+                dtype: first.dtype,
+                shape,
+            })
         }
         Op::Dot => {
             let (a, b) = (args[0], args[1]);
@@ -273,7 +303,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             }
             let mut shape: Shape = a.shape[..ra - 1].into();
             shape.push(b.shape[rb - 1]);
-            Ok(Type { dtype: a.dtype, shape })
+            Ok(Type {
+                dtype: a.dtype,
+                shape,
+            })
         }
         Op::Gather { axis } => {
             let (x, idx) = (args[0], args[1]);
@@ -282,7 +315,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             let mut shape: Shape = x.shape[..*axis].into();
             shape.extend_from_slice(&idx.shape);
             shape.extend_from_slice(&x.shape[axis + 1..]);
-            Ok(Type { dtype: x.dtype, shape })
+            Ok(Type {
+                dtype: x.dtype,
+                shape,
+            })
         }
         Op::ScatterAdd { axis, size } => {
             let (idx, u) = (args[0], args[1]);
@@ -298,7 +334,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             let mut shape: Shape = u.shape[..*axis].into();
             shape.push(*size);
             shape.extend_from_slice(&u.shape[end..]);
-            Ok(Type { dtype: u.dtype, shape })
+            Ok(Type {
+                dtype: u.dtype,
+                shape,
+            })
         }
     }
 }
@@ -348,7 +387,10 @@ fn float(d: DType) -> Result<(), TypeErrorKind> {
     if d.is_float() {
         Ok(())
     } else {
-        Err(TypeErrorKind::UnsupportedDType { dtype: d, expected: "f32 or f64" })
+        Err(TypeErrorKind::UnsupportedDType {
+            dtype: d,
+            expected: "f32 or f64",
+        })
     }
 }
 
@@ -356,7 +398,10 @@ fn numeric(d: DType) -> Result<(), TypeErrorKind> {
     if d.is_numeric() {
         Ok(())
     } else {
-        Err(TypeErrorKind::UnsupportedDType { dtype: d, expected: "f32, f64 or i32" })
+        Err(TypeErrorKind::UnsupportedDType {
+            dtype: d,
+            expected: "f32, f64 or i32",
+        })
     }
 }
 
@@ -364,7 +409,10 @@ fn index(d: DType) -> Result<(), TypeErrorKind> {
     if d == DType::I32 {
         Ok(())
     } else {
-        Err(TypeErrorKind::UnsupportedDType { dtype: d, expected: "i32 indices" })
+        Err(TypeErrorKind::UnsupportedDType {
+            dtype: d,
+            expected: "i32 indices",
+        })
     }
 }
 
@@ -415,15 +463,25 @@ mod tests {
         let ty = infer(&Op::Dot, &[&t(&[64, 784]), &t(&[784, 128])]).unwrap();
         assert_eq!(ty, t(&[64, 128]));
         let err = infer(&Op::Dot, &[&t(&[64, 784]), &t(&[128, 10])]).unwrap_err();
-        let e = TypeError { op: "dot".into(), kind: err, origin: None };
+        let e = TypeError {
+            op: "dot".into(),
+            kind: err,
+            origin: None,
+        };
         assert_eq!(e.to_string(), "shape mismatch in dot: [64,784] x [128,10]");
     }
 
     #[test]
     fn reductions_drop_their_axes() {
-        let op = Op::Reduce { op: ReduceOp::Sum, axes: smallvec![0, 2] };
+        let op = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: smallvec![0, 2],
+        };
         assert_eq!(infer(&op, &[&t(&[2, 3, 4])]).unwrap(), t(&[3]));
-        let op = Op::Reduce { op: ReduceOp::Sum, axes: smallvec![2, 0] };
+        let op = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: smallvec![2, 0],
+        };
         assert!(infer(&op, &[&t(&[2, 3, 4])]).is_err());
     }
 
@@ -434,13 +492,19 @@ mod tests {
             stride: smallvec![1, 1],
             dilation: smallvec![1, 1],
         };
-        assert_eq!(infer(&op, &[&t(&[8, 1, 28, 28])]).unwrap(), t(&[8, 1, 24, 24, 5, 5]));
+        assert_eq!(
+            infer(&op, &[&t(&[8, 1, 28, 28])]).unwrap(),
+            t(&[8, 1, 24, 24, 5, 5])
+        );
         let op = Op::Windows {
             window: smallvec![2, 2],
             stride: smallvec![2, 2],
             dilation: smallvec![1, 1],
         };
-        assert_eq!(infer(&op, &[&t(&[1, 6, 28, 28])]).unwrap(), t(&[1, 6, 14, 14, 2, 2]));
+        assert_eq!(
+            infer(&op, &[&t(&[1, 6, 28, 28])]).unwrap(),
+            t(&[1, 6, 14, 14, 2, 2])
+        );
     }
 
     #[test]
@@ -460,7 +524,12 @@ mod tests {
         assert!(matches!(err, TypeErrorKind::ShapeMismatch { .. }));
         let f64t = Type::new(DType::F64, [2]);
         let err = infer(&Op::Binary(BinaryOp::Add), &[&t(&[2]), &f64t]).unwrap_err();
-        assert_eq!(err, TypeErrorKind::DTypeMismatch { dtypes: vec![DType::F32, DType::F64] });
+        assert_eq!(
+            err,
+            TypeErrorKind::DTypeMismatch {
+                dtypes: vec![DType::F32, DType::F64]
+            }
+        );
     }
 
     #[test]

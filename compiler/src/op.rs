@@ -427,9 +427,11 @@ impl Op {
             | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::Windows { .. } => Some(1),
-            Op::Binary(_) | Op::Compare(_) | Op::Dot | Op::Gather { .. } | Op::ScatterAdd { .. } => {
-                Some(2)
-            }
+            Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Dot
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. } => Some(2),
             Op::Select => Some(3),
             Op::Concat { .. } => None,
         }

@@ -47,7 +47,10 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         let mut sorted = positions.clone();
         sorted.sort_unstable();
         if sorted.iter().copied().ne(0..positions.len() as u32) {
-            return fail(Some(id), format!("operand positions {sorted:?} are not 0..n"));
+            return fail(
+                Some(id),
+                format!("operand positions {sorted:?} are not 0..n"),
+            );
         }
         let operands = g.operands(id);
         let types: SmallVec<[&Type; 4]> = operands.iter().map(|&o| &g.node(o).ty).collect();
@@ -56,7 +59,12 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
             Ok(ty) => {
                 return fail(
                     Some(id),
-                    format!("{} is typed {} but computes {}", node.op.mnemonic(), node.ty, ty),
+                    format!(
+                        "{} is typed {} but computes {}",
+                        node.op.mnemonic(),
+                        node.ty,
+                        ty
+                    ),
                 );
             }
             Err(kind) => {
@@ -95,7 +103,12 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
             .input(name)
             .filter(|&s| matches!(g.node(s).op.as_input(), Some((k, _)) if k.is_persistent()));
         match state {
-            None => return fail(None, format!("`{name}` is updated but is no param or state")),
+            None => {
+                return fail(
+                    None,
+                    format!("`{name}` is updated but is no param or state"),
+                );
+            }
             Some(s) if g.node(s).ty != g.node(*id).ty => {
                 return fail(
                     Some(*id),
@@ -123,7 +136,15 @@ mod tests {
         let mut g = Graph::new("t");
         let ty = Type::new(DType::F32, [3]);
         let x = g
-            .add(Op::Input { kind: InputKind::Param, name: "x".into(), ty }, &[], None)
+            .add(
+                Op::Input {
+                    kind: InputKind::Param,
+                    name: "x".into(),
+                    ty,
+                },
+                &[],
+                None,
+            )
             .unwrap();
         let y = g.add(Op::Unary(UnaryOp::Exp), &[x], None).unwrap();
         g.set_output("y", y).unwrap();
@@ -136,12 +157,23 @@ mod tests {
         let mut g = Graph::new("t");
         let ty = Type::new(DType::F32, [3]);
         let x = g
-            .add(Op::Input { kind: InputKind::Data, name: "x".into(), ty }, &[], None)
+            .add(
+                Op::Input {
+                    kind: InputKind::Data,
+                    name: "x".into(),
+                    ty,
+                },
+                &[],
+                None,
+            )
             .unwrap();
         let y = g.add(Op::Unary(UnaryOp::Exp), &[x], None).unwrap();
         g.set_output("y", y).unwrap();
         g.remove(y);
         let err = verify(&g).unwrap_err();
-        assert_eq!(err.to_string(), "invalid graph: output `y` names a removed node");
+        assert_eq!(
+            err.to_string(),
+            "invalid graph: output `y` names a removed node"
+        );
     }
 }
