@@ -5,12 +5,15 @@
 //! and evaluated by the reference interpreter [`interp`], the oracle for every later stage.
 
 pub mod array;
+pub mod autodiff;
 pub mod dot;
 pub mod graph;
 pub mod infer;
 pub mod interp;
 pub mod op;
+pub mod optim;
 pub mod text;
+pub mod train;
 pub mod types;
 pub mod verify;
 

@@ -1,6 +1,8 @@
 //! [`GraphBuilder`]: where a model's inputs, parameters and outputs are declared, and where
 //! errors made while building it are collected.
 
+use crate::init::Init;
+use crate::model::Model;
 use crate::tensor::Tensor;
 use kiln_compiler::{
     Array, DType, Graph, GraphError, InputKind, NodeId, Op, Origin, Type, TypeError,
@@ -47,6 +49,7 @@ impl fmt::Display for BuildError {
 pub(crate) struct State {
     pub(crate) graph: Graph,
     pub(crate) error: Option<BuildError>,
+    pub(crate) inits: Vec<(String, Init)>,
 }
 
 pub(crate) type Shared = Rc<RefCell<State>>;
@@ -109,6 +112,7 @@ impl GraphBuilder {
             state: Rc::new(RefCell::new(State {
                 graph: Graph::new(name),
                 error: None,
+                inits: Vec::new(),
             })),
         }
     }
@@ -123,6 +127,23 @@ impl GraphBuilder {
     #[track_caller]
     pub fn param(&self, name: &str, dtype: DType, shape: impl AsRef<[usize]>) -> Tensor {
         self.leaf_input(InputKind::Param, name, Type::new(dtype, shape))
+    }
+
+    /// Declares a trainable parameter whose first value [`Model::initial_values`] draws from
+    /// `init`.
+    #[track_caller]
+    pub fn param_init(
+        &self,
+        name: &str,
+        dtype: DType,
+        shape: impl AsRef<[usize]>,
+        init: Init,
+    ) -> Tensor {
+        let t = self.param(name, dtype, shape);
+        if t.node().is_some() {
+            self.state.borrow_mut().inits.push((name.to_string(), init));
+        }
+        t
     }
 
     /// Declares state kept between runs that is not trained (optimizer moments, counters).
@@ -213,10 +234,19 @@ impl GraphBuilder {
 
     /// The graph built so far, or the first error made while building it.
     pub fn finish(self) -> Result<Graph, BuildError> {
+        self.finish_model().map(|m| m.graph)
+    }
+
+    /// The graph built so far with its parameters' initializers, or the first error made
+    /// while building it.
+    pub fn finish_model(self) -> Result<Model, BuildError> {
         let s = self.state.borrow();
         match &s.error {
             Some(e) => Err(e.clone()),
-            None => Ok(s.graph.clone()),
+            None => Ok(Model {
+                graph: s.graph.clone(),
+                init: s.inits.clone(),
+            }),
         }
     }
 }

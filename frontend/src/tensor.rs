@@ -88,6 +88,12 @@ impl Tensor {
         push(&self.state, op, operands, Origin::caller())
     }
 
+    /// A leaf node (constant, iota) in the same graph as `self`.
+    #[track_caller]
+    pub(crate) fn leaf(&self, op: Op) -> Tensor {
+        self.op(op, &[])
+    }
+
     /// Records a type error of the operation `op` and returns a poisoned tensor.
     #[track_caller]
     fn fail(&self, op: &str, kind: TypeErrorKind) -> Tensor {
@@ -106,6 +112,12 @@ impl Tensor {
     #[track_caller]
     pub fn scalar_like(&self, value: f64) -> Tensor {
         self.op(Op::Constant(Array::scalar(self.dtype(), value)), &[])
+    }
+
+    /// A scalar constant of `dtype` in the same graph as `like`.
+    #[track_caller]
+    pub fn scalar_of(like: &Tensor, value: f64, dtype: DType) -> Tensor {
+        like.op(Op::Constant(Array::scalar(dtype, value)), &[])
     }
 
     /// A constant tensor of this tensor's type, every element `value`.
@@ -167,18 +179,6 @@ impl Tensor {
     #[track_caller]
     pub fn square(&self) -> Tensor {
         self.mul(self)
-    }
-
-    /// `max(x, 0)`.
-    #[track_caller]
-    pub fn relu(&self) -> Tensor {
-        self.maximum(&self.scalar_like(0.0))
-    }
-
-    /// `1 / (1 + e^-x)`.
-    #[track_caller]
-    pub fn sigmoid(&self) -> Tensor {
-        (self.neg().exp() + 1.0).recip()
     }
 
     /// Conversion to `dtype` (see [`Op::Cast`] for the rules).
