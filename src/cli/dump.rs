@@ -67,5 +67,7 @@ fn load(target: &str) -> Result<Graph, CliError> {
     if path.exists() {
         return load_kir(path);
     }
-    builtin(target).ok_or_else(|| CliError::UnknownModel(target.to_string()))
+    builtin(target)
+        .map(|m| m.graph)
+        .ok_or_else(|| CliError::UnknownModel(target.to_string()))
 }
