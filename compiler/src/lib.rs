@@ -1,8 +1,9 @@
 //! kiln-compiler: the graph IR and everything that transforms it.
 //!
 //! The pipeline, one way through: a [`Graph`] (built by the frontend or parsed from text) is
-//! checked by [`infer`] on every node, printed and parsed by [`text`], validated by [`verify`],
-//! and evaluated by the reference interpreter [`interp`], the oracle for every later stage.
+//! checked by [`infer`] on every node, printed and parsed by [`text`], validated by
+//! [`verify`](mod@verify), and evaluated by the reference interpreter [`interp`], the oracle for
+//! every later stage.
 
 pub mod array;
 pub mod autodiff;
