@@ -44,7 +44,12 @@ fn path_str(p: &Path) -> &str {
 /// Runs `kiln run` on the example graph with `inputs` (`NAME=PATH` each) into `tmp/out`.
 fn run_example(tmp: &TempDir, inputs: &[&str]) -> Outcome {
     let dir = tmp.path().join("out");
-    let mut args = vec!["run", "tests/fixtures/example.kir", "--output-dir", path_str(&dir)];
+    let mut args = vec![
+        "run",
+        "tests/fixtures/example.kir",
+        "--output-dir",
+        path_str(&dir),
+    ];
     for i in inputs {
         args.extend(["--input", i]);
     }
@@ -61,14 +66,21 @@ fn user_error(out: &Outcome, tmp: &TempDir) -> String {
     assert_eq!(out.stdout, "");
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(!tmp.path().join("out").exists(), "a run that failed left output");
+    assert!(
+        !tmp.path().join("out").exists(),
+        "a run that failed left output"
+    );
     out.stderr.trim_end().to_string()
 }
 
 #[test]
 fn dump_prints_a_kir_file_back_unchanged() {
     let src = fs::read_to_string("tests/fixtures/example.kir").unwrap();
-    for extra in [&[][..], &["--no-locations"], &["--stage", "source", "--format", "text"]] {
+    for extra in [
+        &[][..],
+        &["--no-locations"],
+        &["--stage", "source", "--format", "text"],
+    ] {
         let mut args = vec!["dump", "tests/fixtures/example.kir"];
         args.extend(extra);
         let out = kiln(&args, None);
@@ -79,7 +91,10 @@ fn dump_prints_a_kir_file_back_unchanged() {
 
 #[test]
 fn dump_draws_a_kir_file_as_graphviz() {
-    let out = kiln(&["dump", "tests/fixtures/example.kir", "--format", "dot"], None);
+    let out = kiln(
+        &["dump", "tests/fixtures/example.kir", "--format", "dot"],
+        None,
+    );
     assert_eq!(out.status, Some(0), "{}", out.stderr);
     insta::assert_snapshot!("example_dot", out.stdout);
 }
@@ -152,7 +167,15 @@ fn run_accepts_interpret_and_writes_updates_beside_outputs() {
     write_npy(&w, &Array::from_f32([2], vec![1.0, -2.0]).unwrap()).unwrap();
     let dir = tmp.path().join("out/nested");
     let binding = format!("w={}", w.display());
-    let args = ["run", path_str(&kir), "-i", &binding, "-o", path_str(&dir), "--interpret"];
+    let args = [
+        "run",
+        path_str(&kir),
+        "-i",
+        &binding,
+        "-o",
+        path_str(&dir),
+        "--interpret",
+    ];
     let out = kiln(&args, Some(&tmp));
     assert_eq!(out.status, Some(0), "{}", out.stderr);
     let want = Array::from_f32([2], vec![-1.0, 2.0]).unwrap();
@@ -172,8 +195,11 @@ fn run_reports_a_missing_graph_file() {
 fn run_renders_a_parse_error_with_the_file_name() {
     let tmp = TempDir::new().unwrap();
     let kir = tmp.path().join("bad.kir");
-    fs::write(&kir, "graph bad {\n  %x = input \"x\" : f32[2]\n  %0 = frobnicate %x : f32[2]\n}\n")
-        .unwrap();
+    fs::write(
+        &kir,
+        "graph bad {\n  %x = input \"x\" : f32[2]\n  %0 = frobnicate %x : f32[2]\n}\n",
+    )
+    .unwrap();
     let dir = tmp.path().join("out");
     let out = kiln(&["run", path_str(&kir), "-o", path_str(&dir)], Some(&tmp));
     assert_eq!(out.status, Some(2));
@@ -192,7 +218,10 @@ fn run_reports_a_missing_input() {
 #[test]
 fn run_reports_an_extra_input() {
     let tmp = TempDir::new().unwrap();
-    let msg = user_error(&run_example(&tmp, &[X, Y, "z=tests/fixtures/example_x.npy"]), &tmp);
+    let msg = user_error(
+        &run_example(&tmp, &[X, Y, "z=tests/fixtures/example_x.npy"]),
+        &tmp,
+    );
     insta::assert_snapshot!(msg, @"error: `z` is not an input of graph `example` (its inputs: x, y)");
 }
 
@@ -206,7 +235,10 @@ fn run_reports_an_input_given_twice() {
 #[test]
 fn run_reports_a_type_mismatch() {
     let tmp = TempDir::new().unwrap();
-    let msg = user_error(&run_example(&tmp, &["x=tests/fixtures/example_y.npy", Y]), &tmp);
+    let msg = user_error(
+        &run_example(&tmp, &["x=tests/fixtures/example_y.npy", Y]),
+        &tmp,
+    );
     insta::assert_snapshot!(msg, @"error: input `x` is f32[4,3], but `tests/fixtures/example_y.npy` holds f32[3,2]");
 }
 
@@ -220,7 +252,10 @@ fn run_reports_a_missing_npy_file() {
 #[test]
 fn run_reports_a_malformed_npy_file() {
     let tmp = TempDir::new().unwrap();
-    let msg = user_error(&run_example(&tmp, &[X, "y=tests/fixtures/example.kir"]), &tmp);
+    let msg = user_error(
+        &run_example(&tmp, &[X, "y=tests/fixtures/example.kir"]),
+        &tmp,
+    );
     insta::assert_snapshot!(msg, @r"error: `tests/fixtures/example.kir` is not a valid npy file: it does not start with \x93NUMPY");
 }
 
@@ -229,7 +264,16 @@ fn run_reports_an_output_directory_it_cannot_create() {
     let tmp = TempDir::new().unwrap();
     fs::write(tmp.path().join("file"), b"").unwrap();
     let dir = tmp.path().join("file/out");
-    let args = ["run", "tests/fixtures/example.kir", "-i", X, "-i", Y, "-o", path_str(&dir)];
+    let args = [
+        "run",
+        "tests/fixtures/example.kir",
+        "-i",
+        X,
+        "-i",
+        Y,
+        "-o",
+        path_str(&dir),
+    ];
     let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
     insta::assert_snapshot!(msg, @"error: cannot create directory `[TMP]/file/out`: Not a directory (os error 20)");
 }
@@ -247,7 +291,15 @@ fn a_failed_write_removes_everything_the_run_created() {
     let args = ["run", path_str(&kir), "-i", X, "-o", path_str(&dir)];
     let out = kiln(&args, Some(&tmp));
     assert_eq!(out.status, Some(2));
-    assert!(out.stderr.starts_with("error: cannot write `[TMP]/out/b.npy`"), "{}", out.stderr);
-    let left: Vec<PathBuf> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(
+        out.stderr
+            .starts_with("error: cannot write `[TMP]/out/b.npy`"),
+        "{}",
+        out.stderr
+    );
+    let left: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(left, vec![dir.join("b.npy")]);
 }

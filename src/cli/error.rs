@@ -51,7 +51,7 @@ pub enum CliError {
         /// `input`, `param` or `state`.
         kind: &'static str,
         /// The type the graph expects.
-        ty: Type,
+        ty: Box<Type>,
     },
     /// An `.npy` file's type differs from its input's.
     #[error("input `{name}` is {expected}, but `{}` holds {found}", path.display())]
@@ -61,9 +61,9 @@ pub enum CliError {
         /// The file given for it.
         path: PathBuf,
         /// The type the graph expects.
-        expected: Type,
+        expected: Box<Type>,
         /// The type of the file's array.
-        found: Type,
+        found: Box<Type>,
     },
     /// The interpreter refused the inputs.
     #[error(transparent)]

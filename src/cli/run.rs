@@ -49,7 +49,9 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let dir = &args.output_dir;
     let files: Vec<(PathBuf, &Array)> = (evaluation.outputs.iter())
         .map(|(name, a)| (dir.join(format!("{name}.npy")), a))
-        .chain((evaluation.updates.iter()).map(|(name, a)| (dir.join(format!("{name}.next.npy")), a)))
+        .chain(
+            (evaluation.updates.iter()).map(|(name, a)| (dir.join(format!("{name}.next.npy")), a)),
+        )
         .collect();
     let mut seen = HashSet::new();
     if let Some((clash, _)) = files.iter().find(|(path, _)| !seen.insert(path)) {
@@ -88,7 +90,7 @@ fn read_inputs(
             return Err(CliError::MissingInput {
                 name: name.to_string(),
                 kind: kind.mnemonic(),
-                ty: node.ty.clone(),
+                ty: Box::new(node.ty.clone()),
             });
         };
         let a = read_npy(path)?;
@@ -96,8 +98,8 @@ fn read_inputs(
             return Err(CliError::InputType {
                 name: name.to_string(),
                 path: path.to_path_buf(),
-                expected: node.ty.clone(),
-                found: a.ty(),
+                expected: Box::new(node.ty.clone()),
+                found: Box::new(a.ty()),
             });
         }
         values.insert(name.to_string(), a);
