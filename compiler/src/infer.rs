@@ -229,9 +229,14 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             let shape = (0..x.rank())
                 .map(|i| {
                     let d = x.shape[i];
-                    low[i] + high[i] + d + d.saturating_sub(1) * interior[i]
+                    d.saturating_sub(1)
+                        .checked_mul(interior[i])?
+                        .checked_add(d)?
+                        .checked_add(low[i])?
+                        .checked_add(high[i])
                 })
-                .collect();
+                .collect::<Option<Shape>>()
+                .ok_or_else(|| bad("the padded extents overflow".into()))?;
             Ok(Type {
                 dtype: x.dtype,
                 shape,
@@ -259,10 +264,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                 if w == 0 || s == 0 || dl == 0 {
                     return Err(bad("window, stride and dilation must be positive".into()));
                 }
-                let span = (w - 1) * dl + 1;
-                if span > d {
-                    return Err(mismatch([&x.shape, window], "windowed by"));
-                }
+                let span = match (w - 1).checked_mul(dl) {
+                    Some(span) if span < d => span + 1,
+                    _ => return Err(mismatch([&x.shape, window], "windowed by")),
+                };
                 shape.push((d - span) / s + 1);
             }
             shape.extend_from_slice(window);
@@ -283,7 +288,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                 return Err(mismatch(args.iter().map(|a| &a.shape), "and"));
             }
             let mut shape = first.shape.clone();
-            shape[*axis] = args.iter().map(|a| a.shape[*axis]).sum();
+            shape[*axis] = args
+                .iter()
+                .try_fold(0usize, |n, a| n.checked_add(a.shape[*axis]))
+                .ok_or_else(|| bad("the joined extent overflows".into()))?;
             Ok(Type {
                 dtype: first.dtype,
                 shape,
@@ -324,7 +332,7 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             let (idx, u) = (args[0], args[1]);
             index(idx.dtype)?;
             numeric(u.dtype)?;
-            let end = axis + idx.rank();
+            let end = axis.saturating_add(idx.rank());
             if end > u.rank() || u.shape[*axis..end] != idx.shape[..] {
                 return Err(mismatch([&idx.shape, &u.shape], "indexing"));
             }
@@ -530,6 +538,27 @@ mod tests {
                 dtypes: vec![DType::F32, DType::F64]
             }
         );
+    }
+
+    #[test]
+    fn huge_attributes_are_type_errors_not_overflows() {
+        let big = usize::MAX;
+        let pad = Op::Pad {
+            low: smallvec![big],
+            high: smallvec![1],
+            interior: smallvec![0],
+            value: 0.0,
+        };
+        assert!(infer(&pad, &[&t(&[3])]).is_err());
+        let windows = Op::Windows {
+            window: smallvec![big],
+            stride: smallvec![1],
+            dilation: smallvec![big],
+        };
+        assert!(infer(&windows, &[&t(&[3])]).is_err());
+        assert!(infer(&Op::Concat { axis: 0 }, &[&t(&[big]), &t(&[1])]).is_err());
+        let scatter = Op::ScatterAdd { axis: big, size: 1 };
+        assert!(infer(&scatter, &[&Type::new(DType::I32, [1]), &t(&[1])]).is_err());
     }
 
     #[test]

@@ -1,8 +1,19 @@
 //! The text form of graphs (`.kir`): a printer and a parser that round-trip exactly.
-//! The grammar is documented in docs/ir.md.
+//! The grammar, the ops and the round-trip guarantee are documented in docs/ir.md.
+//!
+//! Reading goes `lex` (tokens with line and column) -> `parse` (the grammar, values and
+//! names) -> `build` (an op from its mnemonic, attributes, literals and declared type), and
+//! every node is added with [`crate::Graph::add`], so a parsed graph is well typed. `print`
+//! writes what `parse` reads; the attribute names both use are listed once, here.
 
+mod build;
+mod lex;
 mod parse;
 mod print;
+#[cfg(test)]
+mod random;
+#[cfg(test)]
+mod tests;
 
 pub use parse::{ParseError, parse};
 pub use print::{PrintOptions, print, print_with};
@@ -25,6 +36,20 @@ pub fn write_scalar(f: &mut impl fmt::Write, data: &Data, i: usize) -> fmt::Resu
 /// Writes an `f64` attribute value (a pad value) as [`write_scalar`] writes floats.
 pub fn write_f64(f: &mut impl fmt::Write, v: f64) -> fmt::Result {
     write_float(f, v, v.is_nan(), format_args!("{v:?}"))
+}
+
+/// The attributes an op spells as `name=value` after its operands, in the order printed.
+fn attribute_names(mnemonic: &str) -> &'static [&'static str] {
+    match mnemonic {
+        "iota" | "concat" | "gather" | "scatter_add" => &["axis"],
+        "random" => &["stream"],
+        "reduce_sum" | "reduce_max" => &["axes"],
+        "permute" => &["perm"],
+        "slice" => &["start", "end", "step"],
+        "pad" => &["low", "high", "interior", "value"],
+        "windows" => &["window", "stride", "dilation"],
+        _ => &[],
+    }
 }
 
 fn write_float(

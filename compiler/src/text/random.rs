@@ -1,0 +1,428 @@
+//! Random well-typed graphs covering every op, and the round-trip properties checked on them.
+
+use super::{PrintOptions, parse, print, print_with};
+use crate::array::{Array, Data};
+use crate::graph::{Graph, NodeId, Origin};
+use crate::op::{BinaryOp, CmpOp, InputKind, MNEMONICS, Op, ReduceOp, UnaryOp};
+use crate::types::{DType, Shape, Type};
+use crate::verify::verify;
+use proptest::prelude::*;
+use std::collections::HashSet;
+
+/// 256 cases, or `PROPTEST_CASES` when set (`with_cases` alone would ignore the variable).
+pub(super) fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok());
+    ProptestConfig::with_cases(cases.unwrap_or(256))
+}
+
+/// SplitMix64: a small deterministic generator, so one `u64` from proptest picks a graph.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+}
+
+const NAMES: [&str; 6] = ["h", "h.1", "a.b", "x_1", "in1", "loss"];
+const FILES: [&str; 4] = [
+    "examples/mlp.rs",
+    "a \"q\" \\ b.rs",
+    "ünï/ cöde.rs",
+    "tab\tnew\nline",
+];
+
+struct Builder {
+    r: Rng,
+    g: Graph,
+    /// Name nodes from a small pool, so that names repeat; else keep every name distinct.
+    repeat_names: bool,
+}
+
+impl Builder {
+    /// Adds a node with a random origin and, sometimes, a random name or none.
+    fn add(&mut self, op: Op, operands: &[NodeId]) -> Option<NodeId> {
+        let origin = self.r.chance(50).then(|| Origin {
+            file: self.r.pick(&FILES).into(),
+            line: self.r.next() as u32,
+            column: self.r.below(200) as u32,
+        });
+        let id = self.g.add(op, operands, origin).ok()?;
+        if self.r.chance(30) {
+            let base = self.r.pick(&NAMES);
+            let name = if self.repeat_names {
+                base.to_string()
+            } else {
+                format!("{base}_{}", self.g.len())
+            };
+            let name = self.r.chance(80).then_some(name);
+            self.g.set_node_name(id, name).ok()?;
+        }
+        Some(id)
+    }
+
+    /// A random node whose type satisfies `f`, if there is one.
+    fn find(&mut self, f: impl Fn(&Type) -> bool) -> Option<NodeId> {
+        let ids: Vec<_> = self
+            .g
+            .node_ids()
+            .filter(|&id| f(&self.g.node(id).ty))
+            .collect();
+        (!ids.is_empty()).then(|| self.r.pick(&ids))
+    }
+
+    fn ty(&mut self, dtypes: &[DType]) -> Type {
+        let rank = self.r.below(4);
+        let shape: Shape = (0..rank)
+            .map(|_| self.r.below(4) + usize::from(self.r.chance(95)))
+            .collect();
+        Type {
+            dtype: self.r.pick(dtypes),
+            shape,
+        }
+    }
+
+    /// A float, never NaN: often a special value, else random bits.
+    fn float(&mut self) -> f64 {
+        let special = [
+            0.0,
+            -0.0,
+            1.0,
+            0.1,
+            -2.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-310,
+            1e300,
+        ];
+        let v = if self.r.chance(50) {
+            self.r.pick(&special)
+        } else {
+            f64::from_bits(self.r.next())
+        };
+        if v.is_nan() { 0.5 } else { v }
+    }
+
+    /// An `f32` constant element: sometimes NaN, often special, else random bits.
+    fn f32(&mut self) -> f32 {
+        let v = if self.r.chance(50) {
+            self.float() as f32
+        } else {
+            f32::from_bits(self.r.next() as u32)
+        };
+        if v.is_nan() || self.r.chance(3) {
+            f32::NAN
+        } else {
+            v
+        }
+    }
+
+    /// A random constant, all elements equal half of the time.
+    fn array(&mut self) -> Array {
+        let ty = self.ty(&DType::ALL);
+        let n = ty.numel();
+        let data = match ty.dtype {
+            DType::F32 => Data::F32((0..n).map(|_| self.f32()).collect()),
+            DType::F64 => Data::F64(
+                (0..n)
+                    .map(|_| {
+                        if self.r.chance(3) {
+                            f64::NAN
+                        } else {
+                            self.float()
+                        }
+                    })
+                    .collect(),
+            ),
+            DType::I32 => Data::I32((0..n).map(|_| self.r.next() as i32).collect()),
+            DType::Bool => Data::Bool((0..n).map(|_| self.r.chance(50)).collect()),
+        };
+        let data = if self.r.chance(50) {
+            data.gather((0..n).map(|_| Some(0)), 0.0)
+        } else {
+            data
+        };
+        Array::new(&ty.shape, data).expect("the data fills the shape")
+    }
+
+    fn extents(&mut self, n: usize, max: usize) -> Shape {
+        (0..n).map(|_| self.r.below(max)).collect()
+    }
+
+    /// One attempt at a random op on random operands; `None` when it does not type-check.
+    fn step(&mut self) -> Option<NodeId> {
+        let x = self.find(|_| true)?;
+        let t = self.g.node(x).ty.clone();
+        let rank = t.rank();
+        let same = |b: &mut Builder| b.find(|u| *u == t);
+        let (op, operands) = match self.r.below(20) {
+            0 => {
+                let kind = self
+                    .r
+                    .pick(&[InputKind::Data, InputKind::Param, InputKind::State]);
+                let name = format!("in{}", self.g.len());
+                (
+                    Op::Input {
+                        kind,
+                        name,
+                        ty: self.ty(&DType::ALL),
+                    },
+                    vec![],
+                )
+            }
+            1 => (Op::Constant(self.array()), vec![]),
+            2 => {
+                let ty = self.ty(&[DType::F32, DType::F64, DType::I32]);
+                (
+                    Op::Iota {
+                        axis: self.r.below(ty.rank()),
+                        ty,
+                    },
+                    vec![],
+                )
+            }
+            3 => {
+                let seed = self.find(|u| *u == Type::scalar(DType::I32))?;
+                (
+                    Op::Random {
+                        stream: self.r.next() as u32,
+                        ty: self.ty(&[DType::F32, DType::F64]),
+                    },
+                    vec![seed],
+                )
+            }
+            4 => (Op::Unary(self.r.pick(&UnaryOp::ALL)), vec![x]),
+            5 => (
+                Op::Binary(self.r.pick(&BinaryOp::ALL)),
+                vec![x, same(self)?],
+            ),
+            6 => (Op::Compare(self.r.pick(&CmpOp::ALL)), vec![x, same(self)?]),
+            7 => {
+                let c = self.find(|u| u.dtype == DType::Bool && u.shape == t.shape)?;
+                (Op::Select, vec![c, x, same(self)?])
+            }
+            8 => (Op::Cast(self.r.pick(&DType::ALL)), vec![x]),
+            9 => {
+                let axes = (0..rank).filter(|_| self.r.chance(50)).collect();
+                (
+                    Op::Reduce {
+                        op: self.r.pick(&[ReduceOp::Sum, ReduceOp::Max]),
+                        axes,
+                    },
+                    vec![x],
+                )
+            }
+            10 => {
+                let shape = if self.r.chance(50) {
+                    Shape::from_slice(&[t.numel()])
+                } else {
+                    t.shape.iter().rev().copied().collect()
+                };
+                (Op::Reshape(shape), vec![x])
+            }
+            11 => {
+                let mut perm: Shape = (0..rank).collect();
+                for i in (1..rank).rev() {
+                    perm.swap(i, self.r.below(i + 1));
+                }
+                (Op::Permute(perm), vec![x])
+            }
+            12 => {
+                let shape = t
+                    .shape
+                    .iter()
+                    .map(|&d| if d == 1 { 1 + self.r.below(3) } else { d })
+                    .collect();
+                (Op::Broadcast(shape), vec![x])
+            }
+            13 => {
+                let start: Shape = t.shape.iter().map(|&d| self.r.below(d + 1)).collect();
+                let end = t
+                    .shape
+                    .iter()
+                    .zip(&start)
+                    .map(|(&d, &s)| s + self.r.below(d - s + 1))
+                    .collect();
+                (
+                    Op::Slice {
+                        start,
+                        end,
+                        step: self.extents(rank, 3).iter().map(|s| s + 1).collect(),
+                    },
+                    vec![x],
+                )
+            }
+            14 => {
+                let (low, high, interior) = (
+                    self.extents(rank, 3),
+                    self.extents(rank, 3),
+                    self.extents(rank, 3),
+                );
+                let value = self.float();
+                (
+                    Op::Pad {
+                        low,
+                        high,
+                        interior,
+                        value,
+                    },
+                    vec![x],
+                )
+            }
+            15 => {
+                let k = 1 + self.r.below(rank.min(2));
+                let window = self.extents(k, 3).iter().map(|w| w + 1).collect();
+                let (stride, dilation) = (self.extents(k, 2), self.extents(k, 2));
+                let stride = stride.iter().map(|s| s + 1).collect();
+                (
+                    Op::Windows {
+                        window,
+                        stride,
+                        dilation: dilation.iter().map(|d| d + 1).collect(),
+                    },
+                    vec![x],
+                )
+            }
+            16 => {
+                let mut operands = vec![x];
+                for _ in 0..self.r.below(3) {
+                    operands.push(same(self)?);
+                }
+                (
+                    Op::Concat {
+                        axis: self.r.below(rank),
+                    },
+                    operands,
+                )
+            }
+            17 => {
+                let mut perm: Shape = (0..rank).collect();
+                perm.swap(rank.checked_sub(2)?, rank - 1);
+                let xt = self.add(Op::Permute(perm), &[x])?;
+                (Op::Dot, vec![x, xt])
+            }
+            18 => {
+                let idx = self.find(|u| u.dtype == DType::I32)?;
+                (
+                    Op::Gather {
+                        axis: self.r.below(rank),
+                    },
+                    vec![x, idx],
+                )
+            }
+            _ => {
+                let idx = self.find(|u| u.dtype == DType::I32)?;
+                let axis = self.r.below(rank);
+                let size = *t.shape.get(axis)?;
+                let u = self.add(Op::Gather { axis }, &[x, idx])?;
+                (Op::ScatterAdd { axis, size }, vec![idx, u])
+            }
+        };
+        self.add(op, &operands)
+    }
+}
+
+/// A random well-typed graph: an `i32[]` seed and a few inputs, then `steps` attempts at random
+/// ops, then random outputs and updates.
+fn random_graph(seed: u64, steps: usize) -> Graph {
+    let mut r = Rng(seed);
+    let repeat_names = r.chance(25);
+    let mut b = Builder {
+        r,
+        g: Graph::new("g"),
+        repeat_names,
+    };
+    let seed_ty = Type::scalar(DType::I32);
+    b.add(
+        Op::Input {
+            kind: InputKind::Data,
+            name: "seed".into(),
+            ty: seed_ty,
+        },
+        &[],
+    );
+    for i in 0..3 {
+        let ty = b.ty(&[DType::F32, DType::F32, DType::F64, DType::I32]);
+        b.add(
+            Op::Input {
+                kind: InputKind::Param,
+                name: format!("p{i}"),
+                ty,
+            },
+            &[],
+        );
+    }
+    for _ in 0..steps {
+        b.step();
+    }
+    for k in 0..b.r.below(4) {
+        let id = b.find(|_| true).expect("the graph has inputs");
+        b.g.set_output(format!("out{k}"), id)
+            .expect("output names are distinct");
+    }
+    for id in b.g.inputs() {
+        let ty = b.g.node(id).ty.clone();
+        let name = b.g.node(id).op.as_input().map(|(_, n)| n.to_string());
+        if let (Some(name), Some(value)) = (name, b.find(|u| *u == ty)) {
+            // Data inputs are refused, which is fine: the graph only gains valid updates.
+            let _ = b.g.set_update(name, value);
+        }
+    }
+    b.g
+}
+
+/// True when no two nodes share a name, so printing keeps every name as it is.
+fn names_are_distinct(g: &Graph) -> bool {
+    let mut seen = HashSet::new();
+    g.node_ids()
+        .filter_map(|id| g.node(id).name.as_deref())
+        .all(|n| seen.insert(n))
+}
+
+#[test]
+fn random_graphs_cover_every_op() {
+    let mut used = HashSet::new();
+    for seed in 0..200 {
+        let g = random_graph(seed, 40);
+        used.extend(g.node_ids().map(|id| g.node(id).op.mnemonic()));
+    }
+    let missing: Vec<_> = MNEMONICS.iter().filter(|m| !used.contains(*m)).collect();
+    assert!(missing.is_empty(), "never generated: {missing:?}");
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn printed_graphs_parse_back(seed in any::<u64>(), steps in 0usize..40) {
+        let g = random_graph(seed, steps);
+        let text = print(&g);
+        let back = parse(&text).map_err(|e| TestCaseError::fail(e.render(&text, "random.kir")))?;
+        prop_assert_eq!(verify(&back), Ok(()));
+        prop_assert_eq!(print(&back), text.as_str());
+        if names_are_distinct(&g) {
+            prop_assert!(back == g, "parse(print(g)) != g for\n{}", text);
+        }
+        let bare = print_with(&g, PrintOptions { locations: false });
+        let back = parse(&bare).map_err(|e| TestCaseError::fail(e.render(&bare, "bare.kir")))?;
+        prop_assert_eq!(print(&back), bare);
+    }
+}

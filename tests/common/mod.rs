@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use kiln::compiler::interp::{self, Evaluation};
+use kiln::compiler::{Array, Graph};
+use std::collections::HashMap;
+
+/// A deterministic stream of pseudo-random numbers for test inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+
+    /// `n` values uniform in `[lo, hi)`.
+    pub fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| self.range(lo, hi)).collect()
+    }
+
+    /// `n` values with magnitude in `[lo, hi)` and random sign: away from kinks at 0.
+    pub fn away_from_zero(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let m = self.range(lo, hi);
+                if self.uniform() < 0.5 { -m } else { m }
+            })
+            .collect()
+    }
+}
+
+/// Runs `g` in the interpreter on named inputs; panics with the error on failure.
+pub fn run(g: &Graph, inputs: &[(String, Array)]) -> Evaluation {
+    let map: HashMap<String, Array> = inputs.iter().cloned().collect();
+    interp::run(g, &map).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The output `name` of an evaluation.
+pub fn output<'a>(e: &'a Evaluation, name: &str) -> &'a Array {
+    &e.outputs
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no output {name}"))
+        .1
+}
+
+/// Runs one training step in the interpreter: binds `data` and `state`, then replaces each
+/// updated state value by its update. Returns the evaluation.
+pub fn step(g: &Graph, state: &mut HashMap<String, Array>, data: &[(String, Array)]) -> Evaluation {
+    let mut inputs: HashMap<String, Array> = data.iter().cloned().collect();
+    inputs.extend(state.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let e = interp::run(g, &inputs).unwrap_or_else(|e| panic!("{e}"));
+    for (name, value) in &e.updates {
+        state.insert(name.clone(), value.clone());
+    }
+    e
+}
+
+/// The scalar output `name` of an evaluation, as `f64`.
+pub fn scalar(e: &Evaluation, name: &str) -> f64 {
+    output(e, name).to_f64_vec()[0]
+}
