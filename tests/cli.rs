@@ -107,9 +107,21 @@ fn dump_prints_the_builtin_mlp() {
     insta::assert_snapshot!("mlp_text", out.stdout);
     let out = kiln(&["dump", "mlp"], None);
     assert!(out.stdout.contains("loc(\"frontend/src/"), "{}", out.stdout);
+}
+
+#[test]
+fn dump_draws_the_builtin_mlp_node_for_node() {
+    let text = kiln(&["dump", "mlp"], None).stdout;
     let out = kiln(&["dump", "mlp", "--format", "dot"], None);
     assert_eq!(out.status, Some(0), "{}", out.stderr);
-    insta::assert_snapshot!("mlp_dot", out.stdout);
+    assert!(
+        out.stdout.starts_with("digraph \"mlp\" {\n"),
+        "{}",
+        out.stdout
+    );
+    let count = |s: &str, pat: &str| s.lines().filter(|l| l.contains(pat)).count();
+    assert_eq!(count(&out.stdout, "[label=\"%"), count(&text, "  %"));
+    assert_eq!(count(&out.stdout, "-> output"), count(&text, "  output "));
 }
 
 #[test]

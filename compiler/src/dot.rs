@@ -1,14 +1,14 @@
 //! Graphviz output of a graph: `kiln dump --format dot`.
 //!
 //! One Graphviz node per IR node, in [`Graph::topo_order`], labelled with its `%name` (as the
-//! text form numbers it: named nodes by name, the others `%0`, `%1`, ... in order), its op and
-//! its type. Inputs are drawn as inverted houses, coloured by kind (data, param, state); each
-//! output and each state update gets a sink of its own, outputs green, updates orange and
-//! reached by a dashed edge. When a node has two or more operands, each edge is labelled with
-//! its operand position.
+//! text form names it, see [`crate::text::node_names`]), its op and its type. Inputs are drawn
+//! as inverted houses, coloured by kind (data, param, state); each output and each state update
+//! gets a sink of its own, outputs green, updates orange and reached by a dashed edge. When a
+//! node has two or more operands, each edge is labelled with its operand position.
 
 use crate::graph::{Graph, NodeId};
 use crate::op::{InputKind, Op};
+use crate::text::node_names;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -16,7 +16,7 @@ use std::fmt::Write;
 /// ops, types, outputs, updates), so it is stable enough to snapshot.
 pub fn to_dot(g: &Graph) -> String {
     let order = g.topo_order();
-    let names = ssa_names(g, &order);
+    let names = node_names(g);
     let ids: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
     let mut out = String::new();
     // Writing to a String cannot fail.
@@ -39,7 +39,7 @@ fn write_dot(
             Op::Input { kind, name, .. } => format!("{} \"{name}\"", kind.mnemonic()),
             op => op.mnemonic().to_string(),
         };
-        let label = format!("{}\n{op}\n{}", names[&id], node.ty);
+        let label = format!("%{}\n{op}\n{}", names[&id], node.ty);
         writeln!(
             out,
             "  n{} [label={}{}];",
@@ -89,24 +89,6 @@ fn style(op: &Op) -> &'static str {
     }
 }
 
-/// Each node's `%name`: its own name if it has one, else the next number in `order`.
-fn ssa_names(g: &Graph, order: &[NodeId]) -> HashMap<NodeId, String> {
-    let mut next = 0;
-    order
-        .iter()
-        .map(|&id| {
-            let name = match &g.node(id).name {
-                Some(n) => format!("%{n}"),
-                None => {
-                    next += 1;
-                    format!("%{}", next - 1)
-                }
-            };
-            (id, name)
-        })
-        .collect()
-}
-
 /// `s` as a DOT double-quoted string: backslashes and quotes escaped, newlines as `\n`.
 fn quote(s: &str) -> String {
     let mut q = String::with_capacity(s.len() + 2);
@@ -140,8 +122,8 @@ mod tests {
         g.add(op, &[], None).unwrap()
     }
 
-    /// A graph with every kind of leaf, a named node, an output and an update, and a name that
-    /// needs escaping.
+    /// A graph with every kind of leaf, two nodes named alike, an output and an update, and a
+    /// name that needs escaping.
     fn sample() -> Graph {
         let mut g = Graph::new("step \"one\" \\ two");
         let x = input(&mut g, InputKind::Data, "x", &[2, 3]);
@@ -152,6 +134,7 @@ mod tests {
         g.set_node_name(t, Some("h".into())).unwrap();
         let sq = g.add(Op::Binary(BinaryOp::Mul), &[t, t], None).unwrap();
         let m2 = g.add(Op::Binary(BinaryOp::Add), &[m, w], None).unwrap();
+        g.set_node_name(m2, Some("h".into())).unwrap();
         g.set_output("loss", sq).unwrap();
         g.set_update("m", m2).unwrap();
         g
