@@ -315,3 +315,19 @@ fn a_failed_write_removes_everything_the_run_created() {
         .collect();
     assert_eq!(left, vec![dir.join("b.npy")]);
 }
+
+#[test]
+fn run_refuses_results_that_would_share_a_file() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("clash.kir");
+    let src = "graph clash {\n  %w = param \"w\" : f32[2]\n  %0 = neg %w : f32[2]\n  \
+               output w.next = %0\n  update w <- %0\n}\n";
+    fs::write(&kir, src).unwrap();
+    let w = tmp.path().join("w.npy");
+    write_npy(&w, &Array::from_f32([2], vec![1.0, -2.0]).unwrap()).unwrap();
+    let binding = format!("w={}", w.display());
+    let dir = tmp.path().join("out");
+    let args = ["run", path_str(&kir), "-i", &binding, "-o", path_str(&dir)];
+    let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
+    insta::assert_snapshot!(msg, @"error: two results would both be written to `[TMP]/out/w.next.npy`");
+}
