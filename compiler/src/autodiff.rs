@@ -59,6 +59,7 @@ pub fn vjp(
     if let Some(&w) = wrt.iter().find(|&&w| !g.node(w).ty.dtype.is_float()) {
         return Err(GradError::WrtNotFloat(describe(g, w)));
     }
+    let before: HashSet<NodeId> = g.node_ids().collect();
     let order = g.topo_order();
     let active = active_nodes(g, &order, wrt);
     let mut adjoint: HashMap<NodeId, NodeId> = HashMap::new();
@@ -81,7 +82,8 @@ pub fn vjp(
             adjoint.insert(*x, total);
         }
     }
-    wrt.iter()
+    let result = wrt
+        .iter()
         .map(|&w| match adjoint.get(&w) {
             Some(&d) => Ok(d),
             None => {
@@ -89,7 +91,24 @@ pub fn vjp(
                 Ok(Emit::new(g, None).full(&ty, 0.0)?)
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, GradError>>()?;
+    remove_unused_since(g, &before, &result);
+    Ok(result)
+}
+
+/// Removes the nodes not in `before` that nothing uses: rules compute a contribution for
+/// every float operand, and those of constants are dropped here.
+fn remove_unused_since(g: &mut Graph, before: &HashSet<NodeId>, keep: &[NodeId]) {
+    let created: Vec<NodeId> = g
+        .topo_order()
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    for &id in created.iter().rev() {
+        if g.users(id).is_empty() && !keep.contains(&id) {
+            g.remove(id);
+        }
+    }
 }
 
 /// The float nodes that depend on some node of `wrt` (including them): the only nodes that

@@ -234,13 +234,14 @@ impl Graph {
         self.nodes.node_count() == 0
     }
 
-    /// Every node id, in creation order.
+    /// Every node id, in index order: creation order, except that a node added after a
+    /// removal may take the removed node's index.
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.nodes.node_indices()
     }
 
-    /// Every node, operands before users: a depth-first post-order from the nodes in creation
-    /// order, so the order is deterministic and equals creation order when that is topological.
+    /// Every node, operands before users: a depth-first post-order from the nodes in index
+    /// order, so the order is deterministic and equals index order when that is topological.
     pub fn topo_order(&self) -> Vec<NodeId> {
         let bound = self.nodes.node_bound();
         let mut state = vec![0u8; bound]; // 0 new, 1 on the stack, 2 done
@@ -282,7 +283,7 @@ impl Graph {
             .find(|&id| matches!(self.nodes[id].op.as_input(), Some((_, n)) if n == name))
     }
 
-    /// Every input (data, param and state), in creation order.
+    /// Every input (data, param and state), in index order.
     pub fn inputs(&self) -> Vec<NodeId> {
         self.nodes
             .node_indices()
@@ -290,7 +291,7 @@ impl Graph {
             .collect()
     }
 
-    /// Every input of `kind`, in creation order.
+    /// Every input of `kind`, in index order.
     pub fn inputs_of(&self, kind: InputKind) -> Vec<NodeId> {
         self.nodes
             .node_indices()
