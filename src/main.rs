@@ -1,1 +1,7 @@
-fn main() {}
+//! `kiln`: print graphs and run them on `.npy` files. See `kiln --help`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,1 +1,304 @@
 //! `.npy` files: reading and writing [`kiln_compiler::Array`]s.
+//!
+//! Supported element types: `f32` (`<f4`), `f64` (`<f8`), `i32` (`<i4`) and `bool` (`|b1`);
+//! big-endian files (`>f4`, `>f8`, `>i4`) are read and converted. Only C order is read.
+//!
+//! The header is parsed here rather than by npyz: npyz multiplies the extents unchecked and
+//! allocates the header's claimed length before comparing it with the file, so a hostile header
+//! could make it panic or allocate gigabytes. Here a header is refused, before anything is
+//! allocated, when it claims more than [`MAX_ELEMENTS`] elements or more bytes than the file
+//! holds. Elements are decoded and encoded by npyz.
+//!
+//! Writes are atomic: a temporary file in the destination's directory is written, synced and
+//! renamed over the destination, so a reader sees the old file or the new one, never a part.
+
+mod header;
+
+use header::Header;
+use kiln_compiler::{Array, DType, Data};
+use npyz::{AutoSerialize, Deserialize, TypeRead, TypeStr, WriteOptions, WriterBuilder};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The most elements a file may claim (2^31); a header claiming more is refused unread. Empty
+/// axes do not lower the count: the product of the extents, each counted as at least 1, must
+/// stay within the limit, so no partial product can overflow.
+pub const MAX_ELEMENTS: u64 = 1 << 31;
+
+/// Why a `.npy` file could not be read or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file could not be opened or read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The file is not an npy file, or its header or elements are malformed.
+    #[error("`{}` is not a valid npy file: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The element type is not one kiln has.
+    #[error(
+        "`{}` has dtype `{dtype}`; kiln reads <f4, <f8, <i4 and |b1 (and their big-endian forms)",
+        path.display()
+    )]
+    UnsupportedDType {
+        /// The file.
+        path: PathBuf,
+        /// The dtype as the header spells it.
+        dtype: String,
+    },
+    /// The elements are stored column-major.
+    #[error(
+        "`{}` is in Fortran order; only C order is supported (save it with np.ascontiguousarray)",
+        path.display()
+    )]
+    FortranOrder {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header claims more than [`MAX_ELEMENTS`] elements.
+    #[error("`{}` claims shape {shape:?}, more than 2^31 elements", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The shape the header claims.
+        shape: Vec<u64>,
+    },
+    /// The file ends before the data its header promises.
+    #[error(
+        "`{}` is truncated: its header promises {expected} bytes, the file holds {found}",
+        path.display()
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the file would hold with all the data its header promises.
+        expected: u64,
+        /// Bytes the file holds.
+        found: u64,
+    },
+    /// The file could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+}
+
+/// Reads the array stored in the `.npy` file at `path`.
+pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, NpyError> {
+    let path = path.as_ref();
+    let read_err = |source| NpyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let file_len = file.metadata().map_err(read_err)?.len();
+    let mut r = BufReader::new(file);
+    let header = Header::read(&mut r, file_len).map_err(|e| e.at(path))?;
+    let Some((dtype, ts)) = (header.type_str.as_ref()).and_then(|ts| Some((element_type(ts)?, ts)))
+    else {
+        return Err(NpyError::UnsupportedDType {
+            path: path.to_path_buf(),
+            dtype: header.descr,
+        });
+    };
+    if header.fortran_order {
+        return Err(NpyError::FortranOrder {
+            path: path.to_path_buf(),
+        });
+    }
+    let n = header
+        .shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d.max(1)));
+    if n.is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(NpyError::TooLarge {
+            path: path.to_path_buf(),
+            shape: header.shape,
+        });
+    }
+    let numel: u64 = header.shape.iter().product();
+    let expected = header.len + numel * dtype.size_bytes() as u64;
+    if expected > file_len {
+        return Err(NpyError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            found: file_len,
+        });
+    }
+    let shape: Vec<usize> = header.shape.iter().map(|&d| d as usize).collect();
+    let data = read_data(&mut r, dtype, ts, numel as usize).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidData {
+            NpyError::Invalid {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        } else {
+            read_err(e)
+        }
+    })?;
+    Array::new(shape, data).map_err(|e| NpyError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The kiln element type an npy type string stands for, in either byte order.
+fn element_type(ts: &TypeStr) -> Option<DType> {
+    use npyz::TypeChar::{Bool, Float, Int};
+    match (ts.type_char(), ts.size_field()) {
+        (Float, 4) => Some(DType::F32),
+        (Float, 8) => Some(DType::F64),
+        (Int, 4) => Some(DType::I32),
+        (Bool, 1) => Some(DType::Bool),
+        _ => None,
+    }
+}
+
+fn read_data(r: &mut impl Read, dtype: DType, ts: &TypeStr, n: usize) -> io::Result<Data> {
+    Ok(match dtype {
+        DType::F32 => Data::F32(read_elements(r, ts, n)?),
+        DType::F64 => Data::F64(read_elements(r, ts, n)?),
+        DType::I32 => Data::I32(read_elements(r, ts, n)?),
+        DType::Bool => Data::Bool(read_elements(r, ts, n)?),
+    })
+}
+
+/// `n` elements of type `ts`, converted to the machine's byte order by npyz.
+fn read_elements<T: Deserialize>(r: &mut impl Read, ts: &TypeStr, n: usize) -> io::Result<Vec<T>> {
+    let dtype = npyz::DType::Plain(ts.clone());
+    let reader = T::reader(&dtype).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(reader.read_one(&mut *r)?);
+    }
+    Ok(v)
+}
+
+/// Writes `a` to `path` atomically (see [`stage_npy`] and [`StagedNpy::commit`]); on error
+/// nothing is left behind and an existing file at `path` is untouched.
+pub fn write_npy(path: impl AsRef<Path>, a: &Array) -> Result<(), NpyError> {
+    stage_npy(path, a)?.commit()
+}
+
+/// A `.npy` file written and synced under a temporary name beside its destination, waiting to
+/// be renamed into place by [`StagedNpy::commit`]. Dropping it uncommitted removes the
+/// temporary file.
+#[derive(Debug)]
+pub struct StagedNpy {
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+/// Writes `a` in npy format to a new temporary file in the directory of `path` and syncs it to
+/// disk; `path` itself is not touched until [`StagedNpy::commit`]. On error the temporary file
+/// is removed.
+pub fn stage_npy(path: impl AsRef<Path>, a: &Array) -> Result<StagedNpy, NpyError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dest = path.as_ref().to_path_buf();
+    let write_err = |source| NpyError::Write {
+        path: dest.clone(),
+        source,
+    };
+    let name = dest.file_name().ok_or_else(|| {
+        write_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path names no file",
+        ))
+    })?;
+    let unique = format!(
+        ".{}.{}-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let temp = dest.with_file_name(unique);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(write_err)?;
+    // From here on, dropping `staged` removes the temporary file.
+    let staged = StagedNpy {
+        temp,
+        dest: dest.clone(),
+        committed: false,
+    };
+    write_array(file, a).map_err(write_err)?;
+    Ok(staged)
+}
+
+impl StagedNpy {
+    /// The destination the file will have once committed.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Renames the temporary file over the destination (atomically replacing any file there)
+    /// and syncs the directory. On error the temporary file is removed.
+    pub fn commit(mut self) -> Result<(), NpyError> {
+        fs::rename(&self.temp, &self.dest).map_err(|source| NpyError::Write {
+            path: self.dest.clone(),
+            source,
+        })?;
+        self.committed = true;
+        // The rename is durable once the directory is synced. The file is already in place and
+        // complete, so a directory that cannot be synced (some file systems refuse) is no error.
+        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedNpy {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Writes `a` to `file` through npyz and syncs it.
+fn write_array(file: File, a: &Array) -> io::Result<()> {
+    let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+    let mut w = BufWriter::new(file);
+    match a.data() {
+        Data::F32(v) => write_elements(&mut w, &shape, v)?,
+        Data::F64(v) => write_elements(&mut w, &shape, v)?,
+        Data::I32(v) => write_elements(&mut w, &shape, v)?,
+        Data::Bool(v) => write_elements(&mut w, &shape, v)?,
+    }
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+fn write_elements<T: AutoSerialize + Copy>(
+    w: &mut impl Write,
+    shape: &[u64],
+    v: &[T],
+) -> io::Result<()> {
+    let mut writer = WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(w)
+        .begin_nd()?;
+    writer.extend(v.iter().copied())?;
+    writer.finish()
+}
+
+#[cfg(test)]
+mod tests;

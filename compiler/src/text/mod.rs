@@ -16,7 +16,7 @@ mod random;
 mod tests;
 
 pub use parse::{ParseError, parse};
-pub use print::{PrintOptions, print, print_with};
+pub use print::{PrintOptions, node_names, print, print_with};
 
 use crate::array::Data;
 use std::fmt;

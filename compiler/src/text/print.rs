@@ -35,6 +35,17 @@ pub fn print_with(g: &Graph, options: PrintOptions) -> String {
     out
 }
 
+/// The name (without `%`) each node of `g` has in its text form: its own name, with `.1`,
+/// `.2`, ... appended if that is taken, or else its number among the unnamed nodes, in
+/// [`Graph::topo_order`]. Other views of a graph (Graphviz) name nodes by it, as the text does.
+pub fn node_names(g: &Graph) -> HashMap<NodeId, String> {
+    let mut names = Names::default();
+    for id in g.topo_order() {
+        names.define(id, g.node(id).name.as_deref());
+    }
+    names.of
+}
+
 fn write_graph(f: &mut String, g: &Graph, options: PrintOptions) -> fmt::Result {
     writeln!(f, "graph {} {{", g.name())?;
     let mut names = Names::default();

@@ -1,0 +1,96 @@
+//! The errors a user can cause, one variant each, with the message printed for it.
+
+use kiln_compiler::Type;
+use kiln_compiler::interp::RunError;
+use kiln_frontend::models::BUILTINS;
+use kiln_runtime::npy::NpyError;
+use std::io;
+use std::path::PathBuf;
+
+/// A user error: what `kiln` prints on stderr before exiting with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A `.kir` text is malformed; holds the rendered report, with its source snippet.
+    #[error("{0}")]
+    Parse(String),
+    /// `kiln dump` was given a name that is neither a file nor a built-in model.
+    #[error(
+        "`{0}` is neither a file nor a built-in model (built-in models: {models})",
+        models = BUILTINS.join(", ")
+    )]
+    UnknownModel(String),
+    /// An `.npy` file could not be read or written.
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+    /// `--input` names something the graph has no input for.
+    #[error("`{name}` is not an input of graph `{graph}` (its inputs: {inputs})")]
+    UnknownInput {
+        /// The name given.
+        name: String,
+        /// The graph's name.
+        graph: String,
+        /// The graph's inputs, comma-separated.
+        inputs: String,
+    },
+    /// `--input` binds the same name twice.
+    #[error("input `{0}` is given twice")]
+    DuplicateInput(String),
+    /// An input of the graph has no `--input`.
+    #[error("missing {kind} `{name}` ({ty}): give it with --input {name}=FILE.npy")]
+    MissingInput {
+        /// The input's name.
+        name: String,
+        /// `input`, `param` or `state`.
+        kind: &'static str,
+        /// The type the graph expects.
+        ty: Box<Type>,
+    },
+    /// An `.npy` file's type differs from its input's.
+    #[error("input `{name}` is {expected}, but `{}` holds {found}", path.display())]
+    InputType {
+        /// The input's name.
+        name: String,
+        /// The file given for it.
+        path: PathBuf,
+        /// The type the graph expects.
+        expected: Box<Type>,
+        /// The type of the file's array.
+        found: Box<Type>,
+    },
+    /// The interpreter refused the inputs.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Two results would be written to the same file.
+    #[error("two results would both be written to `{}`", .0.display())]
+    FileClash(PathBuf),
+    /// The output directory could not be created.
+    #[error("cannot create directory `{}`: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// Standard output could not be written.
+    #[error("cannot write to standard output: {0}")]
+    Stdout(io::Error),
+}
+
+impl CliError {
+    /// What is printed on stderr: `error: ` and the message on one line, or the report of a
+    /// parse error, which shows the offending line.
+    pub fn report(&self) -> String {
+        match self {
+            CliError::Parse(report) => report.clone(),
+            e => format!("error: {e}"),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The `kiln` command line: argument parsing, dispatch and error reporting.
+//!
+//! Every user error (a malformed graph, a missing or malformed file, inputs that do not fit the
+//! graph) is a [`CliError`], printed on stderr as `error: ...`, and the exit status is 2, the
+//! status clap gives malformed arguments. Nothing a user gives reaches a panic.
+
+mod dump;
+mod error;
+mod output;
+mod run;
+
+use clap::{Parser, Subcommand};
+use error::CliError;
+use kiln_compiler::{Graph, text};
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// kiln: a static computation-graph compiler for deep learning.
+#[derive(Parser)]
+#[command(name = "kiln", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a graph (a .kir file or a built-in model) as text or as Graphviz.
+    Dump(dump::DumpArgs),
+    /// Evaluate a .kir graph on .npy inputs and write its results as .npy files.
+    Run(run::RunArgs),
+}
+
+/// The exit status of every user error.
+const USER_ERROR: u8 = 2;
+
+/// Runs the command line and gives the process's exit status.
+pub fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Dump(args) => dump::dump(&args),
+        Command::Run(args) => run::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", e.report());
+            ExitCode::from(USER_ERROR)
+        }
+    }
+}
+
+/// Reads and parses the `.kir` file at `path`; a parse error is rendered with `path` as the
+/// file name.
+fn load_kir(path: &Path) -> Result<Graph, CliError> {
+    let src = fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text::parse(&src).map_err(|e| CliError::Parse(e.render(&src, &path.display().to_string())))
+}
+
+/// Writes `s` to stdout. A reader that closes the pipe early (`kiln dump mlp | head`) is not
+/// an error.
+fn print_stdout(s: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Stdout(e)),
+        _ => Ok(()),
+    }
+}

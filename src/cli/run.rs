@@ -1,0 +1,119 @@
+//! `kiln run`: evaluate a graph on `.npy` inputs and write its results as `.npy` files.
+
+use super::{CliError, load_kir, output, print_stdout};
+use clap::Args;
+use kiln_compiler::{Array, Graph, interp};
+use kiln_runtime::npy::read_npy;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `kiln run`.
+#[derive(Args)]
+#[command(after_help = "\
+Each output of the graph is written to DIR/<output>.npy and the new value of each updated \
+param or state to DIR/<state>.next.npy. Everything is computed before anything is written; \
+each file is written atomically, and if any file cannot be written, every file and directory \
+this run created is removed.")]
+pub struct RunArgs {
+    /// The graph, in kiln's text form.
+    #[arg(value_name = "FILE.kir")]
+    graph: PathBuf,
+    /// Binds an input, param or state of the graph to an .npy file; every one needs a binding.
+    #[arg(long = "input", short, value_name = "NAME=PATH.npy", value_parser = parse_binding)]
+    inputs: Vec<(String, PathBuf)>,
+    /// The directory the results are written to; created if missing.
+    #[arg(long, short, value_name = "DIR")]
+    output_dir: PathBuf,
+    /// Evaluate with the reference interpreter. It is the only engine for now, so this is also
+    /// the default; once the JIT lands, the JIT becomes the default and this flag selects the
+    /// interpreter.
+    #[arg(long)]
+    interpret: bool,
+}
+
+/// `NAME=PATH` as given to `--input`.
+fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected NAME=PATH.npy, found `{s}`")),
+    }
+}
+
+/// Runs the graph `args` names and writes its results.
+pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    let g = load_kir(&args.graph)?;
+    let inputs = read_inputs(&g, &args.inputs)?;
+    let evaluation = interp::run(&g, &inputs)?;
+    let dir = &args.output_dir;
+    let files: Vec<(PathBuf, &Array)> = (evaluation.outputs.iter())
+        .map(|(name, a)| (dir.join(format!("{name}.npy")), a))
+        .chain(
+            (evaluation.updates.iter()).map(|(name, a)| (dir.join(format!("{name}.next.npy")), a)),
+        )
+        .collect();
+    let mut seen = HashSet::new();
+    if let Some((clash, _)) = files.iter().find(|(path, _)| !seen.insert(path)) {
+        return Err(CliError::FileClash(clash.clone()));
+    }
+    output::write_all(dir, &files)?;
+    let summary: String = files
+        .iter()
+        .map(|(path, a)| format!("wrote {} ({})\n", path.display(), a.ty()))
+        .collect();
+    print_stdout(&summary)
+}
+
+/// Reads the array bound to each input of `g`, after checking that `bindings` names every
+/// input once and nothing else; each array must have its input's type.
+fn read_inputs(
+    g: &Graph,
+    bindings: &[(String, PathBuf)],
+) -> Result<HashMap<String, Array>, CliError> {
+    let mut files: HashMap<&str, &Path> = HashMap::new();
+    for (name, path) in bindings {
+        if g.input(name).is_none() {
+            return Err(unknown_input(g, name));
+        }
+        if files.insert(name, path).is_some() {
+            return Err(CliError::DuplicateInput(name.clone()));
+        }
+    }
+    let mut values = HashMap::new();
+    for id in g.inputs() {
+        let node = g.node(id);
+        let Some((kind, name)) = node.op.as_input() else {
+            continue;
+        };
+        let Some(&path) = files.get(name) else {
+            return Err(CliError::MissingInput {
+                name: name.to_string(),
+                kind: kind.mnemonic(),
+                ty: Box::new(node.ty.clone()),
+            });
+        };
+        let a = read_npy(path)?;
+        if a.ty() != node.ty {
+            return Err(CliError::InputType {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+                expected: Box::new(node.ty.clone()),
+                found: Box::new(a.ty()),
+            });
+        }
+        values.insert(name.to_string(), a);
+    }
+    Ok(values)
+}
+
+fn unknown_input(g: &Graph, name: &str) -> CliError {
+    let inputs: Vec<&str> = (g.inputs().into_iter())
+        .filter_map(|id| g.node(id).op.as_input().map(|(_, n)| n))
+        .collect();
+    CliError::UnknownInput {
+        name: name.to_string(),
+        graph: g.name().to_string(),
+        inputs: inputs.join(", "),
+    }
+}

@@ -1,0 +1,333 @@
+//! The `kiln` binary end to end: `kiln dump` and `kiln run` on the fixtures, and every user
+//! error exiting with status 2, one `error:` line and no output left behind.
+
+use kiln::compiler::Array;
+use kiln::runtime::npy::{read_npy, write_npy};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+/// What a run of `kiln` printed and returned.
+struct Outcome {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `kiln` with `args` from the package root (so fixture paths in messages are relative);
+/// `tmp` is replaced by `[TMP]` in what it prints.
+fn kiln(args: &[&str], tmp: Option<&TempDir>) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("kiln runs");
+    let redact = |bytes: &[u8]| {
+        let s = String::from_utf8_lossy(bytes).into_owned();
+        match tmp {
+            Some(t) => s.replace(&t.path().display().to_string(), "[TMP]"),
+            None => s,
+        }
+    };
+    Outcome {
+        status: out.status.code(),
+        stdout: redact(&out.stdout),
+        stderr: redact(&out.stderr),
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `kiln run` on the example graph with `inputs` (`NAME=PATH` each) into `tmp/out`.
+fn run_example(tmp: &TempDir, inputs: &[&str]) -> Outcome {
+    let dir = tmp.path().join("out");
+    let mut args = vec![
+        "run",
+        "tests/fixtures/example.kir",
+        "--output-dir",
+        path_str(&dir),
+    ];
+    for i in inputs {
+        args.extend(["--input", i]);
+    }
+    kiln(&args, Some(tmp))
+}
+
+const X: &str = "x=tests/fixtures/example_x.npy";
+const Y: &str = "y=tests/fixtures/example_y.npy";
+
+/// Asserts a user error: status 2, nothing on stdout, one `error:` line on stderr, and no
+/// output directory; gives the message.
+fn user_error(out: &Outcome, tmp: &TempDir) -> String {
+    assert_eq!(out.status, Some(2), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        !tmp.path().join("out").exists(),
+        "a run that failed left output"
+    );
+    out.stderr.trim_end().to_string()
+}
+
+#[test]
+fn dump_prints_a_kir_file_back_unchanged() {
+    let src = fs::read_to_string("tests/fixtures/example.kir").unwrap();
+    for extra in [
+        &[][..],
+        &["--no-locations"],
+        &["--stage", "source", "--format", "text"],
+    ] {
+        let mut args = vec!["dump", "tests/fixtures/example.kir"];
+        args.extend(extra);
+        let out = kiln(&args, None);
+        assert_eq!(out.status, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, src);
+    }
+}
+
+#[test]
+fn dump_draws_a_kir_file_as_graphviz() {
+    let out = kiln(
+        &["dump", "tests/fixtures/example.kir", "--format", "dot"],
+        None,
+    );
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    insta::assert_snapshot!("example_dot", out.stdout);
+}
+
+#[test]
+fn dump_prints_the_builtin_mlp() {
+    let out = kiln(&["dump", "mlp", "--no-locations"], None);
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    assert!(out.stdout.starts_with("graph mlp {\n"), "{}", out.stdout);
+    insta::assert_snapshot!("mlp_text", out.stdout);
+    let out = kiln(&["dump", "mlp"], None);
+    assert!(out.stdout.contains("loc(\"frontend/src/"), "{}", out.stdout);
+}
+
+#[test]
+fn dump_draws_the_builtin_mlp_node_for_node() {
+    let text = kiln(&["dump", "mlp"], None).stdout;
+    let out = kiln(&["dump", "mlp", "--format", "dot"], None);
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("digraph \"mlp\" {\n"),
+        "{}",
+        out.stdout
+    );
+    let count = |s: &str, pat: &str| s.lines().filter(|l| l.contains(pat)).count();
+    assert_eq!(count(&out.stdout, "[label=\"%"), count(&text, "  %"));
+    assert_eq!(count(&out.stdout, "-> output"), count(&text, "  output "));
+}
+
+#[test]
+fn dump_lists_the_builtins_for_an_unknown_name() {
+    let out = kiln(&["dump", "resnet"], None);
+    assert_eq!(out.status, Some(2));
+    insta::assert_snapshot!(out.stderr, @"error: `resnet` is neither a file nor a built-in model (built-in models: mlp)");
+}
+
+#[test]
+fn dump_lists_the_stages_for_an_unknown_stage() {
+    let out = kiln(&["dump", "mlp", "--stage", "grad"], None);
+    assert_eq!(out.status, Some(2));
+    let first = out.stderr.lines().take(2).collect::<Vec<_>>().join("\n");
+    insta::assert_snapshot!(first, @r"
+    error: invalid value 'grad' for '--stage <STAGE>'
+      [possible values: source]
+    ");
+}
+
+/// `kiln run` on the example matches NumPy's `np.tanh(x @ y) ** 2` within 1e-6 absolute.
+///
+/// Each element is a 3-term `f32` dot product followed by `tanh` and a square, so it lies in
+/// [0, 1], where an `f32` ulp is at most 6e-8. NumPy rounds every product and sum of the dot in
+/// `f32`; the interpreter accumulates in `f64` and rounds once; the two `tanh`s may differ by an
+/// ulp, and the square at most doubles an error. With these inputs (`sum |x_i y_i| < 5`) the
+/// difference stays within a few ulp (8e-8 measured); 1e-6, about 16 ulp at 1, leaves room for
+/// other summation orders, while any real mistake (a swapped operand, a missing op) moves
+/// values by far more.
+#[test]
+fn run_matches_numpy() {
+    let tmp = TempDir::new().unwrap();
+    let out = run_example(&tmp, &[X, Y]);
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "wrote [TMP]/out/out.npy (f32[4,2])\n");
+    let got = read_npy(tmp.path().join("out/out.npy")).unwrap();
+    let want = read_npy("tests/fixtures/example_out.npy").unwrap();
+    assert_eq!(got.shape(), want.shape());
+    let (got, want) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-6, "element {i}: kiln {g}, NumPy {w}");
+    }
+    let files: Vec<_> = fs::read_dir(tmp.path().join("out")).unwrap().collect();
+    assert_eq!(files.len(), 1, "only out.npy is written");
+}
+
+#[test]
+fn run_accepts_interpret_and_writes_updates_beside_outputs() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("step.kir");
+    let src = "graph step {\n  %w = param \"w\" : f32[2]\n  %0 = neg %w : f32[2]\n  \
+               output y = %0\n  update w <- %0\n}\n";
+    fs::write(&kir, src).unwrap();
+    let w = tmp.path().join("w.npy");
+    write_npy(&w, &Array::from_f32([2], vec![1.0, -2.0]).unwrap()).unwrap();
+    let dir = tmp.path().join("out/nested");
+    let binding = format!("w={}", w.display());
+    let args = [
+        "run",
+        path_str(&kir),
+        "-i",
+        &binding,
+        "-o",
+        path_str(&dir),
+        "--interpret",
+    ];
+    let out = kiln(&args, Some(&tmp));
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    let want = Array::from_f32([2], vec![-1.0, 2.0]).unwrap();
+    assert_eq!(read_npy(dir.join("y.npy")).unwrap(), want);
+    assert_eq!(read_npy(dir.join("w.next.npy")).unwrap(), want);
+}
+
+#[test]
+fn run_reports_a_missing_graph_file() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("out");
+    let out = kiln(&["run", "nope.kir", "-o", path_str(&dir)], Some(&tmp));
+    insta::assert_snapshot!(user_error(&out, &tmp), @"error: cannot read `nope.kir`: No such file or directory (os error 2)");
+}
+
+#[test]
+fn run_renders_a_parse_error_with_the_file_name() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("bad.kir");
+    fs::write(
+        &kir,
+        "graph bad {\n  %x = input \"x\" : f32[2]\n  %0 = frobnicate %x : f32[2]\n}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().join("out");
+    let out = kiln(&["run", path_str(&kir), "-o", path_str(&dir)], Some(&tmp));
+    assert_eq!(out.status, Some(2));
+    assert!(out.stderr.contains("[TMP]/bad.kir:3:"), "{}", out.stderr);
+    assert!(!dir.exists());
+    insta::assert_snapshot!("parse_error", out.stderr);
+}
+
+#[test]
+fn run_reports_a_missing_input() {
+    let tmp = TempDir::new().unwrap();
+    let msg = user_error(&run_example(&tmp, &[X]), &tmp);
+    insta::assert_snapshot!(msg, @"error: missing input `y` (f32[3,2]): give it with --input y=FILE.npy");
+}
+
+#[test]
+fn run_reports_an_extra_input() {
+    let tmp = TempDir::new().unwrap();
+    let msg = user_error(
+        &run_example(&tmp, &[X, Y, "z=tests/fixtures/example_x.npy"]),
+        &tmp,
+    );
+    insta::assert_snapshot!(msg, @"error: `z` is not an input of graph `example` (its inputs: x, y)");
+}
+
+#[test]
+fn run_reports_an_input_given_twice() {
+    let tmp = TempDir::new().unwrap();
+    let msg = user_error(&run_example(&tmp, &[X, Y, X]), &tmp);
+    insta::assert_snapshot!(msg, @"error: input `x` is given twice");
+}
+
+#[test]
+fn run_reports_a_type_mismatch() {
+    let tmp = TempDir::new().unwrap();
+    let msg = user_error(
+        &run_example(&tmp, &["x=tests/fixtures/example_y.npy", Y]),
+        &tmp,
+    );
+    insta::assert_snapshot!(msg, @"error: input `x` is f32[4,3], but `tests/fixtures/example_y.npy` holds f32[3,2]");
+}
+
+#[test]
+fn run_reports_a_missing_npy_file() {
+    let tmp = TempDir::new().unwrap();
+    let msg = user_error(&run_example(&tmp, &[X, "y=nope.npy"]), &tmp);
+    insta::assert_snapshot!(msg, @"error: cannot read `nope.npy`: No such file or directory (os error 2)");
+}
+
+#[test]
+fn run_reports_a_malformed_npy_file() {
+    let tmp = TempDir::new().unwrap();
+    let msg = user_error(
+        &run_example(&tmp, &[X, "y=tests/fixtures/example.kir"]),
+        &tmp,
+    );
+    insta::assert_snapshot!(msg, @r"error: `tests/fixtures/example.kir` is not a valid npy file: it does not start with \x93NUMPY");
+}
+
+#[test]
+fn run_reports_an_output_directory_it_cannot_create() {
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("file"), b"").unwrap();
+    let dir = tmp.path().join("file/out");
+    let args = [
+        "run",
+        "tests/fixtures/example.kir",
+        "-i",
+        X,
+        "-i",
+        Y,
+        "-o",
+        path_str(&dir),
+    ];
+    let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
+    insta::assert_snapshot!(msg, @"error: cannot create directory `[TMP]/file/out`: Not a directory (os error 20)");
+}
+
+#[test]
+fn a_failed_write_removes_everything_the_run_created() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("two.kir");
+    let src = "graph two {\n  %x = input \"x\" : f32[4,3]\n  %0 = neg %x : f32[4,3]\n  \
+               output a = %x\n  output b = %0\n}\n";
+    fs::write(&kir, src).unwrap();
+    // `b.npy` is a non-empty directory: `a.npy` is written and must then be removed again.
+    let dir = tmp.path().join("out");
+    fs::create_dir_all(dir.join("b.npy/keep")).unwrap();
+    let args = ["run", path_str(&kir), "-i", X, "-o", path_str(&dir)];
+    let out = kiln(&args, Some(&tmp));
+    assert_eq!(out.status, Some(2));
+    assert!(
+        out.stderr
+            .starts_with("error: cannot write `[TMP]/out/b.npy`"),
+        "{}",
+        out.stderr
+    );
+    let left: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left, vec![dir.join("b.npy")]);
+}
+
+#[test]
+fn run_refuses_results_that_would_share_a_file() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("clash.kir");
+    let src = "graph clash {\n  %w = param \"w\" : f32[2]\n  %0 = neg %w : f32[2]\n  \
+               output w.next = %0\n  update w <- %0\n}\n";
+    fs::write(&kir, src).unwrap();
+    let w = tmp.path().join("w.npy");
+    write_npy(&w, &Array::from_f32([2], vec![1.0, -2.0]).unwrap()).unwrap();
+    let binding = format!("w={}", w.display());
+    let dir = tmp.path().join("out");
+    let args = ["run", path_str(&kir), "-i", &binding, "-o", path_str(&dir)];
+    let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
+    insta::assert_snapshot!(msg, @"error: two results would both be written to `[TMP]/out/w.next.npy`");
+}
