@@ -133,12 +133,12 @@ fn dump_lists_the_builtins_for_an_unknown_name() {
 
 #[test]
 fn dump_lists_the_stages_for_an_unknown_stage() {
-    let out = kiln(&["dump", "mlp", "--stage", "grad"], None);
+    let out = kiln(&["dump", "mlp", "--stage", "fused"], None);
     assert_eq!(out.status, Some(2));
     let first = out.stderr.lines().take(2).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!(first, @r"
-    error: invalid value 'grad' for '--stage <STAGE>'
-      [possible values: source]
+    error: invalid value 'fused' for '--stage <STAGE>'
+      [possible values: source, grad, train]
     ");
 }
 
@@ -330,4 +330,96 @@ fn run_refuses_results_that_would_share_a_file() {
     let args = ["run", path_str(&kir), "-i", &binding, "-o", path_str(&dir)];
     let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
     insta::assert_snapshot!(msg, @"error: two results would both be written to `[TMP]/out/w.next.npy`");
+}
+
+#[test]
+fn dump_shows_the_grad_and_train_stages_of_the_builtin_mlp() {
+    let grad = kiln(&["dump", "mlp", "--stage", "grad", "--no-locations"], None);
+    assert_eq!(grad.status, Some(0), "{}", grad.stderr);
+    assert!(grad.stdout.starts_with("graph mlp_grad {"));
+    assert!(grad.stdout.contains("output grad_fc1.w = "));
+    let train = kiln(
+        &["dump", "mlp", "--stage", "train", "--optimizer", "adam"],
+        None,
+    );
+    assert_eq!(train.status, Some(0), "{}", train.stderr);
+    assert!(train.stdout.starts_with("graph mlp_train {"));
+    for line in [
+        "update fc1.w <- ",
+        "update fc1.w.m <- ",
+        "update optimizer.step <- ",
+    ] {
+        assert!(train.stdout.contains(line), "{line} missing");
+    }
+}
+
+#[test]
+fn dump_of_a_graph_without_the_loss_names_it() {
+    let out = kiln(
+        &["dump", "tests/fixtures/example.kir", "--stage", "grad"],
+        None,
+    );
+    assert_eq!(out.status, Some(2));
+    insta::assert_snapshot!(out.stderr, @"error: the graph `example` has no output named `loss`");
+}
+
+/// `kiln run --grad out --wrt x,y` on the example gives the analytic gradient of
+/// `sum(tanh(x y)^2)`: with `t = tanh(x y)` and `d = 2 t (1 - t^2)`, `dx = d y^T` and
+/// `dy = x^T d`, computed here in f64. kiln computes in f32; every term is a product of
+/// values below 5 in magnitude summed over 2 or 4 terms, so rounding stays within a few f32
+/// ulp of values below 10, well inside the 1e-5 asked for.
+#[test]
+fn run_writes_gradients_that_match_the_analytic_ones() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("out");
+    let out = kiln(
+        &[
+            "run",
+            "tests/fixtures/example.kir",
+            "--input",
+            X,
+            "--input",
+            Y,
+            "--output-dir",
+            path_str(&dir),
+            "--grad",
+            "out",
+            "--wrt",
+            "x,y",
+        ],
+        Some(&tmp),
+    );
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    let x = read_npy("tests/fixtures/example_x.npy")
+        .unwrap()
+        .to_f64_vec();
+    let y = read_npy("tests/fixtures/example_y.npy")
+        .unwrap()
+        .to_f64_vec();
+    let (n, k, m) = (4, 3, 2);
+    let mut d = vec![0.0; n * m];
+    for i in 0..n {
+        for j in 0..m {
+            let s: f64 = (0..k).map(|l| x[i * k + l] * y[l * m + j]).sum();
+            let t = s.tanh();
+            d[i * m + j] = 2.0 * t * (1.0 - t * t);
+        }
+    }
+    let dx: Vec<f64> = (0..n * k)
+        .map(|e| {
+            (0..m)
+                .map(|j| d[(e / k) * m + j] * y[(e % k) * m + j])
+                .sum()
+        })
+        .collect();
+    let dy: Vec<f64> = (0..k * m)
+        .map(|e| (0..n).map(|i| x[i * k + e / m] * d[i * m + e % m]).sum())
+        .collect();
+    for (name, want) in [("grad_x", dx), ("grad_y", dy)] {
+        let got = read_npy(dir.join(format!("{name}.npy"))).unwrap();
+        assert_eq!(got.dtype(), kiln::compiler::DType::F32);
+        for (i, (g, w)) in got.to_f64_vec().iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5, "{name}[{i}]: kiln {g}, analytic {w}");
+        }
+    }
 }

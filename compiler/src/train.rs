@@ -3,21 +3,30 @@
 //! fuse as a whole.
 
 use crate::autodiff::{GradError, grad};
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Graph, GraphError, NodeId};
 use crate::infer::TypeError;
 use crate::op::InputKind;
 use crate::optim::Optimizer;
+use crate::types::Type;
 
-/// Why a training step cannot be built from a model.
+/// Why a gradient or a training step cannot be built from a graph.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TrainError {
-    /// The model has no output of the loss's name.
-    #[error("the model `{model}` has no output named `{loss}`")]
-    NoLoss {
-        /// The model's name.
-        model: String,
+    /// The graph has no output of that name.
+    #[error("the graph `{graph}` has no output named `{output}`")]
+    NoOutput {
+        /// The graph's name.
+        graph: String,
         /// The name asked for.
-        loss: String,
+        output: String,
+    },
+    /// The graph has no input of that name.
+    #[error("the graph `{graph}` has no input named `{input}`")]
+    NoInput {
+        /// The graph's name.
+        graph: String,
+        /// The name asked for.
+        input: String,
     },
     /// The loss is not a float scalar.
     #[error("the loss `{name}` must be an f32[] or f64[] scalar, found {ty}")]
@@ -25,11 +34,14 @@ pub enum TrainError {
         /// The loss output's name.
         name: String,
         /// Its type.
-        ty: crate::types::Type,
+        ty: Box<Type>,
     },
     /// The model has no `param` inputs to train.
-    #[error("the model `{0}` has no parameters to train")]
+    #[error("the graph `{0}` has no parameters to train")]
     NoParams(String),
+    /// A gradient output's name is taken.
+    #[error("cannot name the gradient: {0}")]
+    Name(#[from] GraphError),
     /// Differentiation failed.
     #[error(transparent)]
     Grad(#[from] GradError),
@@ -38,19 +50,38 @@ pub enum TrainError {
     Optimizer(#[from] TypeError),
 }
 
-/// The prefix of the outputs [`grad_graph`] adds: `grad.w1` is the gradient of `w1`.
-pub const GRAD_PREFIX: &str = "grad.";
+/// The prefix of gradient outputs: `grad_w1` is the gradient with respect to `w1`.
+pub const GRAD_PREFIX: &str = "grad_";
 
-/// `model` with the gradient of its output `loss` with respect to each parameter added as the
-/// output `grad.<param>`.
+/// `g` with the gradient of `sum(of)` with respect to each input named in `wrt` added as the
+/// output `grad_<name>`.
+pub fn gradients(g: &Graph, of: &str, wrt: &[&str]) -> Result<Graph, TrainError> {
+    let ids = wrt
+        .iter()
+        .map(|&name| {
+            g.input(name).ok_or_else(|| TrainError::NoInput {
+                graph: g.name().into(),
+                input: name.into(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = g.clone();
+    let of = output(g, of)?;
+    let grads = grad(&mut out, of, &ids)?;
+    for (name, d) in wrt.iter().zip(grads) {
+        out.set_output(format!("{GRAD_PREFIX}{name}"), d)?;
+    }
+    Ok(out)
+}
+
+/// `model` with the gradient of its scalar output `loss` with respect to each parameter added
+/// as the output `grad_<param>`.
 pub fn grad_graph(model: &Graph, loss: &str) -> Result<Graph, TrainError> {
     let (mut g, pairs) = differentiate(model, loss)?;
     g.set_name(format!("{}_grad", model.name()));
     for (p, d) in pairs {
         let name = g.node(p).name.clone().unwrap_or_default();
-        // Parameter names are identifiers, so the prefixed name is one too, and unique.
-        g.set_output(format!("{GRAD_PREFIX}{name}"), d)
-            .expect("gradient output names are fresh identifiers");
+        g.set_output(format!("{GRAD_PREFIX}{name}"), d)?;
     }
     Ok(g)
 }
@@ -65,18 +96,23 @@ pub fn train_step(model: &Graph, loss: &str, optimizer: &Optimizer) -> Result<Gr
     Ok(g)
 }
 
-/// A copy of `model` with the gradient of `loss` appended, and the `(param, gradient)` pairs.
+fn output(g: &Graph, name: &str) -> Result<NodeId, TrainError> {
+    g.output(name).ok_or_else(|| TrainError::NoOutput {
+        graph: g.name().into(),
+        output: name.into(),
+    })
+}
+
+/// A copy of `model` with the gradient of the scalar `loss` with respect to every parameter
+/// appended, and the `(param, gradient)` pairs.
 fn differentiate(model: &Graph, loss: &str) -> Result<(Graph, Vec<(NodeId, NodeId)>), TrainError> {
     let mut g = model.clone();
-    let l = g.output(loss).ok_or_else(|| TrainError::NoLoss {
-        model: model.name().into(),
-        loss: loss.into(),
-    })?;
+    let l = output(&g, loss)?;
     let ty = g.node(l).ty.clone();
     if ty.rank() != 0 || !ty.dtype.is_float() {
         return Err(TrainError::LossNotScalar {
             name: loss.into(),
-            ty,
+            ty: Box::new(ty),
         });
     }
     let params = g.inputs_of(InputKind::Param);

@@ -1,8 +1,10 @@
 //! `kiln dump`: print a graph at a stage of the pipeline, as text or as Graphviz.
 
+use super::optimizer::OptimizerArg;
 use super::{CliError, load_kir, print_stdout};
 use clap::{Args, ValueEnum};
 use kiln_compiler::text::{PrintOptions, print_with};
+use kiln_compiler::train::{grad_graph, train_step};
 use kiln_compiler::{Graph, dot::to_dot};
 use kiln_frontend::models::builtin;
 use std::path::Path;
@@ -22,6 +24,12 @@ pub struct DumpArgs {
     /// Leave out each node's source location (text format).
     #[arg(long)]
     no_locations: bool,
+    /// The output differentiated at the grad and train stages.
+    #[arg(long, default_value = "loss", value_name = "OUTPUT")]
+    loss: String,
+    /// The optimizer the train stage appends.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
+    optimizer: OptimizerArg,
 }
 
 /// A point of the pipeline whose graph `kiln dump` can show.
@@ -29,6 +37,11 @@ pub struct DumpArgs {
 pub enum Stage {
     /// The graph as parsed or built, before any transformation.
     Source,
+    /// The source graph with the gradient of the loss with respect to every parameter added
+    /// as outputs `grad_<param>`.
+    Grad,
+    /// The whole training step: forward pass, gradients and the optimizer's updates.
+    Train,
 }
 
 /// An output format of `kiln dump`.
@@ -45,6 +58,8 @@ pub fn dump(args: &DumpArgs) -> Result<(), CliError> {
     let source = load(&args.target)?;
     let g = match args.stage {
         Stage::Source => source,
+        Stage::Grad => grad_graph(&source, &args.loss)?,
+        Stage::Train => train_step(&source, &args.loss, &args.optimizer.optimizer())?,
     };
     let mut out = match args.format {
         Format::Text => print_with(

@@ -2,6 +2,7 @@
 
 use kiln_compiler::Type;
 use kiln_compiler::interp::RunError;
+use kiln_compiler::train::TrainError;
 use kiln_frontend::models::BUILTINS;
 use kiln_runtime::npy::NpyError;
 use std::io;
@@ -65,6 +66,9 @@ pub enum CliError {
         /// The type of the file's array.
         found: Box<Type>,
     },
+    /// A gradient or training step cannot be built from the graph.
+    #[error(transparent)]
+    Train(#[from] TrainError),
     /// The interpreter refused the inputs.
     #[error(transparent)]
     Run(#[from] RunError),

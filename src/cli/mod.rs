@@ -6,6 +6,7 @@
 
 mod dump;
 mod error;
+mod optimizer;
 mod output;
 mod run;
 

@@ -2,6 +2,7 @@
 
 use super::{CliError, load_kir, output, print_stdout};
 use clap::Args;
+use kiln_compiler::train::gradients;
 use kiln_compiler::{Array, Graph, interp};
 use kiln_runtime::npy::read_npy;
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,18 @@ pub struct RunArgs {
     /// The directory the results are written to; created if missing.
     #[arg(long, short, value_name = "DIR")]
     output_dir: PathBuf,
+    /// Also compute the gradient of the sum of this output, written as DIR/grad_<NAME>.npy for
+    /// each input named by --wrt.
+    #[arg(long, value_name = "OUTPUT", requires = "wrt")]
+    grad: Option<String>,
+    /// The inputs (data, param or state) to differentiate with respect to.
+    #[arg(
+        long,
+        value_name = "NAME[,NAME]",
+        value_delimiter = ',',
+        requires = "grad"
+    )]
+    wrt: Vec<String>,
     /// Evaluate with the reference interpreter. It is the only engine for now, so this is also
     /// the default; once the JIT lands, the JIT becomes the default and this flag selects the
     /// interpreter.
@@ -43,7 +56,11 @@ fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
 
 /// Runs the graph `args` names and writes its results.
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
-    let g = load_kir(&args.graph)?;
+    let mut g = load_kir(&args.graph)?;
+    if let Some(of) = &args.grad {
+        let wrt: Vec<&str> = args.wrt.iter().map(String::as_str).collect();
+        g = gradients(&g, of, &wrt)?;
+    }
     let inputs = read_inputs(&g, &args.inputs)?;
     let evaluation = interp::run(&g, &inputs)?;
     let dir = &args.output_dir;

@@ -1,0 +1,32 @@
+//! The optimizer chosen on the command line.
+
+use clap::ValueEnum;
+use kiln_compiler::optim::Optimizer;
+
+/// An optimizer named on the command line, with kiln's default hyperparameters.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerArg {
+    /// Plain stochastic gradient descent.
+    Sgd,
+    /// SGD with momentum 0.9.
+    Momentum,
+    /// SGD with Nesterov momentum 0.9.
+    Nesterov,
+    /// Adam (betas 0.9, 0.999).
+    Adam,
+    /// Adam with decoupled weight decay 0.01.
+    Adamw,
+}
+
+impl OptimizerArg {
+    /// The optimizer, at its default learning rate (SGD and momentum 0.1, Adam 0.001).
+    pub fn optimizer(self) -> Optimizer {
+        match self {
+            OptimizerArg::Sgd => Optimizer::sgd(0.1),
+            OptimizerArg::Momentum => Optimizer::momentum(0.1, false),
+            OptimizerArg::Nesterov => Optimizer::momentum(0.1, true),
+            OptimizerArg::Adam => Optimizer::adam(1e-3),
+            OptimizerArg::Adamw => Optimizer::adamw(1e-3),
+        }
+    }
+}
