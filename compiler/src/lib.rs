@@ -11,6 +11,7 @@ pub mod dot;
 pub mod graph;
 pub mod infer;
 pub mod interp;
+pub mod kernel;
 pub mod op;
 pub mod optim;
 pub mod text;

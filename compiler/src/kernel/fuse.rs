@@ -1,0 +1,758 @@
+//! Fusion: from a graph to a [`Program`] of kernels.
+//!
+//! Which values live in memory decides everything else. A value is *materialized* (gets a
+//! buffer) when it is an input, a non-splat constant, an output or an update, a matrix product
+//! or a scatter (and their operands, unless a matrix operand is a strided view of a buffer), or
+//! when a reduction cannot be computed where it is needed (see below). In the unfused mode every
+//! value is materialized, so each primitive is one kernel.
+//!
+//! Each materialized value that is not an input or constant is the root of one kernel. The
+//! kernel computes the root's expression with everything that is not materialized inlined:
+//! elementwise ops as expressions, views as index arithmetic, and each reduction as a stage
+//! computed once per outer index. The root's shape is split into outer loops and the loops of
+//! the final store stage at the deepest point where every reduction's index depends on outer
+//! variables only. A reduction needed at an index that varies inside another stage (a reduction
+//! of reductions) cannot be a stage there: the input of the enclosing reduction is then
+//! materialized, and planning starts again.
+
+use super::index::{Index, flatten, unflatten};
+use super::{
+    Buffer, BufferId, Cond, DotKernel, Expr, ExprId, Kernel, LoopKernel, Matrix, Program, Role,
+    ScatterKernel, Stage, StageKind, Store, Var,
+};
+use crate::graph::{Graph, NodeId};
+use crate::op::{InputKind, Op};
+use crate::types::{DType, Shape};
+use smallvec::SmallVec;
+use std::collections::{HashMap, HashSet};
+
+/// Compiles `g` to kernels: fused, or one kernel per primitive when `fuse` is false.
+pub fn lower(g: &Graph, fuse: bool) -> Program {
+    let mut materialized = initial(g, fuse);
+    loop {
+        match Planner::new(g, &materialized).plan() {
+            Ok(p) => return in_place_updates(p),
+            Err(Restart(node)) => {
+                let fresh = materialized.insert(node);
+                assert!(fresh, "planning restarted on an already materialized node");
+            }
+        }
+    }
+}
+
+/// Planning must start again with this node materialized.
+struct Restart(NodeId);
+
+/// The value of a constant node if all its elements are bitwise equal.
+fn splat(op: &Op) -> Option<f64> {
+    let Op::Constant(a) = op else { return None };
+    let first = a.data().get_f64(0);
+    let all_equal = (0..a.numel()).all(|i| a.data().get_f64(i).to_bits() == first.to_bits());
+    (a.numel() > 0 && all_equal).then_some(first)
+}
+
+/// The nodes some output or update needs.
+fn needed(g: &Graph) -> HashSet<NodeId> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<NodeId> = g
+        .outputs()
+        .iter()
+        .chain(g.updates())
+        .map(|&(_, id)| id)
+        .collect();
+    while let Some(id) = stack.pop() {
+        if seen.insert(id) {
+            stack.extend(g.operands(id));
+        }
+    }
+    seen
+}
+
+fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
+    let needed = needed(g);
+    let mut m: HashSet<NodeId> = g.inputs().into_iter().collect();
+    m.extend(g.outputs().iter().chain(g.updates()).map(|&(_, id)| id));
+    for &id in &needed {
+        let op = &g.node(id).op;
+        match op {
+            Op::Dot => {
+                m.insert(id);
+            }
+            Op::ScatterAdd { .. } => {
+                m.insert(id);
+                m.extend(g.operands(id));
+            }
+            Op::Constant(_) if splat(op).is_none() => {
+                m.insert(id);
+            }
+            _ if !fuse => {
+                m.insert(id);
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+struct Planner<'g> {
+    g: &'g Graph,
+    materialized: &'g HashSet<NodeId>,
+    buffer_of: HashMap<NodeId, BufferId>,
+    buffers: Vec<Buffer>,
+}
+
+impl<'g> Planner<'g> {
+    fn new(g: &'g Graph, materialized: &'g HashSet<NodeId>) -> Planner<'g> {
+        Planner {
+            g,
+            materialized,
+            buffer_of: HashMap::new(),
+            buffers: vec![],
+        }
+    }
+
+    fn plan(mut self) -> Result<Program, Restart> {
+        let order: Vec<NodeId> = self
+            .g
+            .topo_order()
+            .into_iter()
+            .filter(|id| self.materialized.contains(id))
+            .collect();
+        for &id in &order {
+            let node = self.g.node(id);
+            let role = match &node.op {
+                Op::Input {
+                    kind: InputKind::Data,
+                    name,
+                    ..
+                } => Role::Input(name.clone()),
+                Op::Input { name, .. } => Role::State(name.clone()),
+                Op::Constant(a) if splat(&node.op).is_none() => Role::Constant(a.clone()),
+                _ => Role::Temp,
+            };
+            self.buffer_of.insert(id, self.buffers.len() as BufferId);
+            self.buffers.push(Buffer {
+                ty: node.ty.clone(),
+                role,
+                node: id,
+            });
+        }
+        let mut kernels = vec![];
+        for &id in &order {
+            let b = self.buffer_of[&id];
+            if self.buffers[b as usize].role != Role::Temp {
+                continue;
+            }
+            kernels.push(match &self.g.node(id).op {
+                Op::Dot => Kernel::Dot(self.dot(id)?),
+                Op::ScatterAdd { axis, .. } => {
+                    let ops = self.g.operands(id);
+                    Kernel::Scatter(ScatterKernel {
+                        indices: self.buffer_of[&ops[0]],
+                        updates: self.buffer_of[&ops[1]],
+                        out: b,
+                        axis: *axis,
+                    })
+                }
+                _ => Kernel::Loop(self.loop_kernel(id)?),
+            });
+        }
+        let outputs = self
+            .g
+            .outputs()
+            .iter()
+            .map(|(n, id)| (n.clone(), self.buffer_of[id]))
+            .collect();
+        let updates = self
+            .g
+            .updates()
+            .iter()
+            .map(|(n, id)| {
+                let state = self.g.input(n).expect("updates name inputs");
+                (n.clone(), self.buffer_of[&state], self.buffer_of[id])
+            })
+            .collect();
+        Ok(Program {
+            name: self.g.name().to_string(),
+            buffers: self.buffers,
+            kernels,
+            outputs,
+            updates,
+        })
+    }
+
+    /// The loop kernel computing root `root`.
+    fn loop_kernel(&self, root: NodeId) -> Result<LoopKernel, Restart> {
+        let shape = self.g.node(root).ty.shape.clone();
+        let n = shape.len();
+        let first = KernelBuilder::build(self, root, &shape, n)?;
+        let split = if first.stages.len() == 1 {
+            n.saturating_sub(1)
+        } else {
+            first.min_level
+        };
+        let k = if split == n {
+            first
+        } else {
+            KernelBuilder::build(self, root, &shape, split)?
+        };
+        Ok(k.finish())
+    }
+
+    /// The matrix product at `id`; its operands must be strided views of buffers.
+    fn dot(&self, id: NodeId) -> Result<DotKernel, Restart> {
+        let ops = self.g.operands(id);
+        let out = self.g.node(id).ty.shape.clone();
+        let r = out.len();
+        let a_shape = &self.g.node(ops[0]).ty.shape;
+        let (m, k, n) = (out[r - 2], a_shape[r - 1], out[r - 1]);
+        Ok(DotKernel {
+            a: self.matrix(ops[0])?,
+            b: self.matrix(ops[1])?,
+            out: self.buffer_of[&id],
+            batch: out[..r - 2].to_vec(),
+            m,
+            k,
+            n,
+        })
+    }
+
+    /// `node` as a strided matrix over a buffer, or a restart materializing it.
+    fn matrix(&self, node: NodeId) -> Result<Matrix, Restart> {
+        let shape = self.g.node(node).ty.shape.clone();
+        let extents: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let index: Vec<Index> = (0..shape.len() as Var).map(Index::var).collect();
+        let (source, offset) = self
+            .view_source(node, index, &extents)
+            .ok_or(Restart(node))?;
+        let affine = offset
+            .terms
+            .iter()
+            .all(|(_, a)| matches!(a, super::Atom::Var(_)));
+        if !affine {
+            return Err(Restart(node));
+        }
+        let stride = |v: usize| offset.stride_of(v as Var).expect("affine");
+        let r = shape.len();
+        Ok(Matrix {
+            buffer: self.buffer_of[&source],
+            offset: offset.constant,
+            batch_strides: (0..r - 2).map(stride).collect(),
+            row_stride: stride(r - 2),
+            col_stride: stride(r - 1),
+        })
+    }
+
+    /// Follows views from `node` at `index` down to a materialized node: that node and the
+    /// flat offset, or `None` if something other than a guard-free view is in the way.
+    fn view_source(
+        &self,
+        node: NodeId,
+        index: Vec<Index>,
+        extents: &[i64],
+    ) -> Option<(NodeId, Index)> {
+        if self.materialized.contains(&node) {
+            return Some((node, flatten(&index, &self.g.node(node).ty.shape)));
+        }
+        let operand = *self.g.operands(node).first()?;
+        let (inner, guards) = view_index(self.g, node, &index, extents)?;
+        guards.is_empty().then_some(())?;
+        self.view_source(operand, inner, extents)
+    }
+}
+
+/// For a view node (not pad with guards, not concat), the index of its operand at which its
+/// element `index` is found, and the conditions under which it is (a pad's). `None` for
+/// non-views.
+fn view_index(
+    g: &Graph,
+    node: NodeId,
+    index: &[Index],
+    extents: &[i64],
+) -> Option<(Vec<Index>, Vec<Cond>)> {
+    let n = g.node(node);
+    let operand = *g.operands(node).first()?;
+    let in_shape: &Shape = &g.node(operand).ty.shape;
+    let out_shape = &n.ty.shape;
+    let mut guards = vec![];
+    let inner: Vec<Index> = match &n.op {
+        Op::Reshape(_) => unflatten(&flatten(index, out_shape), in_shape, extents),
+        Op::Permute(perm) => {
+            let mut v = vec![Index::constant(0); perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                v[p] = index[i].clone();
+            }
+            v
+        }
+        Op::Broadcast(_) => (0..in_shape.len())
+            .map(|i| {
+                if in_shape[i] == 1 {
+                    Index::constant(0)
+                } else {
+                    index[i].clone()
+                }
+            })
+            .collect(),
+        Op::Slice { start, step, .. } => (0..in_shape.len())
+            .map(|i| index[i].scale(step[i] as i64).offset(start[i] as i64))
+            .collect(),
+        Op::Pad { low, interior, .. } => (0..in_shape.len())
+            .map(|i| {
+                let t = index[i].offset(-(low[i] as i64));
+                let every = interior[i] as i64 + 1;
+                let d = in_shape[i] as i64;
+                let covered = d + (d - 1).max(0) * (every - 1);
+                guards.push(Cond::Range {
+                    index: t.clone(),
+                    lo: 0,
+                    hi: covered,
+                });
+                if every > 1 {
+                    guards.push(Cond::Multiple {
+                        index: t.clone(),
+                        of: every,
+                    });
+                }
+                t.div(every, extents)
+            })
+            .collect(),
+        Op::Windows {
+            window,
+            stride,
+            dilation,
+        } => {
+            let k = window.len();
+            let lead = in_shape.len() - k;
+            let mut v: Vec<Index> = index[..lead].to_vec();
+            for i in 0..k {
+                let pos = index[lead + i].scale(stride[i] as i64);
+                v.push(pos.add(&index[lead + k + i].scale(dilation[i] as i64)));
+            }
+            v
+        }
+        _ => return None,
+    };
+    Some((inner, simplify(guards, extents)?))
+}
+
+/// Drops conditions that always hold; `None` if one never holds.
+fn simplify(conds: Vec<Cond>, extents: &[i64]) -> Option<Vec<Cond>> {
+    let mut out = vec![];
+    for c in conds {
+        match &c {
+            Cond::Range { index, lo, hi } => {
+                let (a, b) = index.range(extents);
+                if a >= *lo && b < *hi {
+                    continue;
+                }
+                if b < *lo || a >= *hi {
+                    return None;
+                }
+            }
+            Cond::Multiple { index, of } => {
+                let divides = |k: i64| k % of == 0;
+                if divides(index.constant) && index.terms.iter().all(|(k, _)| divides(*k)) {
+                    continue;
+                }
+            }
+        }
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// Where an expression is being built: the variables of the stage around it, and the input of
+/// the reduction that stage computes (`None` in the final store stage).
+#[derive(Clone)]
+struct Scope {
+    stage_vars: Vec<Var>,
+    reducing: Option<NodeId>,
+}
+
+struct KernelBuilder<'p, 'g> {
+    planner: &'p Planner<'g>,
+    root: NodeId,
+    extents: Vec<i64>,
+    outer: Vec<Var>,
+    exprs: Vec<(Expr, DType)>,
+    memo: HashMap<(NodeId, Vec<Index>, Vec<Cond>), ExprId>,
+    reductions: HashMap<(NodeId, Vec<Index>, Vec<Cond>), ExprId>,
+    consts: HashMap<(u64, DType), ExprId>,
+    stages: Vec<Stage>,
+    scope: Scope,
+    /// The shallowest outer depth at which some reduction's index is invariant.
+    min_level: usize,
+}
+
+impl<'p, 'g> KernelBuilder<'p, 'g> {
+    /// Builds the kernel for `root` with its first `split` axes as outer loops.
+    fn build(
+        planner: &'p Planner<'g>,
+        root: NodeId,
+        shape: &[usize],
+        split: usize,
+    ) -> Result<Self, Restart> {
+        let extents: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let vars: Vec<Var> = (0..shape.len() as Var).collect();
+        let mut b = KernelBuilder {
+            planner,
+            root,
+            extents,
+            outer: vars[..split].to_vec(),
+            exprs: vec![],
+            memo: HashMap::new(),
+            reductions: HashMap::new(),
+            consts: HashMap::new(),
+            stages: vec![],
+            scope: Scope {
+                stage_vars: vars[split..].to_vec(),
+                reducing: None,
+            },
+            min_level: split,
+        };
+        let index: Vec<Index> = vars.iter().map(|&v| Index::var(v)).collect();
+        let value = b.value(root, &index, &[])?;
+        let store = Store {
+            buffer: planner.buffer_of[&root],
+            offset: flatten(&index, shape),
+            value,
+        };
+        b.stages.push(Stage {
+            vars: vars[split..].to_vec(),
+            kind: StageKind::Store(vec![store]),
+        });
+        Ok(b)
+    }
+
+    fn finish(self) -> LoopKernel {
+        let parallel = match (self.outer.first(), self.stages.as_slice()) {
+            (Some(&v), _) => Some(v),
+            (None, [only]) => only.vars.first().copied(),
+            _ => None,
+        };
+        LoopKernel {
+            extents: self.extents,
+            outer: self.outer,
+            stages: self.stages,
+            exprs: self.exprs,
+            parallel,
+        }
+    }
+
+    fn push(&mut self, e: Expr, dtype: DType) -> ExprId {
+        self.exprs.push((e, dtype));
+        (self.exprs.len() - 1) as ExprId
+    }
+
+    fn constant(&mut self, v: f64, dtype: DType) -> ExprId {
+        if let Some(&id) = self.consts.get(&(v.to_bits(), dtype)) {
+            return id;
+        }
+        let id = self.push(Expr::Const(v), dtype);
+        self.consts.insert((v.to_bits(), dtype), id);
+        id
+    }
+
+    fn apply(&mut self, op: Op, args: &[ExprId], dtype: DType) -> ExprId {
+        self.push(
+            Expr::Apply {
+                op,
+                args: args.into(),
+            },
+            dtype,
+        )
+    }
+
+    /// The expression for `node`'s element at `index`, read under `guards`.
+    fn value(&mut self, node: NodeId, index: &[Index], guards: &[Cond]) -> Result<ExprId, Restart> {
+        let key = (node, index.to_vec(), guards.to_vec());
+        if let Some(&id) = self.memo.get(&key) {
+            return Ok(id);
+        }
+        let id = self.compute(node, index, guards)?;
+        self.memo.insert(key, id);
+        Ok(id)
+    }
+
+    fn compute(
+        &mut self,
+        node: NodeId,
+        index: &[Index],
+        guards: &[Cond],
+    ) -> Result<ExprId, Restart> {
+        let g = self.planner.g;
+        let n = g.node(node);
+        let dtype = n.ty.dtype;
+        if node != self.root && self.planner.materialized.contains(&node) {
+            let load = Expr::Load {
+                buffer: self.planner.buffer_of[&node],
+                offset: flatten(index, &n.ty.shape),
+                guards: guards.to_vec(),
+            };
+            return Ok(self.push(load, dtype));
+        }
+        let ops = g.operands(node);
+        match &n.op {
+            Op::Constant(_) => Ok(self.constant(
+                splat(&n.op).expect("non-splat constants are buffers"),
+                dtype,
+            )),
+            Op::Iota { axis, .. } => {
+                let i = self.push(Expr::Index(index[*axis].clone()), DType::I32);
+                Ok(if dtype == DType::I32 {
+                    i
+                } else {
+                    self.apply(Op::Cast(dtype), &[i], dtype)
+                })
+            }
+            Op::Random { stream, .. } => {
+                let seed = self.value(ops[0], &[], guards)?;
+                let at = flatten(index, &n.ty.shape);
+                Ok(self.push(
+                    Expr::Random {
+                        stream: *stream,
+                        seed,
+                        index: at,
+                    },
+                    dtype,
+                ))
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) => {
+                let args = ops
+                    .iter()
+                    .map(|&o| self.value(o, index, guards))
+                    .collect::<Result<SmallVec<[ExprId; 3]>, _>>()?;
+                Ok(self.apply(n.op.clone(), &args, dtype))
+            }
+            Op::Pad { value, .. } => {
+                let Some((inner, conds)) = view_index(g, node, index, &self.extents) else {
+                    return Ok(self.constant(*value, dtype));
+                };
+                if conds.is_empty() {
+                    return self.value(ops[0], &inner, guards);
+                }
+                let all: Vec<Cond> = guards.iter().chain(&conds).cloned().collect();
+                let v = self.value(ops[0], &inner, &all)?;
+                let test = self.push(Expr::Test(conds), DType::Bool);
+                let fill = self.constant(*value, dtype);
+                Ok(self.apply(Op::Select, &[test, v, fill], dtype))
+            }
+            Op::Reshape(_)
+            | Op::Permute(_)
+            | Op::Broadcast(_)
+            | Op::Slice { .. }
+            | Op::Windows { .. } => {
+                let (inner, _) = view_index(g, node, index, &self.extents).expect("a view");
+                self.value(ops[0], &inner, guards)
+            }
+            Op::Concat { axis } => self.concat(node, *axis, index, guards),
+            Op::Gather { axis } => {
+                let idx_rank = g.node(ops[1]).ty.rank();
+                let idx = self.value(ops[1], &index[*axis..axis + idx_rank], guards)?;
+                let extent = g.node(ops[0]).ty.shape[*axis] as i64;
+                let data = Index {
+                    terms: vec![(1, super::Atom::Data { expr: idx, extent })],
+                    constant: 0,
+                };
+                let mut inner: Vec<Index> = index[..*axis].to_vec();
+                inner.push(data);
+                inner.extend_from_slice(&index[axis + idx_rank..]);
+                self.value(ops[0], &inner, guards)
+            }
+            Op::Reduce { op, axes } => self.reduction(node, *op, axes, index, guards),
+            Op::Input { .. } | Op::Dot | Op::ScatterAdd { .. } => {
+                unreachable!("{} is always materialized", n.op.mnemonic())
+            }
+        }
+    }
+
+    fn concat(
+        &mut self,
+        node: NodeId,
+        axis: usize,
+        index: &[Index],
+        guards: &[Cond],
+    ) -> Result<ExprId, Restart> {
+        let g = self.planner.g;
+        let ops = g.operands(node);
+        let dtype = g.node(node).ty.dtype;
+        let mut parts = vec![];
+        let mut offset = 0i64;
+        for &o in &ops {
+            let len = g.node(o).ty.shape[axis] as i64;
+            let cond = Cond::Range {
+                index: index[axis].clone(),
+                lo: offset,
+                hi: offset + len,
+            };
+            let mut inner = index.to_vec();
+            inner[axis] = index[axis].offset(-offset);
+            offset += len;
+            if let Some(conds) = simplify(vec![cond], &self.extents) {
+                parts.push((o, inner, conds));
+            }
+        }
+        let (o, inner, conds) = parts.pop().expect("some operand covers every index");
+        let all: Vec<Cond> = guards.iter().chain(&conds).cloned().collect();
+        let mut acc = self.value(o, &inner, &all)?;
+        while let Some((o, inner, conds)) = parts.pop() {
+            let all: Vec<Cond> = guards.iter().chain(&conds).cloned().collect();
+            let v = self.value(o, &inner, &all)?;
+            let test = self.push(Expr::Test(conds), DType::Bool);
+            acc = self.apply(Op::Select, &[test, v, acc], dtype);
+        }
+        Ok(acc)
+    }
+
+    /// A reduction needed at `index`: a stage computed once per outer index.
+    fn reduction(
+        &mut self,
+        node: NodeId,
+        op: crate::op::ReduceOp,
+        axes: &[usize],
+        index: &[Index],
+        guards: &[Cond],
+    ) -> Result<ExprId, Restart> {
+        let uses_stage_var = |i: &Index| self.scope.stage_vars.iter().any(|&v| i.uses(v));
+        if index.iter().any(uses_stage_var) || index.iter().any(Index::has_data) {
+            return Err(Restart(self.scope.reducing.unwrap_or(node)));
+        }
+        let key = (node, index.to_vec(), guards.to_vec());
+        if let Some(&id) = self.reductions.get(&key) {
+            return Ok(id);
+        }
+        let level = index
+            .iter()
+            .filter_map(Index::max_var)
+            .map(|v| self.outer.iter().position(|&o| o == v).map_or(0, |p| p + 1))
+            .max()
+            .unwrap_or(0);
+        self.min_level = self.min_level.min(level);
+        let g = self.planner.g;
+        let input = g.operands(node)[0];
+        let in_shape = g.node(input).ty.shape.clone();
+        let mut vars = vec![];
+        let mut kept = index.iter();
+        let body_index: Vec<Index> = (0..in_shape.len())
+            .map(|i| {
+                if axes.contains(&i) {
+                    let v = self.extents.len() as Var;
+                    self.extents.push(in_shape[i] as i64);
+                    vars.push(v);
+                    Index::var(v)
+                } else {
+                    kept.next().expect("one index per kept axis").clone()
+                }
+            })
+            .collect();
+        let outer_scope = std::mem::replace(
+            &mut self.scope,
+            Scope {
+                stage_vars: vars.clone(),
+                reducing: Some(input),
+            },
+        );
+        let body = self.value(input, &body_index, guards);
+        self.scope = outer_scope;
+        let body = body?;
+        self.stages.push(Stage {
+            vars,
+            kind: StageKind::Reduce { op, value: body },
+        });
+        let id = self.push(
+            Expr::Reduced((self.stages.len() - 1) as u32),
+            g.node(node).ty.dtype,
+        );
+        self.reductions.insert(key, id);
+        Ok(id)
+    }
+}
+
+/// Makes each update whose kernel can write its new value over the old one do so: the new
+/// value's kernel is a loop kernel that reads the state only at the element it writes, and no
+/// later kernel reads the old value. Other updates keep a separate buffer, copied after a run.
+fn in_place_updates(mut p: Program) -> Program {
+    for u in 0..p.updates.len() {
+        let (_, state, value) = p.updates[u].clone();
+        if state == value || p.buffers[value as usize].role != Role::Temp {
+            continue;
+        }
+        let Some(k) = p.kernels.iter().position(|k| k.writes() == [value]) else {
+            continue;
+        };
+        let Kernel::Loop(lk) = &p.kernels[k] else {
+            continue;
+        };
+        let stores: Vec<&Store> = lk
+            .stages
+            .iter()
+            .flat_map(|s| match &s.kind {
+                StageKind::Store(st) => st.iter().collect(),
+                StageKind::Reduce { .. } => vec![],
+            })
+            .collect();
+        let [store] = stores.as_slice() else { continue };
+        let same_element = lk.exprs.iter().all(|(e, _)| match e {
+            Expr::Load {
+                buffer,
+                offset,
+                guards,
+            } if *buffer == state => *offset == store.offset && guards.is_empty(),
+            _ => true,
+        });
+        let read_later = p.kernels[k + 1..]
+            .iter()
+            .any(|later| later.reads().contains(&state));
+        if !same_element || read_later {
+            continue;
+        }
+        replace_buffer(&mut p, value, state);
+    }
+    p
+}
+
+/// Makes every use of buffer `from` a use of `to`, and removes `from`.
+fn replace_buffer(p: &mut Program, from: BufferId, to: BufferId) {
+    let remap = |b: &mut BufferId| {
+        if *b == from {
+            *b = to;
+        }
+        if *b > from {
+            *b -= 1;
+        }
+    };
+    for k in &mut p.kernels {
+        match k {
+            Kernel::Loop(l) => {
+                for (e, _) in &mut l.exprs {
+                    if let Expr::Load { buffer, .. } = e {
+                        remap(buffer);
+                    }
+                }
+                for s in &mut l.stages {
+                    if let StageKind::Store(stores) = &mut s.kind {
+                        stores.iter_mut().for_each(|st| remap(&mut st.buffer));
+                    }
+                }
+            }
+            Kernel::Dot(d) => {
+                remap(&mut d.a.buffer);
+                remap(&mut d.b.buffer);
+                remap(&mut d.out);
+            }
+            Kernel::Scatter(s) => {
+                remap(&mut s.indices);
+                remap(&mut s.updates);
+                remap(&mut s.out);
+            }
+        }
+    }
+    p.outputs.iter_mut().for_each(|(_, b)| remap(b));
+    for (_, s, v) in &mut p.updates {
+        remap(s);
+        remap(v);
+    }
+    p.buffers.remove(from as usize);
+}

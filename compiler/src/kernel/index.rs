@@ -1,0 +1,365 @@
+//! Index arithmetic: how a kernel's loop variables map to an element of a buffer.
+//!
+//! Views (reshape, permute, broadcast, slice, pad, windows) never copy: composing them gives an
+//! index expression in the loop variables. Every expression is kept in an affine normal form,
+//! `c + sum(k_i * atom_i)`, whose atoms are loop variables, floor divisions and remainders by
+//! positive constants, and clamped data-dependent indices (gather). Division and remainder
+//! simplify away whenever the ranges of the loop variables prove them exact, which is the
+//! common case of reshapes between contiguous layouts.
+
+use std::fmt;
+
+/// A loop variable's number within its kernel.
+pub type Var = u32;
+
+/// A term of an [`Index`]: something that is not a sum.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Atom {
+    /// A loop variable, in `0..extent`.
+    Var(Var),
+    /// `floor(a / d)`, `d > 1`, for `a >= 0`.
+    Div(Box<Index>, i64),
+    /// `a mod d`, `d > 1`, for `a >= 0`.
+    Mod(Box<Index>, i64),
+    /// An index read from data: expression number `expr` of the kernel (an `i32`), clamped into
+    /// `0..extent`.
+    Data {
+        /// The kernel expression holding the index.
+        expr: u32,
+        /// The extent it is clamped to.
+        extent: i64,
+    },
+}
+
+/// An index expression in affine normal form: `constant + sum(coefficient * atom)`, atoms
+/// sorted and distinct, no zero coefficient.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Index {
+    /// Coefficient and atom of each term.
+    pub terms: Vec<(i64, Atom)>,
+    /// The constant term.
+    pub constant: i64,
+}
+
+/// The extents of a kernel's loop variables, for range reasoning (variable `v` is in
+/// `0..extents[v]`).
+pub trait Ranges {
+    /// The extent of loop variable `v`.
+    fn extent(&self, v: Var) -> i64;
+}
+
+impl Ranges for [i64] {
+    fn extent(&self, v: Var) -> i64 {
+        self[v as usize]
+    }
+}
+
+impl Index {
+    /// The constant `c`.
+    pub fn constant(c: i64) -> Index {
+        Index {
+            terms: vec![],
+            constant: c,
+        }
+    }
+
+    /// The loop variable `v`.
+    pub fn var(v: Var) -> Index {
+        Index::atom(Atom::Var(v))
+    }
+
+    fn atom(a: Atom) -> Index {
+        Index {
+            terms: vec![(1, a)],
+            constant: 0,
+        }
+    }
+
+    /// The value, if it does not depend on any variable.
+    pub fn as_constant(&self) -> Option<i64> {
+        self.terms.is_empty().then_some(self.constant)
+    }
+
+    /// `self + other`.
+    pub fn add(&self, other: &Index) -> Index {
+        let mut terms = self.terms.clone();
+        terms.extend(other.terms.iter().cloned());
+        normalize(terms, self.constant + other.constant)
+    }
+
+    /// `self + c`.
+    pub fn offset(&self, c: i64) -> Index {
+        Index {
+            terms: self.terms.clone(),
+            constant: self.constant + c,
+        }
+    }
+
+    /// `self * k`.
+    pub fn scale(&self, k: i64) -> Index {
+        if k == 0 {
+            return Index::constant(0);
+        }
+        Index {
+            terms: self.terms.iter().map(|(c, a)| (c * k, a.clone())).collect(),
+            constant: self.constant * k,
+        }
+    }
+
+    /// The smallest and largest value over all variable values.
+    pub fn range(&self, r: &(impl Ranges + ?Sized)) -> (i64, i64) {
+        let (mut lo, mut hi) = (self.constant, self.constant);
+        for (k, a) in &self.terms {
+            let (alo, ahi) = a.range(r);
+            if *k >= 0 {
+                lo += k * alo;
+                hi += k * ahi;
+            } else {
+                lo += k * ahi;
+                hi += k * alo;
+            }
+        }
+        (lo, hi)
+    }
+
+    /// `floor(self / d)` for `d >= 1`, simplified when the ranges prove it exact.
+    pub fn div(&self, d: i64, r: &(impl Ranges + ?Sized)) -> Index {
+        if d == 1 {
+            return self.clone();
+        }
+        // self = d * q + rest, where q gathers the terms whose coefficient d divides.
+        let (q, rest) = self.split(d);
+        let (lo, hi) = rest.range(r);
+        if lo >= 0 && hi < d {
+            return q;
+        }
+        let (lo, hi) = self.range(r);
+        if lo >= 0 && hi < d {
+            return Index::constant(0);
+        }
+        Index::atom(Atom::Div(Box::new(self.clone()), d))
+    }
+
+    /// `self mod d` for `d >= 1`, simplified when the ranges prove it exact.
+    pub fn rem(&self, d: i64, r: &(impl Ranges + ?Sized)) -> Index {
+        if d == 1 {
+            return Index::constant(0);
+        }
+        let (_, rest) = self.split(d);
+        let (lo, hi) = rest.range(r);
+        if lo >= 0 && hi < d {
+            return rest;
+        }
+        Index::atom(Atom::Mod(Box::new(rest), d))
+    }
+
+    /// `(q, rest)` with `self = d * q + rest`: `q` takes the terms (and the part of the
+    /// constant) that `d` divides, `rest` the others and the constant's remainder.
+    fn split(&self, d: i64) -> (Index, Index) {
+        let mut q = Index::constant(self.constant.div_euclid(d));
+        let mut rest = Index::constant(self.constant.rem_euclid(d));
+        for (k, a) in &self.terms {
+            if k % d == 0 {
+                q.terms.push((k / d, a.clone()));
+            } else {
+                rest.terms.push((*k, a.clone()));
+            }
+        }
+        (q, rest)
+    }
+
+    /// The coefficient of loop variable `v` if the index is affine in it (no division,
+    /// remainder or data index involves `v`), else `None`.
+    pub fn stride_of(&self, v: Var) -> Option<i64> {
+        let mut stride = 0;
+        for (k, a) in &self.terms {
+            match a {
+                Atom::Var(w) if *w == v => stride = *k,
+                Atom::Var(_) => {}
+                Atom::Div(inner, _) | Atom::Mod(inner, _) if inner.uses(v) => return None,
+                Atom::Div(..) | Atom::Mod(..) => {}
+                Atom::Data { .. } => return None,
+            }
+        }
+        Some(stride)
+    }
+
+    /// True if loop variable `v` occurs in the index.
+    pub fn uses(&self, v: Var) -> bool {
+        self.terms.iter().any(|(_, a)| a.uses(v))
+    }
+
+    /// The largest loop variable that occurs, if any.
+    pub fn max_var(&self) -> Option<Var> {
+        self.terms.iter().filter_map(|(_, a)| a.max_var()).max()
+    }
+
+    /// True if a data-dependent index occurs.
+    pub fn has_data(&self) -> bool {
+        self.terms.iter().any(|(_, a)| a.has_data())
+    }
+}
+
+impl Atom {
+    fn range(&self, r: &(impl Ranges + ?Sized)) -> (i64, i64) {
+        match self {
+            Atom::Var(v) => (0, r.extent(*v) - 1),
+            Atom::Div(a, d) => {
+                let (lo, hi) = a.range(r);
+                (lo.div_euclid(*d), hi.div_euclid(*d))
+            }
+            Atom::Mod(a, d) => {
+                let (lo, hi) = a.range(r);
+                if lo >= 0 && hi < *d {
+                    (lo, hi)
+                } else {
+                    (0, d - 1)
+                }
+            }
+            Atom::Data { extent, .. } => (0, extent - 1),
+        }
+    }
+
+    fn uses(&self, v: Var) -> bool {
+        match self {
+            Atom::Var(w) => *w == v,
+            Atom::Div(a, _) | Atom::Mod(a, _) => a.uses(v),
+            Atom::Data { .. } => false,
+        }
+    }
+
+    fn max_var(&self) -> Option<Var> {
+        match self {
+            Atom::Var(w) => Some(*w),
+            Atom::Div(a, _) | Atom::Mod(a, _) => a.max_var(),
+            Atom::Data { .. } => None,
+        }
+    }
+
+    fn has_data(&self) -> bool {
+        match self {
+            Atom::Var(_) => false,
+            Atom::Div(a, _) | Atom::Mod(a, _) => a.has_data(),
+            Atom::Data { .. } => true,
+        }
+    }
+}
+
+/// Sorts terms, merges equal atoms and drops zero coefficients.
+fn normalize(mut terms: Vec<(i64, Atom)>, constant: i64) -> Index {
+    terms.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut out: Vec<(i64, Atom)> = Vec::with_capacity(terms.len());
+    for (k, a) in terms {
+        match out.last_mut() {
+            Some((k0, a0)) if *a0 == a => *k0 += k,
+            _ => out.push((k, a)),
+        }
+    }
+    out.retain(|(k, _)| *k != 0);
+    Index {
+        terms: out,
+        constant,
+    }
+}
+
+/// Row-major flattening: `sum(index[i] * stride[i])` for a shape's strides.
+pub fn flatten(index: &[Index], shape: &[usize]) -> Index {
+    let strides = crate::types::strides(shape);
+    index
+        .iter()
+        .zip(&strides)
+        .fold(Index::constant(0), |acc, (i, &s)| {
+            acc.add(&i.scale(s as i64))
+        })
+}
+
+/// The multi-index of a row-major flat index into `shape`.
+pub fn unflatten(flat: &Index, shape: &[usize], r: &(impl Ranges + ?Sized)) -> Vec<Index> {
+    let strides = crate::types::strides(shape);
+    shape
+        .iter()
+        .zip(&strides)
+        .map(|(&d, &s)| flat.div(s as i64, r).rem(d as i64, r))
+        .collect()
+}
+
+impl fmt::Display for Index {
+    /// `o0*10 + i0 + 3`, `(o0*10 + i0) / 7`, `(..) % 7`, `data(e4)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (k, a) in &self.terms {
+            if !first {
+                f.write_str(if *k < 0 { " - " } else { " + " })?;
+            } else if *k < 0 {
+                f.write_str("-")?;
+            }
+            first = false;
+            write!(f, "{a}")?;
+            if k.abs() != 1 {
+                write!(f, "*{}", k.abs())?;
+            }
+        }
+        if first {
+            write!(f, "{}", self.constant)
+        } else if self.constant != 0 {
+            let sign = if self.constant < 0 { "-" } else { "+" };
+            write!(f, " {sign} {}", self.constant.abs())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Var(v) => write!(f, "v{v}"),
+            Atom::Div(a, d) => write!(f, "({a})/{d}"),
+            Atom::Mod(a, d) => write!(f, "({a})%{d}"),
+            Atom::Data { expr, extent } => write!(f, "clamp(e{expr}, {extent})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_round_trips_simplify_away() {
+        // [4,6] -> flat -> [2,12] -> flat -> [4,6]: the indices come back unchanged.
+        let extents: [i64; 2] = [4, 6];
+        let r = &extents[..];
+        let idx = [Index::var(0), Index::var(1)];
+        let flat = flatten(&idx, &[4, 6]);
+        assert_eq!(flat.to_string(), "v0*6 + v1");
+        let mid = unflatten(&flat, &[2, 12], r);
+        let back = unflatten(&flatten(&mid, &[2, 12]), &[4, 6], r);
+        assert_eq!(back, idx.to_vec());
+    }
+
+    #[test]
+    fn inexact_division_stays() {
+        let extents: [i64; 1] = [10];
+        let r = &extents[..];
+        let v = Index::var(0);
+        assert_eq!(v.div(4, r).to_string(), "(v0)/4");
+        assert_eq!(v.rem(4, r).to_string(), "(v0)%4");
+        assert_eq!(v.scale(4).offset(3).div(4, r), v);
+        assert_eq!(v.scale(4).offset(3).rem(4, r), Index::constant(3));
+        assert_eq!(v.div(16, r), Index::constant(0));
+    }
+
+    #[test]
+    fn strides_are_read_off_affine_indices() {
+        let i = Index::var(0).scale(784).add(&Index::var(1)).offset(5);
+        assert_eq!(i.stride_of(1), Some(1));
+        assert_eq!(i.stride_of(0), Some(784));
+        assert_eq!(i.stride_of(2), Some(0));
+        let extents: [i64; 2] = [10, 10];
+        let d = Index::var(1).div(3, &extents[..]);
+        assert_eq!(d.stride_of(1), None);
+        assert_eq!(d.stride_of(0), Some(0));
+        assert_eq!(i.range(&extents[..]), (5, 784 * 9 + 9 + 5));
+    }
+}

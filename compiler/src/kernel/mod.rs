@@ -1,0 +1,283 @@
+//! The kernel IR: what fusion makes of a graph, and what the code generator compiles.
+//!
+//! A [`Program`] is a list of kernels over a set of buffers. A buffer is a graph value that
+//! exists in memory: an input, a parameter or state, a constant, or a value fusion chose to
+//! materialize (outputs, updates, matrix products, values used across kernels). Everything else
+//! is recomputed inside the kernels that need it: elementwise ops become expression trees, views
+//! become index arithmetic ([`index::Index`]), and reductions become stages of a kernel's loop.
+//!
+//! A [`LoopKernel`] iterates an *outer* index space (whose first loop may be split across
+//! threads) and, inside it, runs its stages in order: each stage loops over its own *inner*
+//! variables and either reduces an expression to one value per outer index, or stores
+//! expressions into buffers. Matrix products are [`DotKernel`]s, handed to a tuned GEMM.
+
+mod eval;
+mod fuse;
+pub mod index;
+mod print;
+
+pub use eval::eval;
+pub use fuse::lower;
+
+pub use index::{Atom, Index, Var};
+
+use crate::array::Array;
+use crate::graph::NodeId;
+use crate::op::{Op, ReduceOp};
+use crate::types::{DType, Type};
+use smallvec::SmallVec;
+
+/// A buffer's number in its program.
+pub type BufferId = u32;
+
+/// An expression's number in its kernel.
+pub type ExprId = u32;
+
+/// What a buffer holds and who provides it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Role {
+    /// A data input, bound at every run.
+    Input(String),
+    /// A parameter or state input, kept by the executable between runs.
+    State(String),
+    /// A constant, filled once at compile time.
+    Constant(Array),
+    /// A value computed by a kernel.
+    Temp,
+}
+
+/// A tensor in memory, row-major and contiguous.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffer {
+    /// Element type and shape.
+    pub ty: Type,
+    /// What it holds.
+    pub role: Role,
+    /// The graph node whose value it holds.
+    pub node: NodeId,
+}
+
+/// A guard on a load: the load happens only where every condition holds (elsewhere its value
+/// is unused, and the load reads element 0 so it stays in bounds).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cond {
+    /// `lo <= index < hi`.
+    Range {
+        /// The index tested.
+        index: Index,
+        /// Inclusive lower bound.
+        lo: i64,
+        /// Exclusive upper bound.
+        hi: i64,
+    },
+    /// `index` is a multiple of `of`.
+    Multiple {
+        /// The index tested.
+        index: Index,
+        /// The divisor.
+        of: i64,
+    },
+}
+
+/// A node of a kernel's expression DAG.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// An element of a buffer; see [`Cond`] for the guards.
+    Load {
+        /// The buffer read.
+        buffer: BufferId,
+        /// The element's row-major position.
+        offset: Index,
+        /// Conditions under which the element is meaningful.
+        guards: Vec<Cond>,
+    },
+    /// A scalar constant.
+    Const(f64),
+    /// The value of an index expression (an iota), as an `i32`.
+    Index(Index),
+    /// True where every condition holds (the validity of a pad or a concat operand).
+    Test(Vec<Cond>),
+    /// Counter-based uniform random numbers (see `interp::random_uniform`) at the row-major
+    /// position `index` of the random tensor.
+    Random {
+        /// The stream.
+        stream: u32,
+        /// The seed (an `i32` expression).
+        seed: ExprId,
+        /// The element's position.
+        index: Index,
+    },
+    /// An elementwise primitive (unary, binary, compare, select or cast) of other expressions.
+    Apply {
+        /// The primitive.
+        op: Op,
+        /// Its operands.
+        args: SmallVec<[ExprId; 3]>,
+    },
+    /// The result of reduce stage number `stage` for the current outer index.
+    Reduced(u32),
+}
+
+/// A store of an expression into a buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Store {
+    /// The buffer written.
+    pub buffer: BufferId,
+    /// The element's row-major position.
+    pub offset: Index,
+    /// The value.
+    pub value: ExprId,
+}
+
+/// One loop nest inside a kernel's outer loops.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// The inner loop variables, outermost first (possibly none).
+    pub vars: Vec<Var>,
+    /// What the stage does.
+    pub kind: StageKind,
+}
+
+/// What a stage does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageKind {
+    /// Reduces `value` over the stage's variables to one value per outer index.
+    Reduce {
+        /// Sum or max.
+        op: ReduceOp,
+        /// The expression reduced.
+        value: ExprId,
+    },
+    /// Stores values at every point of the stage's variables.
+    Store(Vec<Store>),
+}
+
+/// A fused loop nest, compiled to native code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopKernel {
+    /// The extent of each loop variable, by variable number.
+    pub extents: Vec<i64>,
+    /// The outer variables, outermost first.
+    pub outer: Vec<Var>,
+    /// The stages, run in order for every outer index.
+    pub stages: Vec<Stage>,
+    /// The expressions and their element types, by number; operands before users.
+    pub exprs: Vec<(Expr, DType)>,
+    /// The variable whose range is split across threads: the first outer variable, or the
+    /// first variable of a kernel that is one store stage; `None` if the kernel cannot be split.
+    pub parallel: Option<Var>,
+}
+
+/// One operand of a matrix product: a strided view of a buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matrix {
+    /// The buffer.
+    pub buffer: BufferId,
+    /// Element offset of the first matrix.
+    pub offset: i64,
+    /// Element strides of the batch axes.
+    pub batch_strides: Vec<i64>,
+    /// Element stride between rows.
+    pub row_stride: i64,
+    /// Element stride between columns.
+    pub col_stride: i64,
+}
+
+/// A batched matrix product `out[b] = a[b] x b[b]`, `[m,k] x [k,n]`, into a contiguous buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DotKernel {
+    /// Left operand.
+    pub a: Matrix,
+    /// Right operand.
+    pub b: Matrix,
+    /// The result buffer, contiguous `[batch.., m, n]`.
+    pub out: BufferId,
+    /// Batch extents.
+    pub batch: Vec<usize>,
+    /// Rows of the result.
+    pub m: usize,
+    /// The contracted extent.
+    pub k: usize,
+    /// Columns of the result.
+    pub n: usize,
+}
+
+/// `out = zeros; out[.., clamp(idx[j]), ..] += upd[.., j, ..]`, the adjoint of a gather.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScatterKernel {
+    /// The `i32` indices.
+    pub indices: BufferId,
+    /// The values added.
+    pub updates: BufferId,
+    /// The result buffer.
+    pub out: BufferId,
+    /// The axis scattered along.
+    pub axis: usize,
+}
+
+/// One step of a program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kernel {
+    /// A fused loop nest.
+    Loop(LoopKernel),
+    /// A matrix product.
+    Dot(DotKernel),
+    /// A scatter-add.
+    Scatter(ScatterKernel),
+}
+
+/// A graph compiled to kernels over buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The graph's name.
+    pub name: String,
+    /// Every buffer, by number.
+    pub buffers: Vec<Buffer>,
+    /// The kernels, in execution order.
+    pub kernels: Vec<Kernel>,
+    /// The graph's outputs and the buffers holding them after a run.
+    pub outputs: Vec<(String, BufferId)>,
+    /// Each update: the state's name, its buffer, and the buffer holding its new value (the
+    /// same buffer when the update is done in place).
+    pub updates: Vec<(String, BufferId, BufferId)>,
+}
+
+impl Kernel {
+    /// The buffers the kernel reads.
+    pub fn reads(&self) -> Vec<BufferId> {
+        let mut out = match self {
+            Kernel::Loop(k) => k
+                .exprs
+                .iter()
+                .filter_map(|(e, _)| match e {
+                    Expr::Load { buffer, .. } => Some(*buffer),
+                    _ => None,
+                })
+                .collect(),
+            Kernel::Dot(d) => vec![d.a.buffer, d.b.buffer],
+            Kernel::Scatter(s) => vec![s.indices, s.updates],
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The buffers the kernel writes.
+    pub fn writes(&self) -> Vec<BufferId> {
+        let mut out = match self {
+            Kernel::Loop(k) => k
+                .stages
+                .iter()
+                .flat_map(|s| match &s.kind {
+                    StageKind::Store(stores) => stores.iter().map(|st| st.buffer).collect(),
+                    StageKind::Reduce { .. } => vec![],
+                })
+                .collect(),
+            Kernel::Dot(d) => vec![d.out],
+            Kernel::Scatter(s) => vec![s.out],
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
