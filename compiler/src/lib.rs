@@ -7,11 +7,13 @@
 
 pub mod array;
 pub mod autodiff;
+pub mod codegen;
 pub mod dot;
 pub mod graph;
 pub mod infer;
 pub mod interp;
 pub mod kernel;
+pub mod memory;
 pub mod op;
 pub mod optim;
 pub mod text;

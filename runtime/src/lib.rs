@@ -1,4 +1,8 @@
 //! kiln-runtime: tensor files, executables, data and training.
 
+pub mod executable;
 pub mod idx;
 pub mod npy;
+mod pool;
+
+pub use executable::{CompileError, Executable, Options, StateError, Stats};

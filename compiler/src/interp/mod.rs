@@ -257,7 +257,7 @@ pub fn random_uniform(seed: i32, stream: u32, index: u32) -> f32 {
 
 /// A 32-bit integer hash with good avalanche: Chris Wellons' `lowbias32` (xor-shifts and two
 /// odd multipliers).
-fn mix(mut x: u32) -> u32 {
+pub(crate) fn mix(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
     x ^= x >> 15;

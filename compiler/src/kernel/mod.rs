@@ -79,6 +79,13 @@ pub enum Cond {
     },
 }
 
+/// The index a condition tests.
+pub fn cond_index(c: &Cond) -> &Index {
+    match c {
+        Cond::Range { index, .. } | Cond::Multiple { index, .. } => index,
+    }
+}
+
 /// A node of a kernel's expression DAG.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {

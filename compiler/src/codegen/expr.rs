@@ -1,0 +1,385 @@
+//! Expressions: loads, index arithmetic, constants, random numbers and the elementwise
+//! primitives, as scalar or vector Cranelift values with the interpreter's semantics.
+
+use super::loops::Gen;
+use super::{ir_type, math};
+use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index};
+use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
+use crate::types::DType;
+use cranelift_codegen::ir::{
+    AbiParam, InstBuilder, MemFlagsData, Signature, Value,
+    condcodes::{FloatCC, IntCC},
+    types,
+};
+
+impl Gen<'_, '_> {
+    /// The value of expression `e` with `lanes` lanes (1, or the vector width of the loop of
+    /// the vectorized variable).
+    pub(super) fn value(&mut self, e: ExprId, lanes: u8) -> Value {
+        if let Some(v) = self.cached(e, lanes) {
+            return v;
+        }
+        let dtype = self.k.exprs[e as usize].1;
+        let varies = self.vector_var.is_some_and(|v| self.uses[e as usize].contains(&v));
+        let v = if lanes > 1 && !varies {
+            let s = self.value(e, 1);
+            self.splat(s, dtype, lanes)
+        } else {
+            self.compute(e, dtype, lanes)
+        };
+        self.remember(e, lanes, v);
+        v
+    }
+
+    fn compute(&mut self, e: ExprId, dtype: DType, lanes: u8) -> Value {
+        match self.k.exprs[e as usize].0.clone() {
+            Expr::Load { buffer, offset, guards } => self.load(buffer, &offset, &guards, dtype, lanes),
+            Expr::Const(c) => self.constant(c, dtype),
+            Expr::Index(i) => self.lane_indices(&i, lanes),
+            Expr::Test(conds) => self.test(&conds),
+            Expr::Random { stream, seed, index } => {
+                let seed = self.value(seed, 1);
+                let idx = self.lane_indices(&index, lanes);
+                let u = self.random(stream, seed, idx, lanes);
+                if dtype == DType::F64 { self.b.ins().fpromote(types::F64, u) } else { u }
+            }
+            Expr::Apply { op, args } => {
+                let from = self.k.exprs[args[0] as usize].1;
+                let vals: Vec<Value> = args.iter().map(|&a| self.value(a, lanes)).collect();
+                self.apply(&op, &vals, from, dtype, lanes)
+            }
+            Expr::Reduced(s) => self.reduced_value(s),
+        }
+    }
+
+    /// A scalar constant of `dtype`.
+    pub(super) fn constant(&mut self, c: f64, dtype: DType) -> Value {
+        match dtype {
+            DType::F32 => self.b.ins().f32const(c as f32),
+            DType::F64 => self.b.ins().f64const(c),
+            DType::I32 => self.b.ins().iconst(types::I32, c as i32 as i64),
+            DType::Bool => self.b.ins().iconst(types::I8, (c != 0.0) as i64),
+        }
+    }
+
+    /// `x` (a scalar of `dtype`) in every one of `lanes` lanes; a `bool` becomes a lane mask.
+    pub(super) fn splat(&mut self, x: Value, dtype: DType, lanes: u8) -> Value {
+        if lanes == 1 {
+            return x;
+        }
+        let ty = ir_type(dtype, lanes);
+        if dtype == DType::Bool {
+            let wide = self.b.ins().uextend(ty.lane_type(), x);
+            let mask = self.b.ins().ineg(wide);
+            return self.b.ins().splat(ty, mask);
+        }
+        self.b.ins().splat(ty, x)
+    }
+
+    /// The value of an index expression at the current loop variables, as an `i64`.
+    pub(super) fn index(&mut self, i: &Index) -> Value {
+        let mut acc = self.b.ins().iconst(types::I64, i.constant);
+        for (k, atom) in &i.terms {
+            let t = match atom {
+                Atom::Var(v) => self.var(*v),
+                Atom::Div(inner, d) => {
+                    let x = self.index(inner);
+                    self.b.ins().udiv_imm_s(x, *d)
+                }
+                Atom::Mod(inner, d) => {
+                    let x = self.index(inner);
+                    self.b.ins().urem_imm_s(x, *d)
+                }
+                Atom::Data { expr, extent } => {
+                    let x = self.value(*expr, 1);
+                    let x = self.b.ins().sextend(types::I64, x);
+                    let zero = self.b.ins().iconst(types::I64, 0);
+                    let top = self.b.ins().iconst(types::I64, extent - 1);
+                    let x = self.b.ins().smax(x, zero);
+                    self.b.ins().smin(x, top)
+                }
+            };
+            let t = if *k == 1 { t } else { self.b.ins().imul_imm_s(t, *k) };
+            acc = self.b.ins().iadd(acc, t);
+        }
+        acc
+    }
+
+    /// An index expression as `i32` lanes: at lane `j`, its value with the vectorized
+    /// variable advanced by `j` (the index is affine in it).
+    fn lane_indices(&mut self, i: &Index, lanes: u8) -> Value {
+        let first = self.index(i);
+        let first = self.b.ins().ireduce(types::I32, first);
+        if lanes == 1 {
+            return first;
+        }
+        let v = self.vector_var.expect("vector lanes only inside a vector loop");
+        let stride = i.stride_of(v).expect("vectorized indices are affine") as i32;
+        let steps: Vec<u8> = (0..lanes as i32).flat_map(|j| (j * stride).to_le_bytes()).collect();
+        let c = self.b.func.dfg.constants.insert(steps.into());
+        let steps = self.b.ins().vconst(types::I32X4, c);
+        let base = self.b.ins().splat(types::I32X4, first);
+        self.b.ins().iadd(base, steps)
+    }
+
+    /// The address of the element at `offset` of `buffer`, whose elements are `dtype`.
+    pub(super) fn address(&mut self, buffer: BufferId, offset: &Index, dtype: DType) -> Value {
+        let i = self.index(offset);
+        self.element(buffer, i, dtype)
+    }
+
+    fn element(&mut self, buffer: BufferId, i: Value, dtype: DType) -> Value {
+        let bytes = self.b.ins().imul_imm_s(i, dtype.size_bytes() as i64);
+        let base = self.base(buffer);
+        self.b.ins().iadd(base, bytes)
+    }
+
+    fn load(&mut self, buffer: BufferId, offset: &Index, guards: &[Cond], dtype: DType, lanes: u8) -> Value {
+        let mut i = self.index(offset);
+        if !guards.is_empty() {
+            let ok = self.test(guards);
+            let zero = self.b.ins().iconst(types::I64, 0);
+            i = self.b.ins().select(ok, i, zero);
+        }
+        let addr = self.element(buffer, i, dtype);
+        let mut flags = MemFlagsData::new().with_notrap();
+        if lanes == 1 {
+            flags = flags.with_aligned();
+        }
+        if !self.written.contains(&buffer) {
+            flags = flags.with_readonly().with_can_move();
+        }
+        let varies = self.vector_var.is_some_and(|v| offset.uses(v));
+        if lanes > 1 && !varies {
+            let s = self.b.ins().load(ir_type(dtype, 1), flags.with_aligned(), addr, 0);
+            return self.splat(s, dtype, lanes);
+        }
+        let ty = if dtype == DType::Bool { types::I8 } else { ir_type(dtype, lanes) };
+        self.b.ins().load(ty, flags, addr, 0)
+    }
+
+    /// An `i8` that is 1 where every condition holds.
+    fn test(&mut self, conds: &[Cond]) -> Value {
+        let mut all = self.b.ins().iconst(types::I8, 1);
+        for c in conds {
+            let ok = match c {
+                Cond::Range { index, lo, hi } => {
+                    let x = self.index(index);
+                    let a = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, x, *lo);
+                    let b = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, *hi);
+                    self.b.ins().band(a, b)
+                }
+                Cond::Multiple { index, of } => {
+                    let x = self.index(index);
+                    let r = self.b.ins().srem_imm_s(x, *of);
+                    self.b.ins().icmp_imm_s(IntCC::Equal, r, 0)
+                }
+            };
+            all = self.b.ins().band(all, ok);
+        }
+        all
+    }
+
+    /// `x * c` in 32-bit lanes, wrapping.
+    fn mul_u32(&mut self, x: Value, c: u32) -> Value {
+        let ty = self.b.func.dfg.value_type(x);
+        if ty.is_vector() {
+            let k = self.b.ins().iconst(types::I32, c as i32 as i64);
+            let k = self.b.ins().splat(ty, k);
+            self.b.ins().imul(x, k)
+        } else {
+            self.b.ins().imul_imm_s(x, c as i32 as i64)
+        }
+    }
+
+    /// The 32-bit mixer of `interp::random_uniform`.
+    fn mix(&mut self, x: Value) -> Value {
+        let s = self.b.ins().ushr_imm_s(x, 16);
+        let x = self.b.ins().bxor(x, s);
+        let x = self.mul_u32(x, 0x7feb_352d);
+        let s = self.b.ins().ushr_imm_s(x, 15);
+        let x = self.b.ins().bxor(x, s);
+        let x = self.mul_u32(x, 0x846c_a68b);
+        let s = self.b.ins().ushr_imm_s(x, 16);
+        self.b.ins().bxor(x, s)
+    }
+
+    /// Uniform `f32`s in `[0, 1)` exactly as `interp::random_uniform(seed, stream, index)`.
+    fn random(&mut self, stream: u32, seed: Value, index: Value, lanes: u8) -> Value {
+        let mixed_stream = crate::interp::mix(stream.wrapping_add(0x9e37_79b9));
+        let k = self.b.ins().iconst(types::I32, mixed_stream as i32 as i64);
+        let key = self.b.ins().bxor(seed, k);
+        let key = self.mix(key);
+        let key = self.splat(key, DType::I32, lanes);
+        let h = self.mul_u32(index, 0x9e37_79b9);
+        let h = self.b.ins().bxor(h, key);
+        let bits = self.mix(h);
+        let top = self.b.ins().ushr_imm_s(bits, 8);
+        let f = self.b.ins().fcvt_from_sint(ir_type(DType::F32, lanes), top);
+        let scale = self.b.ins().f32const(1.0 / (1u32 << 24) as f32);
+        let scale = self.splat(scale, DType::F32, lanes);
+        self.b.ins().fmul(f, scale)
+    }
+
+    /// Reinterprets a lane mask as the lanes of `like`'s type.
+    fn mask_as(&mut self, mask: Value, like: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(like);
+        if self.b.func.dfg.value_type(mask) == ty {
+            return mask;
+        }
+        let flags = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        self.b.ins().bitcast(ty, flags, mask)
+    }
+
+    /// An elementwise primitive on `lanes`-lane values; `from` is the first operand's dtype.
+    fn apply(&mut self, op: &Op, x: &[Value], from: DType, to: DType, lanes: u8) -> Value {
+        let float = from.is_float();
+        match op {
+            Op::Unary(u) => match (u, float) {
+                (UnaryOp::Neg, true) => self.b.ins().fneg(x[0]),
+                (UnaryOp::Neg, false) => self.b.ins().ineg(x[0]),
+                (UnaryOp::Abs, true) => self.b.ins().fabs(x[0]),
+                (UnaryOp::Abs, false) => self.b.ins().iabs(x[0]),
+                (UnaryOp::Exp, _) => math::exp(&mut self.b, self.target, x[0]),
+                (UnaryOp::Log, _) => math::log(&mut self.b, self.target, x[0]),
+                (UnaryOp::Tanh, _) => math::tanh(&mut self.b, self.target, x[0]),
+                (UnaryOp::Sqrt, _) => self.b.ins().sqrt(x[0]),
+                (UnaryOp::Recip, _) => {
+                    let one = self.constant(1.0, from);
+                    let one = self.splat(one, from, lanes);
+                    self.b.ins().fdiv(one, x[0])
+                }
+            },
+            Op::Binary(b) => self.binary(*b, x[0], x[1], from),
+            Op::Compare(c) => self.compare(*c, x[0], x[1], from),
+            Op::Select => {
+                if lanes == 1 {
+                    self.b.ins().select(x[0], x[1], x[2])
+                } else {
+                    let mask = self.mask_as(x[0], x[1]);
+                    self.b.ins().bitselect(mask, x[1], x[2])
+                }
+            }
+            Op::Cast(_) => self.cast(x[0], from, to, lanes),
+            _ => unreachable!("{} is not elementwise", op.mnemonic()),
+        }
+    }
+
+    fn binary(&mut self, op: BinaryOp, a: Value, c: Value, dtype: DType) -> Value {
+        let float = dtype.is_float();
+        match (op, float) {
+            (BinaryOp::Add, true) => self.b.ins().fadd(a, c),
+            (BinaryOp::Add, false) => self.b.ins().iadd(a, c),
+            (BinaryOp::Sub, true) => self.b.ins().fsub(a, c),
+            (BinaryOp::Sub, false) => self.b.ins().isub(a, c),
+            (BinaryOp::Mul, true) => self.b.ins().fmul(a, c),
+            (BinaryOp::Mul, false) => self.b.ins().imul(a, c),
+            (BinaryOp::Div, true) => self.b.ins().fdiv(a, c),
+            (BinaryOp::Div, false) => self.int_div(a, c),
+            (BinaryOp::Max, true) => math::max(&mut self.b, a, c),
+            (BinaryOp::Max, false) => self.b.ins().smax(a, c),
+            (BinaryOp::Min, true) => math::min(&mut self.b, a, c),
+            (BinaryOp::Min, false) => self.b.ins().smin(a, c),
+            (BinaryOp::Pow, _) => self.pow(a, c, dtype),
+        }
+    }
+
+    /// Truncating `i32` division that never traps: 0 where `c` is 0, wrapping for
+    /// `i32::MIN / -1`.
+    fn int_div(&mut self, a: Value, c: Value) -> Value {
+        let zero = self.b.ins().icmp_imm_s(IntCC::Equal, c, 0);
+        let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, c, -1);
+        let unsafe_divisor = self.b.ins().bor(zero, minus_one);
+        let one = self.b.ins().iconst(types::I32, 1);
+        let safe = self.b.ins().select(unsafe_divisor, one, c);
+        let q = self.b.ins().sdiv(a, safe);
+        let negated = self.b.ins().ineg(a);
+        let q = self.b.ins().select(minus_one, negated, q);
+        let z = self.b.ins().iconst(types::I32, 0);
+        self.b.ins().select(zero, z, q)
+    }
+
+    /// `a^c` through Rust's `powf` (scalar only; stages using pow do not vectorize).
+    fn pow(&mut self, a: Value, c: Value, dtype: DType) -> Value {
+        let ty = ir_type(dtype, 1);
+        let mut sig = Signature::new(self.b.func.signature.call_conv);
+        sig.params.extend([AbiParam::new(ty), AbiParam::new(ty)]);
+        sig.returns.push(AbiParam::new(ty));
+        let sig = self.b.import_signature(sig);
+        let f = match dtype {
+            DType::F64 => pow_f64 as *const u8,
+            _ => pow_f32 as *const u8,
+        };
+        let f = self.b.ins().iconst(types::I64, f as i64);
+        let call = self.b.ins().call_indirect(sig, f, &[a, c]);
+        self.b.inst_results(call)[0]
+    }
+
+    fn compare(&mut self, op: CmpOp, a: Value, c: Value, dtype: DType) -> Value {
+        if dtype.is_float() {
+            let cc = match op {
+                CmpOp::Eq => FloatCC::Equal,
+                CmpOp::Ne => FloatCC::NotEqual,
+                CmpOp::Lt => FloatCC::LessThan,
+                CmpOp::Le => FloatCC::LessThanOrEqual,
+                CmpOp::Gt => FloatCC::GreaterThan,
+                CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+            };
+            return self.b.ins().fcmp(cc, a, c);
+        }
+        // Booleans compare unsigned (false < true, whether 0/1 or lane masks 0/-1).
+        let unsigned = dtype == DType::Bool;
+        let cc = match (op, unsigned) {
+            (CmpOp::Eq, _) => IntCC::Equal,
+            (CmpOp::Ne, _) => IntCC::NotEqual,
+            (CmpOp::Lt, false) => IntCC::SignedLessThan,
+            (CmpOp::Le, false) => IntCC::SignedLessThanOrEqual,
+            (CmpOp::Gt, false) => IntCC::SignedGreaterThan,
+            (CmpOp::Ge, false) => IntCC::SignedGreaterThanOrEqual,
+            (CmpOp::Lt, true) => IntCC::UnsignedLessThan,
+            (CmpOp::Le, true) => IntCC::UnsignedLessThanOrEqual,
+            (CmpOp::Gt, true) => IntCC::UnsignedGreaterThan,
+            (CmpOp::Ge, true) => IntCC::UnsignedGreaterThanOrEqual,
+        };
+        self.b.ins().icmp(cc, a, c)
+    }
+
+    fn cast(&mut self, x: Value, from: DType, to: DType, lanes: u8) -> Value {
+        let ty = ir_type(to, lanes);
+        match (from, to) {
+            _ if from == to => x,
+            (DType::F32, DType::F64) => self.b.ins().fpromote(ty, x),
+            (DType::F64, DType::F32) => self.b.ins().fdemote(ty, x),
+            (DType::F32 | DType::F64, DType::I32) => self.b.ins().fcvt_to_sint_sat(ty, x),
+            (DType::I32, DType::F32 | DType::F64) => self.b.ins().fcvt_from_sint(ty, x),
+            (_, DType::Bool) => {
+                let zero = self.constant(0.0, from);
+                let zero = self.splat(zero, from, lanes);
+                if from.is_float() {
+                    self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+                } else {
+                    self.b.ins().icmp(IntCC::NotEqual, x, zero)
+                }
+            }
+            (DType::Bool, _) => {
+                let one = self.constant(1.0, to);
+                let zero = self.constant(0.0, to);
+                if lanes == 1 {
+                    return self.b.ins().select(x, one, zero);
+                }
+                let (one, zero) = (self.splat(one, to, lanes), self.splat(zero, to, lanes));
+                let mask = self.mask_as(x, one);
+                self.b.ins().bitselect(mask, one, zero)
+            }
+            _ => unreachable!("no cast from {from} to {to}"),
+        }
+    }
+}
+
+extern "C" fn pow_f32(a: f32, b: f32) -> f32 {
+    a.powf(b)
+}
+
+extern "C" fn pow_f64(a: f64, b: f64) -> f64 {
+    a.powf(b)
+}

@@ -1,0 +1,437 @@
+//! Loop nests: a kernel's outer loops, then each stage's loops, the innermost one vectorized
+//! (4 lanes of f32/i32, 2 of f64) with a scalar tail when every access in it allows.
+
+use super::math::MathTarget;
+use crate::kernel::{Atom, BufferId, Expr, ExprId, Index, LoopKernel, StageKind, Var};
+use crate::op::{BinaryOp, Op, ReduceOp};
+use crate::types::DType;
+use cranelift_codegen::ir::{
+    BlockArg, Function, InstBuilder, MemFlagsData, Value, condcodes::IntCC, types,
+};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Emits the body of `k` into `func` (whose signature is `(buffers, lo, hi)`).
+pub(super) fn emit(
+    k: &LoopKernel,
+    func: &mut Function,
+    fctx: &mut FunctionBuilderContext,
+    target: MathTarget,
+    config: TargetFrontendConfig,
+) {
+    let mut b = FunctionBuilder::new(func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let written: HashSet<BufferId> = k
+        .stages
+        .iter()
+        .flat_map(|s| match &s.kind {
+            StageKind::Store(st) => st.iter().map(|x| x.buffer).collect(),
+            StageKind::Reduce { .. } => vec![],
+        })
+        .collect();
+    let mut buffers: BTreeSet<BufferId> = written.iter().copied().collect();
+    buffers.extend(k.exprs.iter().filter_map(|(e, _)| match e {
+        Expr::Load { buffer, .. } => Some(*buffer),
+        _ => None,
+    }));
+    let table_flags = MemFlagsData::trusted().with_readonly();
+    let bases = buffers
+        .into_iter()
+        .map(|id| (id, b.ins().load(types::I64, table_flags, params[0], (id * 8) as i32)))
+        .collect();
+    let mut g = Gen {
+        k,
+        b,
+        target,
+        lo: params[1],
+        hi: params[2],
+        bases,
+        written,
+        vector_var: None,
+        loop_vars: vec![None; k.extents.len()],
+        scopes: vec![HashMap::new()],
+        reduced: vec![None; k.stages.len()],
+        uses: uses(k),
+    };
+    g.outer(0);
+    g.b.ins().return_(&[]);
+    g.b.seal_all_blocks();
+    g.b.finalize(config);
+}
+
+/// The loop variables each expression depends on (through indices and operands).
+fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
+    fn index_vars(i: &Index, out: &mut BTreeSet<Var>, per_expr: &[BTreeSet<Var>]) {
+        for (_, a) in &i.terms {
+            match a {
+                Atom::Var(v) => {
+                    out.insert(*v);
+                }
+                Atom::Div(inner, _) | Atom::Mod(inner, _) => index_vars(inner, out, per_expr),
+                Atom::Data { expr, .. } => out.extend(per_expr[*expr as usize].iter().copied()),
+            }
+        }
+    }
+    let mut per: Vec<BTreeSet<Var>> = Vec::with_capacity(k.exprs.len());
+    for (e, _) in &k.exprs {
+        let mut s = BTreeSet::new();
+        match e {
+            Expr::Load { offset, guards, .. } => {
+                index_vars(offset, &mut s, &per);
+                for c in guards {
+                    index_vars(crate::kernel::cond_index(c), &mut s, &per);
+                }
+            }
+            Expr::Index(i) => index_vars(i, &mut s, &per),
+            Expr::Test(conds) => conds
+                .iter()
+                .for_each(|c| index_vars(crate::kernel::cond_index(c), &mut s, &per)),
+            Expr::Random { seed, index, .. } => {
+                s.extend(per[*seed as usize].iter().copied());
+                index_vars(index, &mut s, &per);
+            }
+            Expr::Apply { args, .. } => args.iter().for_each(|a| s.extend(per[*a as usize].iter().copied())),
+            Expr::Const(_) | Expr::Reduced(_) => {}
+        }
+        per.push(s);
+    }
+    per
+}
+
+/// Code generation state for one kernel.
+pub(super) struct Gen<'a, 'f> {
+    pub(super) k: &'a LoopKernel,
+    pub(super) b: FunctionBuilder<'f>,
+    pub(super) target: MathTarget,
+    lo: Value,
+    hi: Value,
+    bases: HashMap<BufferId, Value>,
+    /// Buffers some store of this kernel writes: their loads are not marked read-only.
+    pub(super) written: HashSet<BufferId>,
+    /// The loop variable of the vector loop being emitted, if any.
+    pub(super) vector_var: Option<Var>,
+    loop_vars: Vec<Option<Variable>>,
+    /// Values already computed, per open loop (innermost last), by expression and lanes.
+    scopes: Vec<HashMap<(ExprId, u8), Value>>,
+    /// The accumulator of each finished reduce stage.
+    reduced: Vec<Option<Variable>>,
+    /// The loop variables each expression depends on.
+    pub(super) uses: Vec<BTreeSet<Var>>,
+}
+
+impl Gen<'_, '_> {
+    /// The address of buffer `id` (loaded from the table in the entry block).
+    pub(super) fn base(&self, id: BufferId) -> Value {
+        self.bases[&id]
+    }
+
+    /// The current value of loop variable `v` (an `i64`).
+    pub(super) fn var(&mut self, v: Var) -> Value {
+        let var = self.loop_vars[v as usize].expect("the loop of every used variable is open");
+        self.b.use_var(var)
+    }
+
+    pub(super) fn cached(&self, e: ExprId, lanes: u8) -> Option<Value> {
+        self.scopes.iter().rev().find_map(|s| s.get(&(e, lanes)).copied())
+    }
+
+    pub(super) fn remember(&mut self, e: ExprId, lanes: u8, v: Value) {
+        self.scopes.last_mut().expect("a scope").insert((e, lanes), v);
+    }
+
+    /// The accumulator value of finished reduce stage `s`.
+    pub(super) fn reduced_value(&mut self, s: u32) -> Value {
+        let var = self.reduced[s as usize].expect("stages finish before their results are used");
+        self.b.use_var(var)
+    }
+
+    /// Opens the outer loops from depth `d`, then runs the stages.
+    fn outer(&mut self, d: usize) {
+        if d == self.k.outer.len() {
+            for s in 0..self.k.stages.len() {
+                self.stage(s);
+            }
+            return;
+        }
+        let v = self.k.outer[d];
+        let (from, to) = self.bounds(v);
+        self.counted_loop(v, from, to, 1, &mut |g| g.outer(d + 1));
+    }
+
+    /// The range of loop `v`: the caller's `lo..hi` for the parallel loop, else the extent.
+    fn bounds(&mut self, v: Var) -> (Value, Value) {
+        if self.k.parallel == Some(v) {
+            (self.lo, self.hi)
+        } else {
+            let n = self.k.extents[v as usize];
+            (self.b.ins().iconst(types::I64, 0), self.b.ins().iconst(types::I64, n))
+        }
+    }
+
+    /// `for v in (from..to).step_by(step) { body }`, leaving `v` at the first value not run
+    /// (so a scalar tail can continue from it).
+    fn counted_loop(&mut self, v: Var, from: Value, to: Value, step: i64, body: &mut dyn FnMut(&mut Self)) {
+        let var = self.b.declare_var(types::I64);
+        self.b.def_var(var, from);
+        self.loop_from(v, var, to, step, body);
+    }
+
+    fn loop_from(&mut self, v: Var, var: Variable, to: Value, step: i64, body: &mut dyn FnMut(&mut Self)) {
+        let header = self.b.create_block();
+        let inner = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[] as &[BlockArg]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(var);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, to);
+        let go = if step == 1 { self.b.ins().icmp(IntCC::SignedLessThan, i, to) } else { go };
+        self.b.ins().brif(go, inner, &[], exit, &[]);
+        self.b.switch_to_block(inner);
+        let saved = self.loop_vars[v as usize].replace(var);
+        self.scopes.push(HashMap::new());
+        body(self);
+        self.scopes.pop();
+        self.loop_vars[v as usize] = saved.or(Some(var));
+        let i = self.b.use_var(var);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.def_var(var, next);
+        self.b.ins().jump(header, &[] as &[BlockArg]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// Every expression a stage needs, in order.
+    fn needed(&self, s: usize) -> Vec<ExprId> {
+        let mut roots: Vec<ExprId> = match &self.k.stages[s].kind {
+            StageKind::Reduce { value, .. } => vec![*value],
+            StageKind::Store(st) => st.iter().map(|x| x.value).collect(),
+        };
+        if let StageKind::Store(st) = &self.k.stages[s].kind {
+            for x in st {
+                data_exprs(&x.offset, &mut roots);
+            }
+        }
+        let mut seen = BTreeSet::new();
+        while let Some(e) = roots.pop() {
+            if seen.insert(e) {
+                match &self.k.exprs[e as usize].0 {
+                    Expr::Apply { args, .. } => roots.extend(args.iter().copied()),
+                    Expr::Random { seed, index, .. } => {
+                        roots.push(*seed);
+                        data_exprs(index, &mut roots);
+                    }
+                    Expr::Load { offset, guards, .. } => {
+                        data_exprs(offset, &mut roots);
+                        guards.iter().for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots));
+                    }
+                    Expr::Index(i) => data_exprs(i, &mut roots),
+                    Expr::Test(cs) => cs.iter().for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots)),
+                    Expr::Const(_) | Expr::Reduced(_) => {}
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// The lanes stage `s`'s innermost loop runs with: 4 or 2 when it vectorizes, else 1.
+    fn lanes(&self, s: usize, needed: &[ExprId]) -> u8 {
+        let stage = &self.k.stages[s];
+        let Some(&v) = stage.vars.last() else { return 1 };
+        let mut lanes = None;
+        for &e in needed.iter().filter(|&&e| self.uses[e as usize].contains(&v)) {
+            let (expr, dtype) = &self.k.exprs[e as usize];
+            let want = match dtype {
+                DType::F64 => 2,
+                _ => 4,
+            };
+            let ok = match expr {
+                Expr::Load { offset, guards, .. } => {
+                    *dtype != DType::Bool
+                        && !offset.has_data()
+                        && matches!(offset.stride_of(v), Some(0 | 1))
+                        && guards.iter().all(|c| !crate::kernel::cond_index(c).uses(v))
+                }
+                Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
+                Expr::Test(_) => false,
+                Expr::Random { index, .. } => *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data(),
+                Expr::Apply { op, args } => match op {
+                    Op::Binary(BinaryOp::Pow) => false,
+                    Op::Binary(BinaryOp::Div) => *dtype != DType::I32,
+                    Op::Cast(_) => {
+                        let from = self.k.exprs[args[0] as usize].1;
+                        (from == DType::F64) == (*dtype == DType::F64)
+                    }
+                    _ => true,
+                },
+                Expr::Const(_) | Expr::Reduced(_) => true,
+            };
+            if !ok || lanes.is_some_and(|l| l != want) {
+                return 1;
+            }
+            lanes = Some(want);
+        }
+        if let StageKind::Store(st) = &stage.kind {
+            for x in st {
+                let dtype = self.k.exprs[x.value as usize].1;
+                let want = if dtype == DType::F64 { 2 } else { 4 };
+                let unit = x.offset.stride_of(v) == Some(1) && !x.offset.has_data();
+                if !unit || dtype == DType::Bool || lanes.is_some_and(|l| l != want) {
+                    return 1;
+                }
+                lanes = Some(want);
+            }
+        }
+        lanes.unwrap_or(1)
+    }
+
+    /// Emits stage `s` inside the current outer iteration.
+    fn stage(&mut self, s: usize) {
+        let needed = self.needed(s);
+        let lanes = self.lanes(s, &needed);
+        let vars = self.k.stages[s].vars.clone();
+        match self.k.stages[s].kind.clone() {
+            StageKind::Reduce { op, value } => {
+                let dtype = self.k.exprs[value as usize].1;
+                let acc = self.b.declare_var(super::ir_type(dtype, 1));
+                let init = self.identity(op, dtype, 1);
+                self.b.def_var(acc, init);
+                self.nest(&vars, 0, &needed, lanes, &mut |g, l| {
+                    if l == 1 {
+                        let x = g.value(value, 1);
+                        let a = g.b.use_var(acc);
+                        let r = g.combine(op, dtype, a, x);
+                        g.b.def_var(acc, r);
+                    }
+                }, Some((op, value, dtype, acc)));
+                self.reduced[s] = Some(acc);
+            }
+            StageKind::Store(stores) => {
+                self.nest(&vars, 0, &needed, lanes, &mut |g, l| {
+                    for st in &stores {
+                        let x = g.value(st.value, l);
+                        let addr = g.address(st.buffer, &st.offset, dtype_of(g, st.value));
+                        let flags = if l == 1 {
+                            MemFlagsData::trusted()
+                        } else {
+                            MemFlagsData::new().with_notrap()
+                        };
+                        g.b.ins().store(flags, x, addr, 0);
+                    }
+                }, None);
+            }
+        }
+    }
+
+    /// Opens the stage loops from depth `d`; at the innermost point runs `action` with the
+    /// lanes in use. A vectorized reduction keeps a vector accumulator and folds it into the
+    /// scalar one after the vector loop.
+    #[allow(clippy::type_complexity)]
+    fn nest(
+        &mut self,
+        vars: &[Var],
+        d: usize,
+        needed: &[ExprId],
+        lanes: u8,
+        action: &mut dyn FnMut(&mut Self, u8),
+        reduce: Option<(ReduceOp, ExprId, DType, Variable)>,
+    ) {
+        self.hoist(vars, d, needed);
+        if d == vars.len() {
+            action(self, 1);
+            return;
+        }
+        let v = vars[d];
+        let (from, to) = self.bounds(v);
+        if d + 1 < vars.len() || lanes == 1 {
+            self.counted_loop(v, from, to, 1, &mut |g| g.nest(vars, d + 1, needed, lanes, action, reduce));
+            return;
+        }
+        let var = self.b.declare_var(types::I64);
+        self.b.def_var(var, from);
+        let vacc = reduce.map(|(op, _, dtype, _)| {
+            let acc = self.b.declare_var(super::ir_type(dtype, lanes));
+            let init = self.identity(op, dtype, lanes);
+            self.b.def_var(acc, init);
+            acc
+        });
+        self.loop_from(v, var, to, lanes as i64, &mut |g| {
+            g.vector_var = Some(v);
+            match (reduce, vacc) {
+                (Some((op, value, dtype, _)), Some(acc)) => {
+                    let x = g.value(value, lanes);
+                    let a = g.b.use_var(acc);
+                    let r = g.combine(op, dtype, a, x);
+                    g.b.def_var(acc, r);
+                }
+                _ => action(g, lanes),
+            }
+            g.vector_var = None;
+        });
+        if let (Some((op, _, dtype, acc)), Some(vacc)) = (reduce, vacc) {
+            let vec = self.b.use_var(vacc);
+            let mut a = self.b.use_var(acc);
+            for lane in 0..lanes {
+                let x = self.b.ins().extractlane(vec, lane);
+                a = self.combine(op, dtype, a, x);
+            }
+            self.b.def_var(acc, a);
+        }
+        self.loop_from(v, var, to, 1, &mut |g| g.nest(vars, d + 1, needed, 1, action, reduce));
+    }
+
+    /// Computes, in the current scope, the needed expressions that use none of `vars[d..]`:
+    /// they are invariant in the loops about to open.
+    fn hoist(&mut self, vars: &[Var], d: usize, needed: &[ExprId]) {
+        for &e in needed {
+            let inner = vars[d..].iter().any(|v| self.uses[e as usize].contains(v));
+            if !inner && self.cached(e, 1).is_none() {
+                let v = self.value(e, 1);
+                self.remember(e, 1, v);
+            }
+        }
+    }
+
+    /// The identity of a reduction, splat to `lanes`: -0.0 for float sums (so the sum of one
+    /// -0.0 stays -0.0), 0 for integer sums, -inf or `i32::MIN` for max.
+    fn identity(&mut self, op: ReduceOp, dtype: DType, lanes: u8) -> Value {
+        let v = match (op, dtype) {
+            (ReduceOp::Sum, DType::I32) => 0.0,
+            (ReduceOp::Sum, _) => -0.0,
+            (ReduceOp::Max, DType::I32) => i32::MIN as f64,
+            (ReduceOp::Max, _) => f64::NEG_INFINITY,
+        };
+        let s = self.constant(v, dtype);
+        self.splat(s, dtype, lanes)
+    }
+
+    /// One step of a reduction.
+    fn combine(&mut self, op: ReduceOp, dtype: DType, acc: Value, x: Value) -> Value {
+        match (op, dtype) {
+            (ReduceOp::Sum, DType::I32) => self.b.ins().iadd(acc, x),
+            (ReduceOp::Sum, _) => self.b.ins().fadd(acc, x),
+            (ReduceOp::Max, DType::I32) => self.b.ins().smax(acc, x),
+            (ReduceOp::Max, _) => super::math::max(&mut self.b, acc, x),
+        }
+    }
+}
+
+fn dtype_of(g: &Gen<'_, '_>, e: ExprId) -> DType {
+    g.k.exprs[e as usize].1
+}
+
+/// The expressions holding data-dependent indices in `i`.
+fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
+    for (_, a) in &i.terms {
+        match a {
+            Atom::Data { expr, .. } => out.push(*expr),
+            Atom::Div(inner, _) | Atom::Mod(inner, _) => data_exprs(inner, out),
+            Atom::Var(_) => {}
+        }
+    }
+}
+

@@ -1,0 +1,158 @@
+//! Cranelift code generation: each loop kernel of a [`Program`] becomes one native function.
+//!
+//! A compiled kernel has the C signature `fn(buffers: *const *mut u8, lo: i64, hi: i64)`:
+//! `buffers[i]` is the address of buffer `i`, and `lo..hi` is the part of the kernel's parallel
+//! loop to run (the whole loop is `0..extent`; kernels without a parallel loop take `0..1`).
+//! Matrix products and scatters are not compiled: the runtime calls a tuned GEMM and a plain
+//! loop for them.
+
+mod expr;
+mod loops;
+pub(crate) mod math;
+
+use crate::kernel::{Kernel, LoopKernel, Program};
+use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, ir};
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module, default_libcall_names};
+use math::MathTarget;
+
+/// The native entry point of a compiled loop kernel.
+pub type KernelFn = unsafe extern "C" fn(buffers: *const *mut u8, lo: i64, hi: i64);
+
+/// Why code generation failed: Cranelift rejected the function (a bug in kiln, reported with
+/// the kernel's number rather than hidden).
+#[derive(Debug, thiserror::Error)]
+#[error("code generation failed for kernel k{kernel}: {message}")]
+pub struct CodegenError {
+    /// The kernel's position in the program.
+    pub kernel: usize,
+    /// What Cranelift said.
+    pub message: String,
+}
+
+/// Native code for a program's loop kernels. Owns the executable memory: the function
+/// pointers stay valid as long as this value lives.
+pub struct Compiled {
+    module: Option<JITModule>,
+    /// The entry point of kernel `i`, `None` for matrix products and scatters.
+    pub kernels: Vec<Option<KernelFn>>,
+    /// The Cranelift IR of each loop kernel, when asked for (`kiln dump --stage clif`).
+    pub clif: Vec<Option<String>>,
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the function pointers die with `self`; nothing calls them afterwards.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+// SAFETY: the compiled code is immutable once finalized and may run on any thread.
+unsafe impl Send for Compiled {}
+// SAFETY: as above; `Compiled` hands out only function pointers.
+unsafe impl Sync for Compiled {}
+
+/// The host ISA with `opt_level=speed`, and what the math routines may use.
+fn host_isa() -> Result<(OwnedTargetIsa, MathTarget), String> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder()?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    let has = |name: &str| {
+        isa.isa_flags()
+            .iter()
+            .any(|f| f.name == name && f.as_bool() == Some(true))
+    };
+    let target = MathTarget {
+        fma: has("has_fma") && has("has_avx"),
+    };
+    Ok((isa, target))
+}
+
+/// Compiles every loop kernel of `program`; with `keep_clif` the Cranelift IR of each is kept
+/// as text.
+pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenError> {
+    let fail = |kernel, message: String| CodegenError { kernel, message };
+    let (isa, target) = host_isa().map_err(|m| fail(0, m))?;
+    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    let mut ids = vec![];
+    let mut clif = vec![];
+    let mut fctx = FunctionBuilderContext::new();
+    for (i, k) in program.kernels.iter().enumerate() {
+        let Kernel::Loop(lk) = k else {
+            ids.push(None);
+            clif.push(None);
+            continue;
+        };
+        let mut sig = module.make_signature();
+        for _ in 0..3 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        let func = build(lk, sig.clone(), target, &mut fctx, i, module.target_config());
+        clif.push(keep_clif.then(|| func.display().to_string()));
+        let id = module
+            .declare_function(&format!("k{i}"), Linkage::Local, &sig)
+            .map_err(|e| fail(i, e.to_string()))?;
+        let mut ctx = Context::for_function(func);
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| fail(i, format!("{e:?}")))?;
+        ids.push(Some(id));
+    }
+    module
+        .finalize_definitions()
+        .map_err(|e| fail(0, e.to_string()))?;
+    let kernels = ids
+        .iter()
+        .map(|id| {
+            id.map(|id| {
+                let ptr = module.get_finalized_function(id);
+                // SAFETY: the function was compiled with exactly `KernelFn`'s signature.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
+            })
+        })
+        .collect();
+    Ok(Compiled {
+        module: Some(module),
+        kernels,
+        clif,
+    })
+}
+
+/// The Cranelift function of one loop kernel.
+fn build(
+    k: &LoopKernel,
+    sig: Signature,
+    target: MathTarget,
+    fctx: &mut FunctionBuilderContext,
+    index: usize,
+    config: cranelift_codegen::isa::TargetFrontendConfig,
+) -> Function {
+    let mut func = Function::with_name_signature(UserFuncName::user(0, index as u32), sig);
+    loops::emit(k, &mut func, fctx, target, config);
+    func
+}
+
+/// Cranelift's IR type for `lanes` elements of `dtype` (`bool` lanes are masks of the width
+/// of the other lanes, scalars are `i8` 0/1).
+fn ir_type(dtype: crate::types::DType, lanes: u8) -> ir::Type {
+    use crate::types::DType::*;
+    match (dtype, lanes) {
+        (F32, 1) => types::F32,
+        (F64, 1) => types::F64,
+        (I32, 1) => types::I32,
+        (Bool, 1) => types::I8,
+        (F32, 4) => types::F32X4,
+        (I32, 4) | (Bool, 4) => types::I32X4,
+        (F64, 2) => types::F64X2,
+        (Bool, 2) => types::I64X2,
+        _ => unreachable!("{dtype} has no {lanes}-lane vector type"),
+    }
+}

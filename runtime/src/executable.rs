@@ -1,0 +1,491 @@
+//! [`Executable`]: a graph compiled to native kernels over one preallocated arena, run as a
+//! flat list of calls. State (parameters, optimizer moments) lives in the arena between runs
+//! and is updated in place.
+
+use crate::pool::Pool;
+use kiln_compiler::codegen::{self, CodegenError, Compiled};
+use kiln_compiler::interp::RunError;
+use kiln_compiler::kernel::{DotKernel, Kernel, Program, Role, ScatterKernel, lower};
+use kiln_compiler::memory::plan;
+use kiln_compiler::{Array, DType, Data, Graph, InputKind, VerifyError, verify};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How to compile.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Fuse operations into kernels (`false`: one kernel per primitive, for comparison and
+    /// testing).
+    pub fuse: bool,
+    /// Worker threads for large kernels and matrix products (1: run on the caller's thread).
+    pub threads: usize,
+    /// Keep the Cranelift IR of each kernel as text (`kiln dump --stage clif`).
+    pub keep_clif: bool,
+}
+
+impl Default for Options {
+    /// Fused, on every core, without the IR text.
+    fn default() -> Options {
+        Options {
+            fuse: true,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            keep_clif: false,
+        }
+    }
+}
+
+/// Why a graph could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The graph breaks an invariant of the IR.
+    #[error(transparent)]
+    Invalid(#[from] VerifyError),
+    /// Cranelift refused a kernel.
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+}
+
+/// Why state could not be set.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// No param or state has the name.
+    #[error("the program has no param or state named `{0}`")]
+    Unknown(String),
+    /// The value's type differs from the state's.
+    #[error("`{name}` has type {expected}, the value given has type {found}")]
+    Type {
+        /// The state's name.
+        name: String,
+        /// Its type.
+        expected: Box<kiln_compiler::Type>,
+        /// The value's type.
+        found: Box<kiln_compiler::Type>,
+    },
+}
+
+/// Facts about a compiled program, for summaries and benchmarks.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Kernels in the program, by kind: loops, matrix products, scatters.
+    pub loops: usize,
+    /// Matrix products.
+    pub dots: usize,
+    /// Scatters.
+    pub scatters: usize,
+    /// Bytes of the arena (state, constants and temporaries).
+    pub arena_bytes: usize,
+    /// Bytes the temporaries would take without sharing memory.
+    pub unshared_bytes: usize,
+    /// Time spent compiling (lowering, planning and code generation).
+    pub compile_time: Duration,
+}
+
+/// A 64-byte aligned, zeroed byte buffer.
+struct Arena {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl Arena {
+    fn new(bytes: usize) -> Arena {
+        let layout = std::alloc::Layout::from_size_align(bytes.max(64), 64).expect("arena layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Arena { ptr, layout }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// A compiled graph, ready to run.
+pub struct Executable {
+    program: Program,
+    compiled: Compiled,
+    /// Owns the memory `table` points into.
+    _arena: Arena,
+    pool: Pool,
+    stats: Stats,
+    /// Data inputs by name: (buffer, type).
+    inputs: HashMap<String, u32>,
+    /// The pointer of every buffer for the current run (arena addresses are fixed).
+    table: Vec<*mut u8>,
+}
+
+// SAFETY: the arena and compiled code are owned; raw pointers point into them (or, during
+// `run`, into arrays the caller lends for that call only).
+unsafe impl Send for Executable {}
+
+impl Executable {
+    /// Compiles `g`: verify, fuse (or not), plan memory, generate code.
+    pub fn compile(g: &Graph, options: &Options) -> Result<Executable, CompileError> {
+        let start = Instant::now();
+        verify(g)?;
+        let program = lower(g, options.fuse);
+        let plan = plan(&program);
+        let compiled = codegen::compile(&program, options.keep_clif)?;
+        let arena = Arena::new(plan.arena_bytes);
+        let table = plan
+            .offsets
+            .iter()
+            .map(|o| match o {
+                // SAFETY: the plan's offsets lie inside the arena.
+                Some(off) => unsafe { arena.ptr.add(*off) },
+                None => std::ptr::null_mut(),
+            })
+            .collect();
+        let count = |f: fn(&Kernel) -> bool| program.kernels.iter().filter(|k| f(k)).count();
+        let stats = Stats {
+            loops: count(|k| matches!(k, Kernel::Loop(_))),
+            dots: count(|k| matches!(k, Kernel::Dot(_))),
+            scatters: count(|k| matches!(k, Kernel::Scatter(_))),
+            arena_bytes: plan.arena_bytes,
+            unshared_bytes: plan.unshared_bytes,
+            compile_time: Duration::ZERO,
+        };
+        let inputs = program
+            .buffers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match &b.role {
+                Role::Input(n) => Some((n.clone(), i as u32)),
+                _ => None,
+            })
+            .collect();
+        let mut exe = Executable {
+            program,
+            compiled,
+            _arena: arena,
+            pool: Pool::new(options.threads),
+            stats,
+            inputs,
+            table,
+        };
+        for (i, b) in exe.program.buffers.iter().enumerate() {
+            if let Role::Constant(a) = &b.role {
+                write_array(exe.table[i], a);
+            }
+        }
+        exe.stats.compile_time = start.elapsed();
+        Ok(exe)
+    }
+
+    /// The kernel program this executable runs.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The Cranelift IR of loop kernel `i`, if it was kept.
+    pub fn clif(&self, i: usize) -> Option<&str> {
+        self.compiled.clif.get(i)?.as_deref()
+    }
+
+    /// Facts about the compiled program.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The buffer of the param or state `name`.
+    fn state_buffer(&self, name: &str) -> Option<usize> {
+        self.program
+            .buffers
+            .iter()
+            .position(|b| matches!(&b.role, Role::State(n) if n == name))
+    }
+
+    /// Names and types of every param and state, in program order.
+    pub fn state_names(&self) -> Vec<(String, kiln_compiler::Type)> {
+        self.program
+            .buffers
+            .iter()
+            .filter_map(|b| match &b.role {
+                Role::State(n) => Some((n.clone(), b.ty.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets the param or state `name` (state starts at zero).
+    pub fn set_state(&mut self, name: &str, value: &Array) -> Result<(), StateError> {
+        let b = self.state_buffer(name).ok_or_else(|| StateError::Unknown(name.into()))?;
+        let ty = &self.program.buffers[b].ty;
+        if value.ty() != *ty {
+            return Err(StateError::Type {
+                name: name.into(),
+                expected: Box::new(ty.clone()),
+                found: Box::new(value.ty()),
+            });
+        }
+        write_array(self.table[b], value);
+        Ok(())
+    }
+
+    /// The current value of the param or state `name`.
+    pub fn state(&self, name: &str) -> Option<Array> {
+        let b = self.state_buffer(name)?;
+        Some(read_array(self.table[b], &self.program.buffers[b].ty))
+    }
+
+    /// Runs the program on the data inputs (every one, by name, of its exact type); updates
+    /// the state in place and returns the outputs in the graph's order.
+    pub fn run(&mut self, inputs: &HashMap<String, Array>) -> Result<Vec<(String, Array)>, RunError> {
+        for (name, &b) in &self.inputs {
+            let ty = &self.program.buffers[b as usize].ty;
+            let a = inputs.get(name).ok_or_else(|| RunError::MissingInput {
+                name: name.clone(),
+                kind: InputKind::Data,
+                ty: Box::new(ty.clone()),
+            })?;
+            if a.ty() != *ty {
+                return Err(RunError::InputType {
+                    name: name.clone(),
+                    expected: Box::new(ty.clone()),
+                    found: Box::new(a.ty()),
+                });
+            }
+            self.table[b as usize] = data_ptr(a);
+        }
+        if let Some(extra) = inputs.keys().find(|n| !self.inputs.contains_key(*n)) {
+            return Err(RunError::UnexpectedInput(extra.clone()));
+        }
+        for (i, k) in self.program.kernels.iter().enumerate() {
+            match k {
+                Kernel::Loop(lk) => {
+                    let f = self.compiled.kernels[i].expect("loop kernels are compiled");
+                    let table = Shared(self.table.as_ptr());
+                    let extent = lk.parallel.map_or(1, |v| lk.extents[v as usize]);
+                    let work = work_per_unit(lk);
+                    self.pool.run(extent as usize, work, &|lo, hi| {
+                        // SAFETY: the kernel reads and writes its buffers through `table`,
+                        // whose pointers are valid for their types; disjoint `lo..hi` ranges
+                        // write disjoint elements (the parallel loop is an output axis).
+                        unsafe { f(table.get(), lo as i64, hi as i64) }
+                    });
+                }
+                Kernel::Dot(d) => dot(&self.table, d, &self.program, &self.pool),
+                Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
+            }
+        }
+        for (_, state, value) in &self.program.updates {
+            if state != value {
+                let bytes = self.program.buffers[*state as usize].ty.numel()
+                    * self.program.buffers[*state as usize].ty.dtype.size_bytes();
+                // SAFETY: both buffers hold `bytes` bytes; they do not overlap (a state is
+                // never shared).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.table[*value as usize],
+                        self.table[*state as usize],
+                        bytes,
+                    )
+                };
+            }
+        }
+        let outputs = self
+            .program
+            .outputs
+            .iter()
+            .map(|(n, b)| (n.clone(), read_array(self.table[*b as usize], &self.program.buffers[*b as usize].ty)))
+            .collect();
+        for &b in self.inputs.values() {
+            self.table[b as usize] = std::ptr::null_mut();
+        }
+        Ok(outputs)
+    }
+}
+
+/// A pointer (or value holding pointers) handed to worker threads for one call; the call
+/// sites say why that is sound.
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: see each use: the pointees outlive the call and threads touch disjoint elements.
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The value (a method, so closures capture the whole wrapper).
+    fn get(&self) -> T {
+        self.0
+    }
+}
+
+/// Elements one iteration of the parallel loop touches, roughly (to decide whether threads pay).
+fn work_per_unit(k: &kiln_compiler::kernel::LoopKernel) -> usize {
+    let per_stage: i64 = k
+        .stages
+        .iter()
+        .map(|s| s.vars.iter().map(|&v| k.extents[v as usize]).product::<i64>())
+        .sum();
+    let outer: i64 = k.outer.iter().skip(1).map(|&v| k.extents[v as usize]).product();
+    let single_store = k.outer.is_empty();
+    let per = if single_store {
+        let first = k.parallel.map_or(1, |v| k.extents[v as usize]).max(1);
+        per_stage / first
+    } else {
+        per_stage * outer
+    };
+    (per.max(1) as usize) * k.exprs.len().max(1)
+}
+
+fn data_ptr(a: &Array) -> *mut u8 {
+    match a.data() {
+        Data::F32(v) => v.as_ptr() as *mut u8,
+        Data::F64(v) => v.as_ptr() as *mut u8,
+        Data::I32(v) => v.as_ptr() as *mut u8,
+        Data::Bool(v) => v.as_ptr() as *mut u8,
+    }
+}
+
+fn write_array(dst: *mut u8, a: &Array) {
+    let bytes = a.numel() * a.dtype().size_bytes();
+    // SAFETY: `dst` holds a buffer of `a`'s type; `bool` is one byte 0 or 1 as buffers expect.
+    unsafe { std::ptr::copy_nonoverlapping(data_ptr(a), dst, bytes) };
+}
+
+fn read_array(src: *const u8, ty: &kiln_compiler::Type) -> Array {
+    let n = ty.numel();
+    // SAFETY: `src` holds `n` elements of `ty.dtype`; bool buffers hold only 0 or 1.
+    let data = unsafe {
+        match ty.dtype {
+            DType::F32 => Data::F32(std::slice::from_raw_parts(src as *const f32, n).to_vec()),
+            DType::F64 => Data::F64(std::slice::from_raw_parts(src as *const f64, n).to_vec()),
+            DType::I32 => Data::I32(std::slice::from_raw_parts(src as *const i32, n).to_vec()),
+            DType::Bool => Data::Bool(std::slice::from_raw_parts(src as *const bool, n).to_vec()),
+        }
+    };
+    Array::new(&ty.shape, data).expect("buffers hold their type's element count")
+}
+
+/// A matrix product through the `gemm` crate (f32, f64) or plain loops (i32).
+fn dot(table: &[*mut u8], d: &DotKernel, p: &Program, pool: &Pool) {
+    let dtype = p.buffers[d.out as usize].ty.dtype;
+    let batches: usize = d.batch.iter().product();
+    for bi in 0..batches {
+        let at = |m: &kiln_compiler::kernel::Matrix| {
+            let mut rest = bi;
+            let mut off = m.offset;
+            for (i, &s) in m.batch_strides.iter().enumerate().rev() {
+                off += (rest % d.batch[i]) as i64 * s;
+                rest /= d.batch[i];
+            }
+            off as isize
+        };
+        let (oa, ob, oc) = (at(&d.a), at(&d.b), (bi * d.m * d.n) as isize);
+        let (a, b, c) = (table[d.a.buffer as usize], table[d.b.buffer as usize], table[d.out as usize]);
+        // SAFETY: offsets and strides come from the operands' static shapes and views, so
+        // every element addressed lies inside its buffer.
+        unsafe {
+            match dtype {
+                DType::F32 => gemm_call(
+                    d,
+                    a.cast::<f32>().offset(oa),
+                    b.cast::<f32>().offset(ob),
+                    c.cast::<f32>().offset(oc),
+                    1.0,
+                    pool,
+                ),
+                DType::F64 => gemm_call(
+                    d,
+                    a.cast::<f64>().offset(oa),
+                    b.cast::<f64>().offset(ob),
+                    c.cast::<f64>().offset(oc),
+                    1.0,
+                    pool,
+                ),
+                DType::I32 => int_dot(d, a.cast::<i32>().offset(oa), b.cast::<i32>().offset(ob), c.cast::<i32>().offset(oc)),
+                DType::Bool => unreachable!("dot is numeric"),
+            }
+        }
+    }
+}
+
+/// `c = a x b` for one batch element.
+///
+/// # Safety
+/// The pointers address `d`'s operands and result with `d`'s strides.
+unsafe fn gemm_call<T: 'static + Copy + Default>(
+    d: &DotKernel,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    one: T,
+    pool: &Pool,
+) {
+    let flops = 2 * d.m * d.n * d.k;
+    let parallelism = if pool.threads() > 1 && flops >= 1 << 20 {
+        gemm::Parallelism::Rayon(pool.threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    let (a, b, c, one) = (Shared(a), Shared(b), Shared(c), Shared(one));
+    let call = move || {
+        let (a, b, c, one) = (a.get(), b.get(), c.get(), one.get());
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            gemm::gemm(
+            d.m,
+            d.n,
+            d.k,
+            c,
+            1,
+            d.n as isize,
+            false,
+            a,
+            d.a.col_stride as isize,
+            d.a.row_stride as isize,
+            b,
+            d.b.col_stride as isize,
+            d.b.row_stride as isize,
+            T::default(),
+            one,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+        }
+    };
+    pool.install(call);
+}
+
+/// Integer matrix product, wrapping like the interpreter.
+///
+/// # Safety
+/// As for [`gemm_call`].
+unsafe fn int_dot(d: &DotKernel, a: *const i32, b: *const i32, c: *mut i32) {
+    for i in 0..d.m {
+        for j in 0..d.n {
+            let mut acc = 0i32;
+            for l in 0..d.k {
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    let x = *a.offset(i as isize * d.a.row_stride as isize + l as isize * d.a.col_stride as isize);
+                    let y = *b.offset(l as isize * d.b.row_stride as isize + j as isize * d.b.col_stride as isize);
+                    acc = acc.wrapping_add(x.wrapping_mul(y));
+                }
+            }
+            // SAFETY: as above.
+            unsafe { *c.add(i * d.n + j) = acc };
+        }
+    }
+}
+
+/// `out = 0; out[.., clamp(idx[j]), ..] += upd[.., j, ..]`.
+fn scatter(table: &[*mut u8], s: &ScatterKernel, p: &Program) {
+    let out_ty = &p.buffers[s.out as usize].ty;
+    let idx_ty = &p.buffers[s.indices as usize].ty;
+    let upd_ty = &p.buffers[s.updates as usize].ty;
+    let idx = read_array(table[s.indices as usize], idx_ty);
+    let upd = read_array(table[s.updates as usize], upd_ty);
+    let op = kiln_compiler::Op::ScatterAdd { axis: s.axis, size: out_ty.shape[s.axis] };
+    let out = kiln_compiler::interp::eval_op(&op, out_ty, &[&idx, &upd]);
+    write_array(table[s.out as usize], &out);
+}
