@@ -2,8 +2,9 @@
 //!
 //! The pipeline, one way through: a [`Graph`] (built by the frontend or parsed from text) is
 //! checked by [`infer`] on every node, printed and parsed by [`text`], validated by
-//! [`verify`](mod@verify), and evaluated by the reference interpreter [`interp`], the oracle for
-//! every later stage.
+//! [`verify`](mod@verify), differentiated by [`autodiff`] into a training step ([`train`]),
+//! optimized by [`passes`], and evaluated by the reference interpreter [`interp`], the oracle
+//! for every later stage.
 
 pub mod array;
 pub mod autodiff;
@@ -16,10 +17,14 @@ pub mod kernel;
 pub mod memory;
 pub mod op;
 pub mod optim;
+pub mod passes;
 pub mod text;
 pub mod train;
 pub mod types;
 pub mod verify;
+
+#[cfg(test)]
+mod testing;
 
 pub use array::{Array, Data};
 pub use graph::{Graph, GraphError, Node, NodeId, Origin};

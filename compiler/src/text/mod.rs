@@ -11,8 +11,6 @@ mod lex;
 mod parse;
 mod print;
 #[cfg(test)]
-mod random;
-#[cfg(test)]
 mod tests;
 
 pub use parse::{ParseError, parse};

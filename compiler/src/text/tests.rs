@@ -4,6 +4,7 @@
 use super::{PrintOptions, parse, print, print_with};
 use crate::graph::{Graph, Origin};
 use crate::op::{InputKind, MNEMONICS, Op, UnaryOp};
+use crate::testing::{config, random_graph};
 use crate::types::{DType, Type};
 use crate::verify::verify;
 use proptest::prelude::*;
@@ -319,7 +320,7 @@ fn flip_byte() -> impl Strategy<Value = u8> {
 }
 
 proptest! {
-    #![proptest_config(super::random::config())]
+    #![proptest_config(config())]
 
     #[test]
     fn flipped_bytes_never_panic(
@@ -335,5 +336,32 @@ proptest! {
             Ok(g) => prop_assert_eq!(print(&parse_ok(&print(&g))), print(&g)),
             Err(e) => prop_assert!(!e.render(&src, "flipped.kir").is_empty()),
         }
+    }
+}
+
+/// True when no two nodes share a name, so printing keeps every name as it is.
+fn names_are_distinct(g: &Graph) -> bool {
+    let mut seen = HashSet::new();
+    g.node_ids()
+        .filter_map(|id| g.node(id).name.as_deref())
+        .all(|n| seen.insert(n))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn printed_graphs_parse_back(seed in any::<u64>(), steps in 0usize..40) {
+        let g = random_graph(seed, steps);
+        let text = print(&g);
+        let back = parse(&text).map_err(|e| TestCaseError::fail(e.render(&text, "random.kir")))?;
+        prop_assert_eq!(verify(&back), Ok(()));
+        prop_assert_eq!(print(&back), text.as_str());
+        if names_are_distinct(&g) {
+            prop_assert!(back == g, "parse(print(g)) != g for\n{}", text);
+        }
+        let bare = print_with(&g, PrintOptions { locations: false });
+        let back = parse(&bare).map_err(|e| TestCaseError::fail(e.render(&bare, "bare.kir")))?;
+        prop_assert_eq!(print(&back), bare);
     }
 }
