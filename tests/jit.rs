@@ -19,9 +19,15 @@ fn inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
             let (_, name) = n.op.as_input().unwrap();
             let count = n.ty.numel();
             let a = match n.ty.dtype {
-                DType::I32 => Array::from_i32(&n.ty.shape, (0..count).map(|_| rng.range(0.0, 10.0) as i32).collect()),
+                DType::I32 => Array::from_i32(
+                    &n.ty.shape,
+                    (0..count).map(|_| rng.range(0.0, 10.0) as i32).collect(),
+                ),
                 DType::F32 if n.ty.rank() == 0 => Array::from_f32([], vec![0.05]),
-                DType::F32 => Array::from_f32(&n.ty.shape, (0..count).map(|_| rng.range(-0.5, 0.5) as f32).collect()),
+                DType::F32 => Array::from_f32(
+                    &n.ty.shape,
+                    (0..count).map(|_| rng.range(-0.5, 0.5) as f32).collect(),
+                ),
                 d => panic!("no generator for {d}"),
             };
             (name.to_string(), a.unwrap())
@@ -34,7 +40,12 @@ fn inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
 fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
     let values = inputs(g, 5);
     let want = interp::run(g, &values).unwrap();
-    let options = Options { fuse, threads, keep_clif: false };
+    let options = Options {
+        optimize: true,
+        fuse,
+        threads,
+        keep_clif: false,
+    };
     let mut exe = Executable::compile(g, &options).unwrap();
     let mut data = HashMap::new();
     for id in g.inputs() {
@@ -51,7 +62,10 @@ fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
         assert_eq!(a.ty(), b.ty(), "{name}");
         for (x, y) in a.to_f64_vec().iter().zip(b.to_f64_vec()) {
             let d = (x - y).abs() / y.abs().max(1.0);
-            assert!(d.is_finite() || (x.is_nan() && y.is_nan()), "{name}: {x} vs {y}");
+            assert!(
+                d.is_finite() || (x.is_nan() && y.is_nan()),
+                "{name}: {x} vs {y}"
+            );
             worst = worst.max(if d.is_nan() { 0.0 } else { d });
         }
     };
@@ -67,12 +81,20 @@ fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
 #[test]
 fn mlp_train_steps_match_the_interpreter() {
     let m = kiln::frontend::models::mlp(16, &[20, 12, 10]).unwrap();
-    for opt in [Optimizer::sgd(0.1), Optimizer::momentum(0.1, true), Optimizer::adam(1e-3)] {
+    for opt in [
+        Optimizer::sgd(0.1),
+        Optimizer::momentum(0.1, true),
+        Optimizer::adam(1e-3),
+    ] {
         let g = train_step(&m.graph, "loss", &opt).unwrap();
         for fuse in [true, false] {
             for threads in [1, 2] {
                 let d = compare(&g, fuse, threads);
-                assert!(d < 1e-5, "{} fuse={fuse} threads={threads}: {d:e}", opt.name());
+                assert!(
+                    d < 1e-5,
+                    "{} fuse={fuse} threads={threads}: {d:e}",
+                    opt.name()
+                );
             }
         }
     }

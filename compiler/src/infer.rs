@@ -320,6 +320,11 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             let (x, idx) = (args[0], args[1]);
             axis_in_range(*axis, x.rank())?;
             index(idx.dtype)?;
+            if x.shape[*axis] == 0 && idx.numel() > 0 {
+                return Err(bad(format!(
+                    "axis {axis} is empty: there is nothing to gather"
+                )));
+            }
             let mut shape: Shape = x.shape[..*axis].into();
             shape.extend_from_slice(&idx.shape);
             shape.extend_from_slice(&x.shape[axis + 1..]);

@@ -23,8 +23,9 @@ pub mod train;
 pub mod types;
 pub mod verify;
 
-#[cfg(test)]
-mod testing;
+/// Random well-typed graphs and inputs for differential tests (tests, or feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use array::{Array, Data};
 pub use graph::{Graph, GraphError, Node, NodeId, Origin};

@@ -4,13 +4,13 @@
 
 use crate::array::{Array, Data};
 use crate::graph::{Graph, NodeId, Origin};
-use crate::op::{BinaryOp, CmpOp, InputKind, MNEMONICS, Op, ReduceOp, UnaryOp};
+use crate::op::{BinaryOp, CmpOp, InputKind, Op, ReduceOp, UnaryOp};
 use crate::types::{DType, Shape, Type};
 use proptest::prelude::ProptestConfig;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// 256 cases, or `PROPTEST_CASES` when set (`with_cases` alone would ignore the variable).
-pub(crate) fn config() -> ProptestConfig {
+pub fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok());
@@ -480,7 +480,7 @@ impl Builder {
 
 /// A random well-typed graph: an `i32[]` seed and a few inputs, then `steps` attempts at random
 /// ops, then random outputs and updates.
-pub(crate) fn random_graph(seed: u64, steps: usize) -> Graph {
+pub fn random_graph(seed: u64, steps: usize) -> Graph {
     let mut r = Rng::new(seed);
     let repeat_names = r.chance(25);
     let mut b = Builder {
@@ -528,7 +528,7 @@ pub(crate) fn random_graph(seed: u64, steps: usize) -> Graph {
 }
 
 /// A random value for every input of `g`, by name, picked by `seed`.
-pub(crate) fn random_inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
+pub fn random_inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
     let mut r = Rng::new(seed);
     g.inputs()
         .into_iter()
@@ -540,8 +540,11 @@ pub(crate) fn random_inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
         .collect()
 }
 
+#[cfg(test)]
 #[test]
 fn random_graphs_cover_every_op() {
+    use crate::op::MNEMONICS;
+    use std::collections::HashSet;
     let mut used = HashSet::new();
     for seed in 0..200 {
         let g = random_graph(seed, 40);

@@ -7,6 +7,7 @@ use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::{DotKernel, Kernel, Program, Role, ScatterKernel, lower};
 use kiln_compiler::memory::plan;
+use kiln_compiler::passes::optimize;
 use kiln_compiler::{Array, DType, Data, Graph, InputKind, VerifyError, verify};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 /// How to compile.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Run the graph optimization passes first (simplify, fold, CSE, DCE).
+    pub optimize: bool,
     /// Fuse operations into kernels (`false`: one kernel per primitive, for comparison and
     /// testing).
     pub fuse: bool,
@@ -24,9 +27,10 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// Fused, on every core, without the IR text.
+    /// Optimized and fused, on every core, without the IR text.
     fn default() -> Options {
         Options {
+            optimize: true,
             fuse: true,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_clif: false,
@@ -128,7 +132,11 @@ impl Executable {
     pub fn compile(g: &Graph, options: &Options) -> Result<Executable, CompileError> {
         let start = Instant::now();
         verify(g)?;
-        let program = lower(g, options.fuse);
+        let mut g = g.clone();
+        if options.optimize {
+            optimize(&mut g);
+        }
+        let program = lower(&g, options.fuse);
         let plan = plan(&program);
         let compiled = codegen::compile(&program, options.keep_clif)?;
         let arena = Arena::new(plan.arena_bytes);
@@ -214,7 +222,9 @@ impl Executable {
 
     /// Sets the param or state `name` (state starts at zero).
     pub fn set_state(&mut self, name: &str, value: &Array) -> Result<(), StateError> {
-        let b = self.state_buffer(name).ok_or_else(|| StateError::Unknown(name.into()))?;
+        let b = self
+            .state_buffer(name)
+            .ok_or_else(|| StateError::Unknown(name.into()))?;
         let ty = &self.program.buffers[b].ty;
         if value.ty() != *ty {
             return Err(StateError::Type {
@@ -235,7 +245,10 @@ impl Executable {
 
     /// Runs the program on the data inputs (every one, by name, of its exact type); updates
     /// the state in place and returns the outputs in the graph's order.
-    pub fn run(&mut self, inputs: &HashMap<String, Array>) -> Result<Vec<(String, Array)>, RunError> {
+    pub fn run(
+        &mut self,
+        inputs: &HashMap<String, Array>,
+    ) -> Result<Vec<(String, Array)>, RunError> {
         for (name, &b) in &self.inputs {
             let ty = &self.program.buffers[b as usize].ty;
             let a = inputs.get(name).ok_or_else(|| RunError::MissingInput {
@@ -273,6 +286,20 @@ impl Executable {
                 Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
             }
         }
+        let outputs = self
+            .program
+            .outputs
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.clone(),
+                    read_array(
+                        self.table[*b as usize],
+                        &self.program.buffers[*b as usize].ty,
+                    ),
+                )
+            })
+            .collect();
         for (_, state, value) in &self.program.updates {
             if state != value {
                 let bytes = self.program.buffers[*state as usize].ty.numel()
@@ -288,12 +315,6 @@ impl Executable {
                 };
             }
         }
-        let outputs = self
-            .program
-            .outputs
-            .iter()
-            .map(|(n, b)| (n.clone(), read_array(self.table[*b as usize], &self.program.buffers[*b as usize].ty)))
-            .collect();
         for &b in self.inputs.values() {
             self.table[b as usize] = std::ptr::null_mut();
         }
@@ -322,9 +343,19 @@ fn work_per_unit(k: &kiln_compiler::kernel::LoopKernel) -> usize {
     let per_stage: i64 = k
         .stages
         .iter()
-        .map(|s| s.vars.iter().map(|&v| k.extents[v as usize]).product::<i64>())
+        .map(|s| {
+            s.vars
+                .iter()
+                .map(|&v| k.extents[v as usize])
+                .product::<i64>()
+        })
         .sum();
-    let outer: i64 = k.outer.iter().skip(1).map(|&v| k.extents[v as usize]).product();
+    let outer: i64 = k
+        .outer
+        .iter()
+        .skip(1)
+        .map(|&v| k.extents[v as usize])
+        .product();
     let single_store = k.outer.is_empty();
     let per = if single_store {
         let first = k.parallel.map_or(1, |v| k.extents[v as usize]).max(1);
@@ -379,7 +410,11 @@ fn dot(table: &[*mut u8], d: &DotKernel, p: &Program, pool: &Pool) {
             off as isize
         };
         let (oa, ob, oc) = (at(&d.a), at(&d.b), (bi * d.m * d.n) as isize);
-        let (a, b, c) = (table[d.a.buffer as usize], table[d.b.buffer as usize], table[d.out as usize]);
+        let (a, b, c) = (
+            table[d.a.buffer as usize],
+            table[d.b.buffer as usize],
+            table[d.out as usize],
+        );
         // SAFETY: offsets and strides come from the operands' static shapes and views, so
         // every element addressed lies inside its buffer.
         unsafe {
@@ -400,7 +435,12 @@ fn dot(table: &[*mut u8], d: &DotKernel, p: &Program, pool: &Pool) {
                     1.0,
                     pool,
                 ),
-                DType::I32 => int_dot(d, a.cast::<i32>().offset(oa), b.cast::<i32>().offset(ob), c.cast::<i32>().offset(oc)),
+                DType::I32 => int_dot(
+                    d,
+                    a.cast::<i32>().offset(oa),
+                    b.cast::<i32>().offset(ob),
+                    c.cast::<i32>().offset(oc),
+                ),
                 DType::Bool => unreachable!("dot is numeric"),
             }
         }
@@ -431,26 +471,26 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
         // SAFETY: forwarded from the caller.
         unsafe {
             gemm::gemm(
-            d.m,
-            d.n,
-            d.k,
-            c,
-            1,
-            d.n as isize,
-            false,
-            a,
-            d.a.col_stride as isize,
-            d.a.row_stride as isize,
-            b,
-            d.b.col_stride as isize,
-            d.b.row_stride as isize,
-            T::default(),
-            one,
-            false,
-            false,
-            false,
-            parallelism,
-        )
+                d.m,
+                d.n,
+                d.k,
+                c,
+                1,
+                d.n as isize,
+                false,
+                a,
+                d.a.col_stride as isize,
+                d.a.row_stride as isize,
+                b,
+                d.b.col_stride as isize,
+                d.b.row_stride as isize,
+                T::default(),
+                one,
+                false,
+                false,
+                false,
+                parallelism,
+            )
         }
     };
     pool.install(call);
@@ -467,8 +507,12 @@ unsafe fn int_dot(d: &DotKernel, a: *const i32, b: *const i32, c: *mut i32) {
             for l in 0..d.k {
                 // SAFETY: forwarded from the caller.
                 unsafe {
-                    let x = *a.offset(i as isize * d.a.row_stride as isize + l as isize * d.a.col_stride as isize);
-                    let y = *b.offset(l as isize * d.b.row_stride as isize + j as isize * d.b.col_stride as isize);
+                    let x = *a.offset(
+                        i as isize * d.a.row_stride as isize + l as isize * d.a.col_stride as isize,
+                    );
+                    let y = *b.offset(
+                        l as isize * d.b.row_stride as isize + j as isize * d.b.col_stride as isize,
+                    );
                     acc = acc.wrapping_add(x.wrapping_mul(y));
                 }
             }
@@ -485,7 +529,10 @@ fn scatter(table: &[*mut u8], s: &ScatterKernel, p: &Program) {
     let upd_ty = &p.buffers[s.updates as usize].ty;
     let idx = read_array(table[s.indices as usize], idx_ty);
     let upd = read_array(table[s.updates as usize], upd_ty);
-    let op = kiln_compiler::Op::ScatterAdd { axis: s.axis, size: out_ty.shape[s.axis] };
+    let op = kiln_compiler::Op::ScatterAdd {
+        axis: s.axis,
+        size: out_ty.shape[s.axis],
+    };
     let out = kiln_compiler::interp::eval_op(&op, out_ty, &[&idx, &upd]);
     write_array(table[s.out as usize], &out);
 }

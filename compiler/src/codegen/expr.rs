@@ -20,7 +20,9 @@ impl Gen<'_, '_> {
             return v;
         }
         let dtype = self.k.exprs[e as usize].1;
-        let varies = self.vector_var.is_some_and(|v| self.uses[e as usize].contains(&v));
+        let varies = self
+            .vector_var
+            .is_some_and(|v| self.uses[e as usize].contains(&v));
         let v = if lanes > 1 && !varies {
             let s = self.value(e, 1);
             self.splat(s, dtype, lanes)
@@ -33,15 +35,27 @@ impl Gen<'_, '_> {
 
     fn compute(&mut self, e: ExprId, dtype: DType, lanes: u8) -> Value {
         match self.k.exprs[e as usize].0.clone() {
-            Expr::Load { buffer, offset, guards } => self.load(buffer, &offset, &guards, dtype, lanes),
+            Expr::Load {
+                buffer,
+                offset,
+                guards,
+            } => self.load(buffer, &offset, &guards, dtype, lanes),
             Expr::Const(c) => self.constant(c, dtype),
             Expr::Index(i) => self.lane_indices(&i, lanes),
             Expr::Test(conds) => self.test(&conds),
-            Expr::Random { stream, seed, index } => {
+            Expr::Random {
+                stream,
+                seed,
+                index,
+            } => {
                 let seed = self.value(seed, 1);
                 let idx = self.lane_indices(&index, lanes);
                 let u = self.random(stream, seed, idx, lanes);
-                if dtype == DType::F64 { self.b.ins().fpromote(types::F64, u) } else { u }
+                if dtype == DType::F64 {
+                    self.b.ins().fpromote(types::F64, u)
+                } else {
+                    u
+                }
             }
             Expr::Apply { op, args } => {
                 let from = self.k.exprs[args[0] as usize].1;
@@ -99,7 +113,11 @@ impl Gen<'_, '_> {
                     self.b.ins().smin(x, top)
                 }
             };
-            let t = if *k == 1 { t } else { self.b.ins().imul_imm_s(t, *k) };
+            let t = if *k == 1 {
+                t
+            } else {
+                self.b.ins().imul_imm_s(t, *k)
+            };
             acc = self.b.ins().iadd(acc, t);
         }
         acc
@@ -113,9 +131,13 @@ impl Gen<'_, '_> {
         if lanes == 1 {
             return first;
         }
-        let v = self.vector_var.expect("vector lanes only inside a vector loop");
+        let v = self
+            .vector_var
+            .expect("vector lanes only inside a vector loop");
         let stride = i.stride_of(v).expect("vectorized indices are affine") as i32;
-        let steps: Vec<u8> = (0..lanes as i32).flat_map(|j| (j * stride).to_le_bytes()).collect();
+        let steps: Vec<u8> = (0..lanes as i32)
+            .flat_map(|j| (j * stride).to_le_bytes())
+            .collect();
         let c = self.b.func.dfg.constants.insert(steps.into());
         let steps = self.b.ins().vconst(types::I32X4, c);
         let base = self.b.ins().splat(types::I32X4, first);
@@ -134,7 +156,14 @@ impl Gen<'_, '_> {
         self.b.ins().iadd(base, bytes)
     }
 
-    fn load(&mut self, buffer: BufferId, offset: &Index, guards: &[Cond], dtype: DType, lanes: u8) -> Value {
+    fn load(
+        &mut self,
+        buffer: BufferId,
+        offset: &Index,
+        guards: &[Cond],
+        dtype: DType,
+        lanes: u8,
+    ) -> Value {
         let mut i = self.index(offset);
         if !guards.is_empty() {
             let ok = self.test(guards);
@@ -151,10 +180,17 @@ impl Gen<'_, '_> {
         }
         let varies = self.vector_var.is_some_and(|v| offset.uses(v));
         if lanes > 1 && !varies {
-            let s = self.b.ins().load(ir_type(dtype, 1), flags.with_aligned(), addr, 0);
+            let s = self
+                .b
+                .ins()
+                .load(ir_type(dtype, 1), flags.with_aligned(), addr, 0);
             return self.splat(s, dtype, lanes);
         }
-        let ty = if dtype == DType::Bool { types::I8 } else { ir_type(dtype, lanes) };
+        let ty = if dtype == DType::Bool {
+            types::I8
+        } else {
+            ir_type(dtype, lanes)
+        };
         self.b.ins().load(ty, flags, addr, 0)
     }
 
@@ -165,7 +201,10 @@ impl Gen<'_, '_> {
             let ok = match c {
                 Cond::Range { index, lo, hi } => {
                     let x = self.index(index);
-                    let a = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, x, *lo);
+                    let a = self
+                        .b
+                        .ins()
+                        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, x, *lo);
                     let b = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, *hi);
                     self.b.ins().band(a, b)
                 }

@@ -42,7 +42,13 @@ pub(super) fn emit(
     let table_flags = MemFlagsData::trusted().with_readonly();
     let bases = buffers
         .into_iter()
-        .map(|id| (id, b.ins().load(types::I64, table_flags, params[0], (id * 8) as i32)))
+        .map(|id| {
+            (
+                id,
+                b.ins()
+                    .load(types::I64, table_flags, params[0], (id * 8) as i32),
+            )
+        })
         .collect();
     let mut g = Gen {
         k,
@@ -95,7 +101,9 @@ fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
                 s.extend(per[*seed as usize].iter().copied());
                 index_vars(index, &mut s, &per);
             }
-            Expr::Apply { args, .. } => args.iter().for_each(|a| s.extend(per[*a as usize].iter().copied())),
+            Expr::Apply { args, .. } => args
+                .iter()
+                .for_each(|a| s.extend(per[*a as usize].iter().copied())),
             Expr::Const(_) | Expr::Reduced(_) => {}
         }
         per.push(s);
@@ -137,11 +145,17 @@ impl Gen<'_, '_> {
     }
 
     pub(super) fn cached(&self, e: ExprId, lanes: u8) -> Option<Value> {
-        self.scopes.iter().rev().find_map(|s| s.get(&(e, lanes)).copied())
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|s| s.get(&(e, lanes)).copied())
     }
 
     pub(super) fn remember(&mut self, e: ExprId, lanes: u8, v: Value) {
-        self.scopes.last_mut().expect("a scope").insert((e, lanes), v);
+        self.scopes
+            .last_mut()
+            .expect("a scope")
+            .insert((e, lanes), v);
     }
 
     /// The accumulator value of finished reduce stage `s`.
@@ -169,19 +183,36 @@ impl Gen<'_, '_> {
             (self.lo, self.hi)
         } else {
             let n = self.k.extents[v as usize];
-            (self.b.ins().iconst(types::I64, 0), self.b.ins().iconst(types::I64, n))
+            (
+                self.b.ins().iconst(types::I64, 0),
+                self.b.ins().iconst(types::I64, n),
+            )
         }
     }
 
     /// `for v in (from..to).step_by(step) { body }`, leaving `v` at the first value not run
     /// (so a scalar tail can continue from it).
-    fn counted_loop(&mut self, v: Var, from: Value, to: Value, step: i64, body: &mut dyn FnMut(&mut Self)) {
+    fn counted_loop(
+        &mut self,
+        v: Var,
+        from: Value,
+        to: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self),
+    ) {
         let var = self.b.declare_var(types::I64);
         self.b.def_var(var, from);
         self.loop_from(v, var, to, step, body);
     }
 
-    fn loop_from(&mut self, v: Var, var: Variable, to: Value, step: i64, body: &mut dyn FnMut(&mut Self)) {
+    fn loop_from(
+        &mut self,
+        v: Var,
+        var: Variable,
+        to: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self),
+    ) {
         let header = self.b.create_block();
         let inner = self.b.create_block();
         let exit = self.b.create_block();
@@ -190,7 +221,11 @@ impl Gen<'_, '_> {
         let i = self.b.use_var(var);
         let next = self.b.ins().iadd_imm_s(i, step);
         let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, to);
-        let go = if step == 1 { self.b.ins().icmp(IntCC::SignedLessThan, i, to) } else { go };
+        let go = if step == 1 {
+            self.b.ins().icmp(IntCC::SignedLessThan, i, to)
+        } else {
+            go
+        };
         self.b.ins().brif(go, inner, &[], exit, &[]);
         self.b.switch_to_block(inner);
         let saved = self.loop_vars[v as usize].replace(var);
@@ -227,10 +262,14 @@ impl Gen<'_, '_> {
                     }
                     Expr::Load { offset, guards, .. } => {
                         data_exprs(offset, &mut roots);
-                        guards.iter().for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots));
+                        guards
+                            .iter()
+                            .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots));
                     }
                     Expr::Index(i) => data_exprs(i, &mut roots),
-                    Expr::Test(cs) => cs.iter().for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots)),
+                    Expr::Test(cs) => cs
+                        .iter()
+                        .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots)),
                     Expr::Const(_) | Expr::Reduced(_) => {}
                 }
             }
@@ -241,9 +280,14 @@ impl Gen<'_, '_> {
     /// The lanes stage `s`'s innermost loop runs with: 4 or 2 when it vectorizes, else 1.
     fn lanes(&self, s: usize, needed: &[ExprId]) -> u8 {
         let stage = &self.k.stages[s];
-        let Some(&v) = stage.vars.last() else { return 1 };
+        let Some(&v) = stage.vars.last() else {
+            return 1;
+        };
         let mut lanes = None;
-        for &e in needed.iter().filter(|&&e| self.uses[e as usize].contains(&v)) {
+        for &e in needed
+            .iter()
+            .filter(|&&e| self.uses[e as usize].contains(&v))
+        {
             let (expr, dtype) = &self.k.exprs[e as usize];
             let want = match dtype {
                 DType::F64 => 2,
@@ -258,7 +302,9 @@ impl Gen<'_, '_> {
                 }
                 Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
                 Expr::Test(_) => false,
-                Expr::Random { index, .. } => *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data(),
+                Expr::Random { index, .. } => {
+                    *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data()
+                }
                 Expr::Apply { op, args } => match op {
                     Op::Binary(BinaryOp::Pow) => false,
                     Op::Binary(BinaryOp::Div) => *dtype != DType::I32,
@@ -300,29 +346,43 @@ impl Gen<'_, '_> {
                 let acc = self.b.declare_var(super::ir_type(dtype, 1));
                 let init = self.identity(op, dtype, 1);
                 self.b.def_var(acc, init);
-                self.nest(&vars, 0, &needed, lanes, &mut |g, l| {
-                    if l == 1 {
-                        let x = g.value(value, 1);
-                        let a = g.b.use_var(acc);
-                        let r = g.combine(op, dtype, a, x);
-                        g.b.def_var(acc, r);
-                    }
-                }, Some((op, value, dtype, acc)));
+                self.nest(
+                    &vars,
+                    0,
+                    &needed,
+                    lanes,
+                    &mut |g, l| {
+                        if l == 1 {
+                            let x = g.value(value, 1);
+                            let a = g.b.use_var(acc);
+                            let r = g.combine(op, dtype, a, x);
+                            g.b.def_var(acc, r);
+                        }
+                    },
+                    Some((op, value, dtype, acc)),
+                );
                 self.reduced[s] = Some(acc);
             }
             StageKind::Store(stores) => {
-                self.nest(&vars, 0, &needed, lanes, &mut |g, l| {
-                    for st in &stores {
-                        let x = g.value(st.value, l);
-                        let addr = g.address(st.buffer, &st.offset, dtype_of(g, st.value));
-                        let flags = if l == 1 {
-                            MemFlagsData::trusted()
-                        } else {
-                            MemFlagsData::new().with_notrap()
-                        };
-                        g.b.ins().store(flags, x, addr, 0);
-                    }
-                }, None);
+                self.nest(
+                    &vars,
+                    0,
+                    &needed,
+                    lanes,
+                    &mut |g, l| {
+                        for st in &stores {
+                            let x = g.value(st.value, l);
+                            let addr = g.address(st.buffer, &st.offset, dtype_of(g, st.value));
+                            let flags = if l == 1 {
+                                MemFlagsData::trusted()
+                            } else {
+                                MemFlagsData::new().with_notrap()
+                            };
+                            g.b.ins().store(flags, x, addr, 0);
+                        }
+                    },
+                    None,
+                );
             }
         }
     }
@@ -348,7 +408,9 @@ impl Gen<'_, '_> {
         let v = vars[d];
         let (from, to) = self.bounds(v);
         if d + 1 < vars.len() || lanes == 1 {
-            self.counted_loop(v, from, to, 1, &mut |g| g.nest(vars, d + 1, needed, lanes, action, reduce));
+            self.counted_loop(v, from, to, 1, &mut |g| {
+                g.nest(vars, d + 1, needed, lanes, action, reduce)
+            });
             return;
         }
         let var = self.b.declare_var(types::I64);
@@ -381,7 +443,9 @@ impl Gen<'_, '_> {
             }
             self.b.def_var(acc, a);
         }
-        self.loop_from(v, var, to, 1, &mut |g| g.nest(vars, d + 1, needed, 1, action, reduce));
+        self.loop_from(v, var, to, 1, &mut |g| {
+            g.nest(vars, d + 1, needed, 1, action, reduce)
+        });
     }
 
     /// Computes, in the current scope, the needed expressions that use none of `vars[d..]`:
@@ -434,4 +498,3 @@ fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
         }
     }
 }
-

@@ -38,14 +38,23 @@ pub(crate) fn min(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
     b.ins().fmin(x, y)
 }
 
-fn per_lane(b: &mut FunctionBuilder, x: Value, f32f: fn(f32) -> f32, f64f: fn(f64) -> f64) -> Value {
+fn per_lane(
+    b: &mut FunctionBuilder,
+    x: Value,
+    f32f: fn(f32) -> f32,
+    f64f: fn(f64) -> f64,
+) -> Value {
     let ty = b.func.dfg.value_type(x);
     let lane = ty.lane_type();
     let mut sig = Signature::new(b.func.signature.call_conv);
     sig.params.push(AbiParam::new(lane));
     sig.returns.push(AbiParam::new(lane));
     let sig = b.import_signature(sig);
-    let f = if lane == types::F32 { f32f as *const u8 } else { f64f as *const u8 };
+    let f = if lane == types::F32 {
+        f32f as *const u8
+    } else {
+        f64f as *const u8
+    };
     let f = b.ins().iconst(types::I64, f as i64);
     let call = |b: &mut FunctionBuilder, v: Value| {
         let c = b.ins().call_indirect(sig, f, &[v]);

@@ -95,7 +95,14 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
         for _ in 0..3 {
             sig.params.push(AbiParam::new(types::I64));
         }
-        let func = build(lk, sig.clone(), target, &mut fctx, i, module.target_config());
+        let func = build(
+            lk,
+            sig.clone(),
+            target,
+            &mut fctx,
+            i,
+            module.target_config(),
+        );
         clif.push(keep_clif.then(|| func.display().to_string()));
         let id = module
             .declare_function(&format!("k{i}"), Linkage::Local, &sig)

@@ -93,7 +93,7 @@ pub(super) fn windows(x: &Array, stride: &[usize], dilation: &[usize], out: &[us
 }
 
 /// `take(x, idx, axis)`: result `[pre.., j.., post..]` reads `x[pre.., idx[j..], post..]`, the
-/// index clamped into range; from an axis of extent 0 every element is 0.
+/// index clamped into range (inference refuses a gather from an empty axis; here it gives 0).
 pub(super) fn gather(x: &Array, idx: &Array, axis: usize, out: &[usize]) -> Data {
     let (ids, r, n) = (i32::of(idx), idx.shape().len(), x.shape()[axis]);
     view(x, out, 0.0, |o| {

@@ -46,9 +46,12 @@ struct Restart(NodeId);
 /// The value of a constant node if all its elements are bitwise equal.
 fn splat(op: &Op) -> Option<f64> {
     let Op::Constant(a) = op else { return None };
+    if a.numel() == 0 {
+        return None;
+    }
     let first = a.data().get_f64(0);
     let all_equal = (0..a.numel()).all(|i| a.data().get_f64(i).to_bits() == first.to_bits());
-    (a.numel() > 0 && all_equal).then_some(first)
+    all_equal.then_some(first)
 }
 
 /// The nodes some output or update needs.
@@ -163,15 +166,28 @@ impl<'g> Planner<'g> {
             .iter()
             .map(|(n, id)| (n.clone(), self.buffer_of[id]))
             .collect();
-        let updates = self
-            .g
-            .updates()
-            .iter()
-            .map(|(n, id)| {
-                let state = self.g.input(n).expect("updates name inputs");
-                (n.clone(), self.buffer_of[&state], self.buffer_of[id])
-            })
-            .collect();
+        // An update whose value is itself an input or constant (`update a <- %b`) must see
+        // that buffer before any kernel updates it in place: a copy made first holds it.
+        let mut snapshots = vec![];
+        let mut updates = vec![];
+        for (n, id) in self.g.updates() {
+            let state = self.buffer_of[&self.g.input(n).expect("updates name inputs")];
+            let mut value = self.buffer_of[id];
+            if self.buffers[value as usize].role != Role::Temp {
+                let copy = self.buffers.len() as BufferId;
+                let ty = self.buffers[value as usize].ty.clone();
+                self.buffers.push(Buffer {
+                    ty: ty.clone(),
+                    role: Role::Temp,
+                    node: *id,
+                });
+                snapshots.push(Kernel::Loop(copy_kernel(value, copy, ty.numel(), ty.dtype)));
+                value = copy;
+            }
+            updates.push((n.clone(), state, value));
+        }
+        snapshots.extend(kernels);
+        let kernels = snapshots;
         Ok(Program {
             name: self.g.name().to_string(),
             buffers: self.buffers,
@@ -258,6 +274,32 @@ impl<'g> Planner<'g> {
         let (inner, guards) = view_index(self.g, node, &index, extents)?;
         guards.is_empty().then_some(())?;
         self.view_source(operand, inner, extents)
+    }
+}
+
+/// A kernel copying `n` elements of `dtype` from buffer `from` to buffer `to`.
+fn copy_kernel(from: BufferId, to: BufferId, n: usize, dtype: DType) -> LoopKernel {
+    let offset = Index::var(0);
+    LoopKernel {
+        extents: vec![n as i64],
+        outer: vec![],
+        stages: vec![Stage {
+            vars: vec![0],
+            kind: StageKind::Store(vec![Store {
+                buffer: to,
+                offset: offset.clone(),
+                value: 0,
+            }]),
+        }],
+        exprs: vec![(
+            Expr::Load {
+                buffer: from,
+                offset,
+                guards: vec![],
+            },
+            dtype,
+        )],
+        parallel: Some(0),
     }
 }
 
@@ -594,7 +636,10 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
                 parts.push((o, inner, conds));
             }
         }
-        let (o, inner, conds) = parts.pop().expect("some operand covers every index");
+        let Some((o, inner, conds)) = parts.pop() else {
+            // No operand is ever read: the loops around are empty.
+            return Ok(self.constant(0.0, dtype));
+        };
         let all: Vec<Cond> = guards.iter().chain(&conds).cloned().collect();
         let mut acc = self.value(o, &inner, &all)?;
         while let Some((o, inner, conds)) = parts.pop() {
@@ -616,7 +661,8 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         guards: &[Cond],
     ) -> Result<ExprId, Restart> {
         let uses_stage_var = |i: &Index| self.scope.stage_vars.iter().any(|&v| i.uses(v));
-        if index.iter().any(uses_stage_var) || index.iter().any(Index::has_data) {
+        let guarded = guards.iter().any(|c| uses_stage_var(super::cond_index(c)));
+        if guarded || index.iter().any(uses_stage_var) || index.iter().any(Index::has_data) {
             return Err(Restart(self.scope.reducing.unwrap_or(node)));
         }
         let key = (node, index.to_vec(), guards.to_vec());
@@ -629,7 +675,11 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
             .map(|v| self.outer.iter().position(|&o| o == v).map_or(0, |p| p + 1))
             .max()
             .unwrap_or(0);
-        self.min_level = self.min_level.min(level);
+        if self.scope.reducing.is_none() {
+            // Only reductions the store stage needs decide the split: those inside another
+            // reduction's body run once per outer index wherever the split is.
+            self.min_level = self.min_level.min(level);
+        }
         let g = self.planner.g;
         let input = g.operands(node)[0];
         let in_shape = g.node(input).ty.shape.clone();
@@ -671,8 +721,8 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
 }
 
 /// Makes each update whose kernel can write its new value over the old one do so: the new
-/// value's kernel is a loop kernel that reads the state only at the element it writes, and no
-/// later kernel reads the old value. Other updates keep a separate buffer, copied after a run.
+/// value's kernel is a loop kernel that reads the state only at the element it writes, and
+/// nothing later (a kernel or an output) reads the old value. Other updates keep a separate buffer, copied after a run.
 fn in_place_updates(mut p: Program) -> Program {
     for u in 0..p.updates.len() {
         let (_, state, value) = p.updates[u].clone();
@@ -704,7 +754,8 @@ fn in_place_updates(mut p: Program) -> Program {
         });
         let read_later = p.kernels[k + 1..]
             .iter()
-            .any(|later| later.reads().contains(&state));
+            .any(|later| later.reads().contains(&state))
+            || p.outputs.iter().any(|&(_, b)| b == state);
         if !same_element || read_later {
             continue;
         }

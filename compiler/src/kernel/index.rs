@@ -279,7 +279,14 @@ pub fn unflatten(flat: &Index, shape: &[usize], r: &(impl Ranges + ?Sized)) -> V
     shape
         .iter()
         .zip(&strides)
-        .map(|(&d, &s)| flat.div(s as i64, r).rem(d as i64, r))
+        .map(|(&d, &s)| {
+            // A zero extent means the tensor is empty: no element is ever addressed.
+            if d == 0 || s == 0 {
+                Index::constant(0)
+            } else {
+                flat.div(s as i64, r).rem(d as i64, r)
+            }
+        })
         .collect()
 }
 
