@@ -138,7 +138,7 @@ fn dump_lists_the_stages_for_an_unknown_stage() {
     let first = out.stderr.lines().take(2).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!(first, @r"
     error: invalid value 'fused' for '--stage <STAGE>'
-      [possible values: source, grad, train]
+      [possible values: source, grad, train, optimized, kernels, loops, clif]
     ");
 }
 
@@ -421,5 +421,59 @@ fn run_writes_gradients_that_match_the_analytic_ones() {
         for (i, (g, w)) in got.to_f64_vec().iter().zip(&want).enumerate() {
             assert!((g - w).abs() <= 1e-5, "{name}[{i}]: kiln {g}, analytic {w}");
         }
+    }
+}
+
+#[test]
+fn dump_shows_the_compiled_stages_of_the_mlp_train_step() {
+    let kernels = kiln(&["dump", "mlp", "--stage", "kernels"], None);
+    assert_eq!(kernels.status, Some(0), "{}", kernels.stderr);
+    assert!(kernels.stdout.starts_with("program mlp_train {"));
+    let count = |s: &str| s.lines().filter(|l| l.starts_with("  k")).count();
+    let unfused = kiln(&["dump", "mlp", "--stage", "kernels", "--no-fuse"], None);
+    assert!(
+        count(&kernels.stdout) * 3 < count(&unfused.stdout),
+        "fusion makes far fewer kernels"
+    );
+    let loops = kiln(&["dump", "mlp", "--stage", "loops"], None);
+    assert!(loops.stdout.contains("by 4 lanes, then a scalar tail"));
+    let clif = kiln(
+        &["dump", "tests/fixtures/example.kir", "--stage", "clif"],
+        None,
+    );
+    assert_eq!(clif.status, Some(0), "{}", clif.stderr);
+    assert!(clif.stdout.contains("function u0:"), "{}", clif.stdout);
+}
+
+#[test]
+fn run_compiled_and_interpreted_agree() {
+    let tmp = TempDir::new().unwrap();
+    let run = |extra: &[&str], dir: &str| {
+        let out = tmp.path().join(dir);
+        let mut args = vec![
+            "run",
+            "tests/fixtures/example.kir",
+            "--input",
+            X,
+            "--input",
+            Y,
+            "--output-dir",
+            path_str(&out),
+        ];
+        args.extend(extra);
+        let o = kiln(&args, Some(&tmp));
+        assert_eq!(o.status, Some(0), "{}", o.stderr);
+        read_npy(out.join("out.npy")).unwrap().to_f64_vec()
+    };
+    let (jit, unfused, interp) = (
+        run(&[], "a"),
+        run(&["--no-fuse"], "b"),
+        run(&["--interpret"], "c"),
+    );
+    for ((a, b), c) in jit.iter().zip(&unfused).zip(&interp) {
+        assert!(
+            (a - c).abs() <= 1e-6 && (b - c).abs() <= 1e-6,
+            "{a} {b} {c}"
+        );
     }
 }

@@ -3,6 +3,9 @@
 use super::optimizer::OptimizerArg;
 use super::{CliError, load_kir, print_stdout};
 use clap::{Args, ValueEnum};
+use kiln_compiler::codegen::{self, describe_loops};
+use kiln_compiler::kernel::lower;
+use kiln_compiler::passes::optimize;
 use kiln_compiler::text::{PrintOptions, print_with};
 use kiln_compiler::train::{grad_graph, train_step};
 use kiln_compiler::{Graph, dot::to_dot};
@@ -30,6 +33,9 @@ pub struct DumpArgs {
     /// The optimizer the train stage appends.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
     optimizer: OptimizerArg,
+    /// One kernel per primitive (kernels, loops and clif stages), to compare with fusion.
+    #[arg(long)]
+    no_fuse: bool,
 }
 
 /// A point of the pipeline whose graph `kiln dump` can show.
@@ -42,6 +48,15 @@ pub enum Stage {
     Grad,
     /// The whole training step: forward pass, gradients and the optimizer's updates.
     Train,
+    /// After the optimization passes (simplify, fold, CSE, DCE).
+    Optimized,
+    /// The fused kernels: buffers, loop kernels with their expressions, matrix products.
+    Kernels,
+    /// The loop nests code generation makes of each kernel, with vector widths and the loop
+    /// split across threads.
+    Loops,
+    /// The Cranelift IR of each loop kernel.
+    Clif,
 }
 
 /// An output format of `kiln dump`.
@@ -56,19 +71,52 @@ pub enum Format {
 /// Prints the graph `args` names.
 pub fn dump(args: &DumpArgs) -> Result<(), CliError> {
     let source = load(&args.target)?;
+    let train = || train_step(&source, &args.loss, &args.optimizer.optimizer());
     let g = match args.stage {
-        Stage::Source => source,
+        Stage::Source => source.clone(),
         Stage::Grad => grad_graph(&source, &args.loss)?,
-        Stage::Train => train_step(&source, &args.loss, &args.optimizer.optimizer())?,
+        Stage::Train => train()?,
+        _ => {
+            // Compiled stages start from the training step when the graph has the loss output,
+            // else from the graph itself.
+            let mut g = if source.output(&args.loss).is_some() {
+                train()?
+            } else {
+                source.clone()
+            };
+            optimize(&mut g);
+            g
+        }
     };
-    let mut out = match args.format {
-        Format::Text => print_with(
-            &g,
-            PrintOptions {
-                locations: !args.no_locations,
-            },
-        ),
-        Format::Dot => to_dot(&g),
+    let compiled = |g: &Graph| {
+        let program = lower(g, !args.no_fuse);
+        match args.stage {
+            Stage::Kernels => Ok(program.to_string()),
+            Stage::Loops => Ok(describe_loops(&program)),
+            _ => {
+                let code = codegen::compile(&program, true)?;
+                Ok::<String, CliError>(
+                    code.clif
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            }
+        }
+    };
+    let mut out = match (args.stage, args.format) {
+        (Stage::Kernels | Stage::Loops | Stage::Clif, _) => compiled(&g)?,
+        (_, format) => match format {
+            Format::Text => print_with(
+                &g,
+                PrintOptions {
+                    locations: !args.no_locations,
+                },
+            ),
+            Format::Dot => to_dot(&g),
+        },
     };
     if !out.ends_with('\n') {
         out.push('\n');

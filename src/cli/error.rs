@@ -69,6 +69,15 @@ pub enum CliError {
     /// A gradient or training step cannot be built from the graph.
     #[error(transparent)]
     Train(#[from] TrainError),
+    /// The graph could not be compiled.
+    #[error(transparent)]
+    Compile(#[from] kiln_runtime::CompileError),
+    /// Code generation failed (a bug in kiln, reported rather than hidden).
+    #[error(transparent)]
+    Codegen(#[from] kiln_compiler::codegen::CodegenError),
+    /// A param or state value does not fit the compiled program.
+    #[error(transparent)]
+    State(#[from] kiln_runtime::StateError),
     /// The interpreter refused the inputs.
     #[error(transparent)]
     Run(#[from] RunError),

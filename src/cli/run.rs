@@ -2,9 +2,11 @@
 
 use super::{CliError, load_kir, output, print_stdout};
 use clap::Args;
+use kiln_compiler::interp::Evaluation;
 use kiln_compiler::train::gradients;
-use kiln_compiler::{Array, Graph, interp};
+use kiln_compiler::{Array, Graph, InputKind, interp};
 use kiln_runtime::npy::read_npy;
+use kiln_runtime::{Executable, Options};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -37,11 +39,12 @@ pub struct RunArgs {
         requires = "grad"
     )]
     wrt: Vec<String>,
-    /// Evaluate with the reference interpreter. It is the only engine for now, so this is also
-    /// the default; once the JIT lands, the JIT becomes the default and this flag selects the
-    /// interpreter.
+    /// Evaluate with the reference interpreter instead of compiling to native code.
     #[arg(long)]
     interpret: bool,
+    /// Compile one kernel per primitive instead of fusing.
+    #[arg(long, conflicts_with = "interpret")]
+    no_fuse: bool,
 }
 
 /// `NAME=PATH` as given to `--input`.
@@ -62,7 +65,11 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         g = gradients(&g, of, &wrt)?;
     }
     let inputs = read_inputs(&g, &args.inputs)?;
-    let evaluation = interp::run(&g, &inputs)?;
+    let evaluation = if args.interpret {
+        interp::run(&g, &inputs)?
+    } else {
+        compiled_run(&g, &inputs, !args.no_fuse)?
+    };
     let dir = &args.output_dir;
     let files: Vec<(PathBuf, &Array)> = (evaluation.outputs.iter())
         .map(|(name, a)| (dir.join(format!("{name}.npy")), a))
@@ -80,6 +87,35 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         .map(|(path, a)| format!("wrote {} ({})\n", path.display(), a.ty()))
         .collect();
     print_stdout(&summary)
+}
+
+/// Runs `g` compiled to native code, with the same results as [`interp::run`].
+fn compiled_run(
+    g: &Graph,
+    inputs: &HashMap<String, Array>,
+    fuse: bool,
+) -> Result<Evaluation, CliError> {
+    let options = Options {
+        fuse,
+        ..Options::default()
+    };
+    let mut exe = Executable::compile(g, &options)?;
+    let mut data = HashMap::new();
+    for (name, value) in inputs {
+        match g.input(name).and_then(|id| g.node(id).op.as_input()) {
+            Some((InputKind::Data, _)) => {
+                data.insert(name.clone(), value.clone());
+            }
+            _ => exe.set_state(name, value)?,
+        }
+    }
+    let outputs = exe.run(&data)?;
+    let updates = g
+        .updates()
+        .iter()
+        .map(|(n, _)| (n.clone(), exe.state(n).expect("updated states exist")))
+        .collect();
+    Ok(Evaluation { outputs, updates })
 }
 
 /// Reads the array bound to each input of `g`, after checking that `bindings` names every

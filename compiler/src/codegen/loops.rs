@@ -71,7 +71,7 @@ pub(super) fn emit(
 }
 
 /// The loop variables each expression depends on (through indices and operands).
-fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
+pub(super) fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
     fn index_vars(i: &Index, out: &mut BTreeSet<Var>, per_expr: &[BTreeSet<Var>]) {
         for (_, a) in &i.terms {
             match a {
@@ -240,99 +240,14 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(exit);
     }
 
-    /// Every expression a stage needs, in order.
+    /// Every expression stage `s` needs, in order.
     fn needed(&self, s: usize) -> Vec<ExprId> {
-        let mut roots: Vec<ExprId> = match &self.k.stages[s].kind {
-            StageKind::Reduce { value, .. } => vec![*value],
-            StageKind::Store(st) => st.iter().map(|x| x.value).collect(),
-        };
-        if let StageKind::Store(st) = &self.k.stages[s].kind {
-            for x in st {
-                data_exprs(&x.offset, &mut roots);
-            }
-        }
-        let mut seen = BTreeSet::new();
-        while let Some(e) = roots.pop() {
-            if seen.insert(e) {
-                match &self.k.exprs[e as usize].0 {
-                    Expr::Apply { args, .. } => roots.extend(args.iter().copied()),
-                    Expr::Random { seed, index, .. } => {
-                        roots.push(*seed);
-                        data_exprs(index, &mut roots);
-                    }
-                    Expr::Load { offset, guards, .. } => {
-                        data_exprs(offset, &mut roots);
-                        guards
-                            .iter()
-                            .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots));
-                    }
-                    Expr::Index(i) => data_exprs(i, &mut roots),
-                    Expr::Test(cs) => cs
-                        .iter()
-                        .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots)),
-                    Expr::Const(_) | Expr::Reduced(_) => {}
-                }
-            }
-        }
-        seen.into_iter().collect()
+        needed(self.k, s)
     }
 
-    /// The lanes stage `s`'s innermost loop runs with: 4 or 2 when it vectorizes, else 1.
+    /// The lanes stage `s`'s innermost loop runs with.
     fn lanes(&self, s: usize, needed: &[ExprId]) -> u8 {
-        let stage = &self.k.stages[s];
-        let Some(&v) = stage.vars.last() else {
-            return 1;
-        };
-        let mut lanes = None;
-        for &e in needed
-            .iter()
-            .filter(|&&e| self.uses[e as usize].contains(&v))
-        {
-            let (expr, dtype) = &self.k.exprs[e as usize];
-            let want = match dtype {
-                DType::F64 => 2,
-                _ => 4,
-            };
-            let ok = match expr {
-                Expr::Load { offset, guards, .. } => {
-                    *dtype != DType::Bool
-                        && !offset.has_data()
-                        && matches!(offset.stride_of(v), Some(0 | 1))
-                        && guards.iter().all(|c| !crate::kernel::cond_index(c).uses(v))
-                }
-                Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
-                Expr::Test(_) => false,
-                Expr::Random { index, .. } => {
-                    *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data()
-                }
-                Expr::Apply { op, args } => match op {
-                    Op::Binary(BinaryOp::Pow) => false,
-                    Op::Binary(BinaryOp::Div) => *dtype != DType::I32,
-                    Op::Cast(_) => {
-                        let from = self.k.exprs[args[0] as usize].1;
-                        (from == DType::F64) == (*dtype == DType::F64)
-                    }
-                    _ => true,
-                },
-                Expr::Const(_) | Expr::Reduced(_) => true,
-            };
-            if !ok || lanes.is_some_and(|l| l != want) {
-                return 1;
-            }
-            lanes = Some(want);
-        }
-        if let StageKind::Store(st) = &stage.kind {
-            for x in st {
-                let dtype = self.k.exprs[x.value as usize].1;
-                let want = if dtype == DType::F64 { 2 } else { 4 };
-                let unit = x.offset.stride_of(v) == Some(1) && !x.offset.has_data();
-                if !unit || dtype == DType::Bool || lanes.is_some_and(|l| l != want) {
-                    return 1;
-                }
-                lanes = Some(want);
-            }
-        }
-        lanes.unwrap_or(1)
+        lanes(self.k, &self.uses, s, needed)
     }
 
     /// Emits stage `s` inside the current outer iteration.
@@ -497,4 +412,97 @@ fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
             Atom::Var(_) => {}
         }
     }
+}
+
+/// Every expression stage `s` of `k` needs, in order.
+pub(super) fn needed(k: &LoopKernel, s: usize) -> Vec<ExprId> {
+    let mut roots: Vec<ExprId> = match &k.stages[s].kind {
+        StageKind::Reduce { value, .. } => vec![*value],
+        StageKind::Store(st) => st.iter().map(|x| x.value).collect(),
+    };
+    if let StageKind::Store(st) = &k.stages[s].kind {
+        for x in st {
+            data_exprs(&x.offset, &mut roots);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    while let Some(e) = roots.pop() {
+        if seen.insert(e) {
+            match &k.exprs[e as usize].0 {
+                Expr::Apply { args, .. } => roots.extend(args.iter().copied()),
+                Expr::Random { seed, index, .. } => {
+                    roots.push(*seed);
+                    data_exprs(index, &mut roots);
+                }
+                Expr::Load { offset, guards, .. } => {
+                    data_exprs(offset, &mut roots);
+                    guards
+                        .iter()
+                        .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots));
+                }
+                Expr::Index(i) => data_exprs(i, &mut roots),
+                Expr::Test(cs) => cs
+                    .iter()
+                    .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots)),
+                Expr::Const(_) | Expr::Reduced(_) => {}
+            }
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// The lanes stage `s`'s innermost loop runs with: 4 (f32, i32) or 2 (f64) when every access
+/// in it is unit stride or invariant and every operation has a vector form, else 1.
+pub(super) fn lanes(k: &LoopKernel, uses: &[BTreeSet<Var>], s: usize, needed: &[ExprId]) -> u8 {
+    let stage = &k.stages[s];
+    let Some(&v) = stage.vars.last() else {
+        return 1;
+    };
+    let mut lanes = None;
+    for &e in needed.iter().filter(|&&e| uses[e as usize].contains(&v)) {
+        let (expr, dtype) = &k.exprs[e as usize];
+        let want = match dtype {
+            DType::F64 => 2,
+            _ => 4,
+        };
+        let ok = match expr {
+            Expr::Load { offset, guards, .. } => {
+                *dtype != DType::Bool
+                    && !offset.has_data()
+                    && matches!(offset.stride_of(v), Some(0 | 1))
+                    && guards.iter().all(|c| !crate::kernel::cond_index(c).uses(v))
+            }
+            Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
+            Expr::Test(_) => false,
+            Expr::Random { index, .. } => {
+                *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data()
+            }
+            Expr::Apply { op, args } => match op {
+                Op::Binary(BinaryOp::Pow) => false,
+                Op::Binary(BinaryOp::Div) => *dtype != DType::I32,
+                Op::Cast(_) => {
+                    let from = k.exprs[args[0] as usize].1;
+                    (from == DType::F64) == (*dtype == DType::F64)
+                }
+                _ => true,
+            },
+            Expr::Const(_) | Expr::Reduced(_) => true,
+        };
+        if !ok || lanes.is_some_and(|l| l != want) {
+            return 1;
+        }
+        lanes = Some(want);
+    }
+    if let StageKind::Store(st) = &stage.kind {
+        for x in st {
+            let dtype = k.exprs[x.value as usize].1;
+            let want = if dtype == DType::F64 { 2 } else { 4 };
+            let unit = x.offset.stride_of(v) == Some(1) && !x.offset.has_data();
+            if !unit || dtype == DType::Bool || lanes.is_some_and(|l| l != want) {
+                return 1;
+            }
+            lanes = Some(want);
+        }
+    }
+    lanes.unwrap_or(1)
 }

@@ -163,3 +163,70 @@ fn ir_type(dtype: crate::types::DType, lanes: u8) -> ir::Type {
         _ => unreachable!("{dtype} has no {lanes}-lane vector type"),
     }
 }
+
+/// The loop nests code generation makes of each loop kernel (`kiln dump --stage loops`): the
+/// outer loops (which one threads split), and each stage's loops with the vector width of the
+/// innermost one.
+pub fn describe_loops(program: &Program) -> String {
+    use crate::kernel::StageKind;
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (i, k) in program.kernels.iter().enumerate() {
+        let Kernel::Loop(lk) = k else {
+            let _ = writeln!(
+                out,
+                "k{i}: library call ({})",
+                if matches!(k, Kernel::Dot(_)) {
+                    "gemm"
+                } else {
+                    "scatter"
+                }
+            );
+            continue;
+        };
+        let _ = writeln!(out, "k{i}:");
+        let loop_line = |v: crate::kernel::Var| {
+            let par = if lk.parallel == Some(v) {
+                " (split across threads)"
+            } else {
+                ""
+            };
+            format!("for v{v} in 0..{}{par}", lk.extents[v as usize])
+        };
+        let mut indent = 1;
+        for &v in &lk.outer {
+            let _ = writeln!(out, "{}{}", "  ".repeat(indent), loop_line(v));
+            indent += 1;
+        }
+        let uses = loops::uses(lk);
+        for s in 0..lk.stages.len() {
+            let needed = loops::needed(lk, s);
+            let lanes = loops::lanes(lk, &uses, s, &needed);
+            let stage = &lk.stages[s];
+            let what = match &stage.kind {
+                StageKind::Reduce { op, value } => format!("s{s}: reduce {:?} of e{value}", op),
+                StageKind::Store(st) => format!("s{s}: store {} value(s)", st.len()),
+            };
+            let _ = writeln!(
+                out,
+                "{}{what}, {} expressions",
+                "  ".repeat(indent),
+                needed.len()
+            );
+            for (d, &v) in stage.vars.iter().enumerate() {
+                let vector = if d + 1 == stage.vars.len() && lanes > 1 {
+                    format!(" by {lanes} lanes, then a scalar tail")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "{}{}{vector}",
+                    "  ".repeat(indent + 1 + d),
+                    loop_line(v)
+                );
+            }
+        }
+    }
+    out
+}
