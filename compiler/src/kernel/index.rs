@@ -245,8 +245,18 @@ impl Atom {
     }
 }
 
-/// Sorts terms, merges equal atoms and drops zero coefficients.
-fn normalize(mut terms: Vec<(i64, Atom)>, constant: i64) -> Index {
+/// Sorts terms, merges equal atoms, drops zero coefficients, and folds `k*d*(x/d) + k*(x%d)`
+/// back into `k*x` (the identity a reshape and its inverse produce).
+fn normalize(mut terms: Vec<(i64, Atom)>, mut constant: i64) -> Index {
+    while let Some((i, j)) = div_mod_pair(&terms) {
+        let (k, Atom::Mod(x, _)) = terms[j].clone() else {
+            unreachable!("a remainder")
+        };
+        terms.remove(i.max(j));
+        terms.remove(i.min(j));
+        terms.extend(x.terms.iter().map(|(c, a)| (c * k, a.clone())));
+        constant += x.constant * k;
+    }
     terms.sort_by(|a, b| a.1.cmp(&b.1));
     let mut out: Vec<(i64, Atom)> = Vec::with_capacity(terms.len());
     for (k, a) in terms {
@@ -260,6 +270,17 @@ fn normalize(mut terms: Vec<(i64, Atom)>, constant: i64) -> Index {
         terms: out,
         constant,
     }
+}
+
+/// Positions `(i, j)` of terms `k*d*(x/d)` and `k*(x%d)` with the same `x` and `d`.
+fn div_mod_pair(terms: &[(i64, Atom)]) -> Option<(usize, usize)> {
+    terms.iter().enumerate().find_map(|(i, (ki, ai))| {
+        let Atom::Div(x, d) = ai else { return None };
+        let j = terms.iter().position(|(kj, aj)| {
+            matches!(aj, Atom::Mod(y, e) if y == x && e == d) && *ki == kj * d
+        })?;
+        Some((i, j))
+    })
 }
 
 /// Row-major flattening: `sum(index[i] * stride[i])` for a shape's strides.
