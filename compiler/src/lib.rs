@@ -7,6 +7,7 @@
 
 pub mod array;
 pub mod autodiff;
+pub mod codegen;
 pub mod dot;
 pub mod graph;
 pub mod infer;

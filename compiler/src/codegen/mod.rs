@@ -1,0 +1,3 @@
+//! Cranelift code generation.
+
+pub(crate) mod math;
