@@ -99,5 +99,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("total {:.2} s", start.elapsed().as_secs_f64());
+    if let Some(times) = trainer.profile() {
+        println!("time per kernel of the training step (KILN_PROFILE):");
+        for (i, t) in times.iter().enumerate() {
+            println!(
+                "  k{i}: {:.1} us per step",
+                t.as_secs_f64() * 1e6 / (epochs * (TRAIN / batch)) as f64
+            );
+        }
+    }
     Ok(())
 }

@@ -121,6 +121,8 @@ pub struct Executable {
     inputs: HashMap<String, u32>,
     /// The pointer of every buffer for the current run (arena addresses are fixed).
     table: Vec<*mut u8>,
+    /// Time spent in each kernel over all runs, when `KILN_PROFILE` is set.
+    profile: Option<Vec<Duration>>,
 }
 
 // SAFETY: the arena and compiled code are owned; raw pointers point into them (or, during
@@ -175,7 +177,11 @@ impl Executable {
             stats,
             inputs,
             table,
+            profile: None,
         };
+        if std::env::var_os("KILN_PROFILE").is_some() {
+            exe.profile = Some(vec![Duration::ZERO; exe.program.kernels.len()]);
+        }
         for (i, b) in exe.program.buffers.iter().enumerate() {
             if let Role::Constant(a) = &b.role {
                 write_array(exe.table[i], a);
@@ -193,6 +199,13 @@ impl Executable {
     /// The Cranelift IR of loop kernel `i`, if it was kept.
     pub fn clif(&self, i: usize) -> Option<&str> {
         self.compiled.clif.get(i)?.as_deref()
+    }
+
+    /// Time spent in each kernel over all runs so far, by kernel number, when the
+    /// environment variable `KILN_PROFILE` was set at compile time (timing costs a clock read
+    /// per kernel, so it is off otherwise).
+    pub fn profile(&self) -> Option<&[Duration]> {
+        self.profile.as_deref()
     }
 
     /// Facts about the compiled program.
@@ -269,6 +282,7 @@ impl Executable {
             return Err(RunError::UnexpectedInput(extra.clone()));
         }
         for (i, k) in self.program.kernels.iter().enumerate() {
+            let started = self.profile.as_ref().map(|_| Instant::now());
             match k {
                 Kernel::Loop(lk) => {
                     let f = self.compiled.kernels[i].expect("loop kernels are compiled");
@@ -284,6 +298,9 @@ impl Executable {
                 }
                 Kernel::Dot(d) => dot(&self.table, d, &self.program, &self.pool),
                 Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
+            }
+            if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {
+                p[i] += t.elapsed();
             }
         }
         let outputs = self

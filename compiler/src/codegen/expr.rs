@@ -58,12 +58,53 @@ impl Gen<'_, '_> {
                 }
             }
             Expr::Apply { op, args } => {
+                if let Some(x) = self.sigmoid_of(&op, &args) {
+                    let x = self.value(x, lanes);
+                    return math::sigmoid(&mut self.b, self.target, x);
+                }
                 let from = self.k.exprs[args[0] as usize].1;
                 let vals: Vec<Value> = args.iter().map(|&a| self.value(a, lanes)).collect();
                 self.apply(&op, &vals, from, dtype, lanes)
             }
             Expr::Reduced(s) => self.reduced_value(s),
         }
+    }
+
+    /// `x` if `recip(args)` is `1 / (exp(-x) + 1)` (or `1 / (1 + exp(-x))`): the sigmoid the
+    /// frontend composes, emitted as one approximation instead of three.
+    fn sigmoid_of(&self, op: &Op, args: &[ExprId]) -> Option<ExprId> {
+        if *op != Op::Unary(UnaryOp::Recip) {
+            return None;
+        }
+        let expr = |e: ExprId| &self.k.exprs[e as usize].0;
+        let Expr::Apply {
+            op: Op::Binary(BinaryOp::Add),
+            args: sum,
+        } = expr(args[0])
+        else {
+            return None;
+        };
+        let is_one = |e: ExprId| matches!(expr(e), Expr::Const(c) if *c == 1.0);
+        let other = match (is_one(sum[0]), is_one(sum[1])) {
+            (false, true) => sum[0],
+            (true, false) => sum[1],
+            _ => return None,
+        };
+        let Expr::Apply {
+            op: Op::Unary(UnaryOp::Exp),
+            args: e,
+        } = expr(other)
+        else {
+            return None;
+        };
+        let Expr::Apply {
+            op: Op::Unary(UnaryOp::Neg),
+            args: n,
+        } = expr(e[0])
+        else {
+            return None;
+        };
+        Some(n[0])
     }
 
     /// A scalar constant of `dtype`.

@@ -65,14 +65,7 @@ fn host_isa() -> Result<(OwnedTargetIsa, MathTarget), String> {
     let isa = cranelift_native::builder()?
         .finish(settings::Flags::new(flags))
         .map_err(|e| e.to_string())?;
-    let has = |name: &str| {
-        isa.isa_flags()
-            .iter()
-            .any(|f| f.name == name && f.as_bool() == Some(true))
-    };
-    let target = MathTarget {
-        fma: has("has_fma") && has("has_avx"),
-    };
+    let target = MathTarget::of(&*isa);
     Ok((isa, target))
 }
 

@@ -299,7 +299,7 @@ fn concat() -> Vec<Case> {
 
 fn gather() -> Vec<Case> {
     let axis = |axis| Op::Gather { axis };
-    let mut cases = every(|d| {
+    let cases = every(|d| {
         let rows = arr(d, &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 0.0]);
         let wide = arr(d, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 0.0]);
         vec![
