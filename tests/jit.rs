@@ -9,36 +9,10 @@ use kiln::compiler::{Array, DType, Graph, InputKind, interp};
 use kiln::runtime::{Executable, Options};
 use std::collections::HashMap;
 
-/// Random values for every input of `g`: labels in 0..10, scalars 0.05, others in [-0.5, 0.5).
-fn inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
-    let mut rng = common::Rng::new(seed);
-    g.inputs()
-        .into_iter()
-        .map(|id| {
-            let n = g.node(id);
-            let (_, name) = n.op.as_input().unwrap();
-            let count = n.ty.numel();
-            let a = match n.ty.dtype {
-                DType::I32 => Array::from_i32(
-                    &n.ty.shape,
-                    (0..count).map(|_| rng.range(0.0, 10.0) as i32).collect(),
-                ),
-                DType::F32 if n.ty.rank() == 0 => Array::from_f32([], vec![0.05]),
-                DType::F32 => Array::from_f32(
-                    &n.ty.shape,
-                    (0..count).map(|_| rng.range(-0.5, 0.5) as f32).collect(),
-                ),
-                d => panic!("no generator for {d}"),
-            };
-            (name.to_string(), a.unwrap())
-        })
-        .collect()
-}
-
 /// Runs `g` once in the interpreter and once compiled; returns the largest difference
 /// relative to `max(1, |expected|)` over outputs and updated state.
 fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
-    let values = inputs(g, 5);
+    let values = common::training_inputs(g, 5);
     let want = interp::run(g, &values).unwrap();
     let options = Options {
         optimize: true,

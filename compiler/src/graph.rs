@@ -358,6 +358,23 @@ impl Graph {
         &self.updates
     }
 
+    /// The nodes the outputs and updates depend on, themselves included.
+    pub fn live_nodes(&self) -> std::collections::HashSet<NodeId> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<NodeId> = self
+            .outputs
+            .iter()
+            .chain(&self.updates)
+            .map(|&(_, id)| id)
+            .collect();
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                stack.extend(self.operands(id));
+            }
+        }
+        seen
+    }
+
     /// Makes every user of `old` (and every output or update naming it) use `new` instead.
     /// The caller keeps the graph acyclic and the types equal.
     pub fn replace_uses(&mut self, old: NodeId, new: NodeId) {

@@ -73,3 +73,30 @@ pub fn step(g: &Graph, state: &mut HashMap<String, Array>, data: &[(String, Arra
 pub fn scalar(e: &Evaluation, name: &str) -> f64 {
     output(e, name).to_f64_vec()[0]
 }
+
+/// Values for every input of `g`: i32 labels in 0..10, f32 scalars 0.05 (learning rates),
+/// other f32 elements in [-0.5, 0.5).
+pub fn training_inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
+    let mut rng = Rng::new(seed);
+    g.inputs()
+        .into_iter()
+        .map(|id| {
+            let n = g.node(id);
+            let (_, name) = n.op.as_input().expect("an input");
+            let count = n.ty.numel();
+            let a = match n.ty.dtype {
+                kiln::compiler::DType::I32 => Array::from_i32(
+                    &n.ty.shape,
+                    (0..count).map(|_| rng.range(0.0, 10.0) as i32).collect(),
+                ),
+                kiln::compiler::DType::F32 if n.ty.rank() == 0 => Array::from_f32([], vec![0.05]),
+                kiln::compiler::DType::F32 => Array::from_f32(
+                    &n.ty.shape,
+                    (0..count).map(|_| rng.range(-0.5, 0.5) as f32).collect(),
+                ),
+                d => panic!("no generator for {d}"),
+            };
+            (name.to_string(), a.expect("sized"))
+        })
+        .collect()
+}

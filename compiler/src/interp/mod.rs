@@ -40,7 +40,7 @@ use crate::array::{Array, Data};
 use crate::graph::{Graph, NodeId};
 use crate::op::{InputKind, Op};
 use crate::types::Type;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use scalar::Elem;
 
@@ -147,26 +147,9 @@ fn check_inputs(g: &Graph, inputs: &HashMap<String, Array>) -> Result<(), RunErr
     }
 }
 
-/// The nodes the outputs and updates of `g` depend on, themselves included.
-fn needed(g: &Graph) -> HashSet<NodeId> {
-    let mut stack: Vec<NodeId> = g
-        .outputs()
-        .iter()
-        .chain(g.updates())
-        .map(|&(_, id)| id)
-        .collect();
-    let mut seen = HashSet::new();
-    while let Some(id) = stack.pop() {
-        if seen.insert(id) {
-            stack.extend(g.operands(id));
-        }
-    }
-    seen
-}
-
-/// The value of every node in [`needed`], given checked `inputs`.
+/// The value of every node in [`Graph::live_nodes`], given checked `inputs`.
 fn evaluate(g: &Graph, inputs: &HashMap<String, Array>) -> HashMap<NodeId, Array> {
-    let needed = needed(g);
+    let needed = g.live_nodes();
     let mut values = HashMap::new();
     for id in g.topo_order().into_iter().filter(|id| needed.contains(id)) {
         let node = g.node(id);

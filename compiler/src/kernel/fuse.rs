@@ -54,25 +54,8 @@ fn splat(op: &Op) -> Option<f64> {
     all_equal.then_some(first)
 }
 
-/// The nodes some output or update needs.
-fn needed(g: &Graph) -> HashSet<NodeId> {
-    let mut seen = HashSet::new();
-    let mut stack: Vec<NodeId> = g
-        .outputs()
-        .iter()
-        .chain(g.updates())
-        .map(|&(_, id)| id)
-        .collect();
-    while let Some(id) = stack.pop() {
-        if seen.insert(id) {
-            stack.extend(g.operands(id));
-        }
-    }
-    seen
-}
-
 fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
-    let needed = needed(g);
+    let needed = g.live_nodes();
     let mut m: HashSet<NodeId> = g.inputs().into_iter().collect();
     m.extend(g.outputs().iter().chain(g.updates()).map(|&(_, id)| id));
     for &id in &needed {

@@ -1,7 +1,6 @@
 //! Dead-code elimination.
 
 use crate::graph::{Graph, NodeId};
-use petgraph::visit::NodeIndexable;
 
 /// Removes every node that no output or update needs, directly or through other nodes.
 /// Inputs (data, param, state) are never removed: they are the graph's interface, bound at
@@ -10,21 +9,10 @@ use petgraph::visit::NodeIndexable;
 /// Exact: the interpreter evaluates only the nodes outputs and updates depend on, so nothing
 /// it computes changes.
 pub fn dce(g: &mut Graph) -> bool {
-    let mut live = vec![false; g.petgraph().node_bound()];
-    let mut stack: Vec<NodeId> = g
-        .outputs()
-        .iter()
-        .chain(g.updates())
-        .map(|&(_, id)| id)
-        .collect();
-    while let Some(id) = stack.pop() {
-        if !std::mem::replace(&mut live[id.index()], true) {
-            stack.extend(g.operands(id));
-        }
-    }
+    let live = g.live_nodes();
     let dead: Vec<NodeId> = g
         .node_ids()
-        .filter(|&id| !live[id.index()] && g.node(id).op.as_input().is_none())
+        .filter(|&id| !live.contains(&id) && g.node(id).op.as_input().is_none())
         .collect();
     for &id in &dead {
         g.remove(id);

@@ -3,7 +3,7 @@
 use super::{arr, scalar};
 use crate::array::Array;
 use crate::graph::{Graph, NodeId};
-use crate::interp::{Evaluation, RunError, evaluate, needed, run};
+use crate::interp::{Evaluation, RunError, evaluate, run};
 use crate::op::{BinaryOp, InputKind, Op, UnaryOp};
 use crate::types::{DType, Type};
 use DType::{F32, F64, I32};
@@ -105,7 +105,7 @@ fn outputs_and_updates_are_computed_in_graph_order() {
 #[test]
 fn only_needed_nodes_are_evaluated() {
     let (g, unused) = step_graph();
-    let needed = needed(&g);
+    let needed = g.live_nodes();
     assert_eq!(needed.len(), g.len() - 1);
     assert!(!needed.contains(&unused));
     let values = evaluate(&g, &step_inputs());
