@@ -74,8 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ("labels".to_string(), Array::from_i32([batch], y)?),
                 ("lr".to_string(), Array::scalar(DType::F32, lr)),
             ]);
-            let out = trainer.run(&inputs)?;
-            loss += out[0].1.to_f64_vec()[0];
+            trainer.execute(&inputs)?;
+            loss += trainer
+                .output("loss")
+                .expect("the step outputs its loss")
+                .to_f64_vec()[0];
             steps += 1;
         }
         for (name, _) in evaluator.state_names() {

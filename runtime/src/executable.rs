@@ -262,6 +262,36 @@ impl Executable {
         &mut self,
         inputs: &HashMap<String, Array>,
     ) -> Result<Vec<(String, Array)>, RunError> {
+        self.execute(inputs)?;
+        Ok(self
+            .program
+            .outputs
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.clone(),
+                    read_array(
+                        self.table[*b as usize],
+                        &self.program.buffers[*b as usize].ty,
+                    ),
+                )
+            })
+            .collect())
+    }
+
+    /// The output `name` of the last run (a copy).
+    pub fn output(&self, name: &str) -> Option<Array> {
+        let &(_, b) = self.program.outputs.iter().find(|(n, _)| n == name)?;
+        Some(read_array(
+            self.table[b as usize],
+            &self.program.buffers[b as usize].ty,
+        ))
+    }
+
+    /// Runs the program like [`Executable::run`] but copies no output: read the ones needed
+    /// with [`Executable::output`]. This is the training loop's step (the loss is one number,
+    /// the activations are not needed).
+    pub fn execute(&mut self, inputs: &HashMap<String, Array>) -> Result<(), RunError> {
         for (name, &b) in &self.inputs {
             let ty = &self.program.buffers[b as usize].ty;
             let a = inputs.get(name).ok_or_else(|| RunError::MissingInput {
@@ -303,20 +333,6 @@ impl Executable {
                 p[i] += t.elapsed();
             }
         }
-        let outputs = self
-            .program
-            .outputs
-            .iter()
-            .map(|(n, b)| {
-                (
-                    n.clone(),
-                    read_array(
-                        self.table[*b as usize],
-                        &self.program.buffers[*b as usize].ty,
-                    ),
-                )
-            })
-            .collect();
         for (_, state, value) in &self.program.updates {
             if state != value {
                 let bytes = self.program.buffers[*state as usize].ty.numel()
@@ -335,7 +351,7 @@ impl Executable {
         for &b in self.inputs.values() {
             self.table[b as usize] = std::ptr::null_mut();
         }
-        Ok(outputs)
+        Ok(())
     }
 }
 

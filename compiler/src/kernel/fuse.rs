@@ -143,31 +143,34 @@ impl<'g> Planner<'g> {
                 _ => Kernel::Loop(self.loop_kernel(id)?),
             });
         }
-        let outputs = self
-            .g
-            .outputs()
-            .iter()
-            .map(|(n, id)| (n.clone(), self.buffer_of[id]))
-            .collect();
-        // An update whose value is itself an input or constant (`update a <- %b`) must see
-        // that buffer before any kernel updates it in place: a copy made first holds it.
+        // Outputs and update values live in temporaries of their own: where one is an input,
+        // state or constant (`output y = %x`, `update a <- %b`), a copy made before any kernel
+        // runs holds it, so in-place updates and the copies of other updates after the run
+        // cannot change it, and it can be read after the run.
         let mut snapshots = vec![];
+        let mut own = |planner: &mut Self, id: NodeId| {
+            let b = planner.buffer_of[&id];
+            if planner.buffers[b as usize].role == Role::Temp {
+                return b;
+            }
+            let copy = planner.buffers.len() as BufferId;
+            let ty = planner.buffers[b as usize].ty.clone();
+            planner.buffers.push(Buffer {
+                ty: ty.clone(),
+                role: Role::Temp,
+                node: id,
+            });
+            snapshots.push(Kernel::Loop(copy_kernel(b, copy, ty.numel(), ty.dtype)));
+            copy
+        };
+        let mut outputs = vec![];
+        for (n, id) in self.g.outputs() {
+            outputs.push((n.clone(), own(&mut self, *id)));
+        }
         let mut updates = vec![];
         for (n, id) in self.g.updates() {
             let state = self.buffer_of[&self.g.input(n).expect("updates name inputs")];
-            let mut value = self.buffer_of[id];
-            if self.buffers[value as usize].role != Role::Temp {
-                let copy = self.buffers.len() as BufferId;
-                let ty = self.buffers[value as usize].ty.clone();
-                self.buffers.push(Buffer {
-                    ty: ty.clone(),
-                    role: Role::Temp,
-                    node: *id,
-                });
-                snapshots.push(Kernel::Loop(copy_kernel(value, copy, ty.numel(), ty.dtype)));
-                value = copy;
-            }
-            updates.push((n.clone(), state, value));
+            updates.push((n.clone(), state, own(&mut self, *id)));
         }
         snapshots.extend(kernels);
         let kernels = snapshots;
