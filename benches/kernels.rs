@@ -72,7 +72,7 @@ fn bench_chain(c: &mut Criterion) {
             let mut exe = compile(&g, fuse, &data);
             let id = BenchmarkId::new(if fuse { "fused" } else { "unfused" }, n);
             group.bench_function(id, |bch| {
-                bch.iter(|| black_box(exe.execute(&data).unwrap()))
+                bch.iter(|| exe.execute(black_box(&data)).unwrap())
             });
         }
     }
@@ -101,7 +101,7 @@ fn bench_softmax_xent(c: &mut Criterion) {
     for fuse in [true, false] {
         let mut exe = compile(&g, fuse, &data);
         group.bench_function(if fuse { "fused" } else { "unfused" }, |bch| {
-            bch.iter(|| black_box(exe.execute(&data).unwrap()))
+            bch.iter(|| exe.execute(black_box(&data)).unwrap())
         });
     }
     group.finish();
@@ -132,7 +132,7 @@ fn bench_mlp(c: &mut Criterion) {
     for fuse in [true, false] {
         let mut exe = compile(&g, fuse, &data);
         group.bench_function(if fuse { "fused" } else { "unfused" }, |bch| {
-            bch.iter(|| black_box(exe.execute(&data).unwrap()))
+            bch.iter(|| exe.execute(black_box(&data)).unwrap())
         });
     }
     group.finish();
