@@ -120,3 +120,58 @@ fn mlp_losses_over_100_steps_match_the_interpreter() {
         );
     }
 }
+
+/// Long rows exercise the unrolled vector reductions (four accumulators of four or two lanes,
+/// then single vectors, then a scalar tail): 1037 = 64 * 16 + 13 elements. Max and integer
+/// sums are exact in any order, so they must match bit for bit. A float sum of n terms split
+/// over k accumulators carries at most about (n / k + log2 k + lanes) roundings of `eps` times
+/// the sum of magnitudes; with n = 1037 and 16 accumulator lanes that is under 100 * 6e-8 in
+/// f32, so 1e-5 of the sum of magnitudes bounds it with room to spare.
+#[test]
+fn long_reductions_match_the_interpreter() {
+    use kiln::frontend::GraphBuilder;
+    let n = 1037;
+    for dtype in [DType::F32, DType::F64] {
+        let b = GraphBuilder::new("rows");
+        let x = b.input("x", dtype, [3, n]);
+        let i = b.input("i", DType::I32, [3, n]);
+        b.output("sum", &x.sum(&[1]));
+        b.output("max", &x.max(&[1]));
+        b.output("isum", &i.sum(&[1]));
+        b.output("imax", &i.max(&[1]));
+        let g = b.finish().unwrap();
+        let mut rng = common::Rng::new(11);
+        let xs = rng.vec(3 * n, -0.5, 0.5);
+        let magnitude: Vec<f64> = (0..3)
+            .map(|r| xs[r * n..(r + 1) * n].iter().map(|v| v.abs()).sum())
+            .collect();
+        let xa = match dtype {
+            DType::F32 => Array::from_f32([3, n], xs.iter().map(|&v| v as f32).collect()),
+            _ => Array::from_f64([3, n], xs.clone()),
+        };
+        let ints: Vec<i32> = (0..3 * n).map(|_| rng.range(-1e9, 1e9) as i32).collect();
+        let inputs: HashMap<String, Array> = [
+            ("x".to_string(), xa.unwrap()),
+            ("i".to_string(), Array::from_i32([3, n], ints).unwrap()),
+        ]
+        .into();
+        let want = interp::run(&g, &inputs).unwrap();
+        let mut exe = Executable::compile(&g, &Options::default()).unwrap();
+        let got = exe.run(&inputs).unwrap();
+        for ((name, a), (_, b)) in got.iter().zip(&want.outputs) {
+            let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
+            for r in 0..3 {
+                if name == "sum" {
+                    assert!(
+                        (a[r] - b[r]).abs() <= 1e-5 * magnitude[r],
+                        "{dtype} {name}[{r}]: {} vs {}",
+                        a[r],
+                        b[r]
+                    );
+                } else {
+                    assert_eq!(a[r].to_bits(), b[r].to_bits(), "{dtype} {name}[{r}]");
+                }
+            }
+        }
+    }
+}

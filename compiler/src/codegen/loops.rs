@@ -111,6 +111,13 @@ pub(super) fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
     per
 }
 
+/// Vector accumulators of an unrolled reduction loop.
+const ACCUMULATORS: usize = 4;
+
+/// A reduce stage being emitted: how it combines, the expression reduced, its element type,
+/// and the scalar accumulator.
+type Reduction = (ReduceOp, ExprId, DType, Variable);
+
 /// Code generation state for one kernel.
 pub(super) struct Gen<'a, 'f> {
     pub(super) k: &'a LoopKernel,
@@ -305,7 +312,6 @@ impl Gen<'_, '_> {
     /// Opens the stage loops from depth `d`; at the innermost point runs `action` with the
     /// lanes in use. A vectorized reduction keeps a vector accumulator and folds it into the
     /// scalar one after the vector loop.
-    #[allow(clippy::type_complexity)]
     fn nest(
         &mut self,
         vars: &[Var],
@@ -313,7 +319,7 @@ impl Gen<'_, '_> {
         needed: &[ExprId],
         lanes: u8,
         action: &mut dyn FnMut(&mut Self, u8),
-        reduce: Option<(ReduceOp, ExprId, DType, Variable)>,
+        reduce: Option<Reduction>,
     ) {
         self.hoist(vars, d, needed);
         if d == vars.len() {
@@ -330,37 +336,76 @@ impl Gen<'_, '_> {
         }
         let var = self.b.declare_var(types::I64);
         self.b.def_var(var, from);
-        let vacc = reduce.map(|(op, _, dtype, _)| {
-            let acc = self.b.declare_var(super::ir_type(dtype, lanes));
-            let init = self.identity(op, dtype, lanes);
-            self.b.def_var(acc, init);
-            acc
-        });
-        self.loop_from(v, var, to, lanes as i64, &mut |g| {
-            g.vector_var = Some(v);
-            match (reduce, vacc) {
-                (Some((op, value, dtype, _)), Some(acc)) => {
-                    let x = g.value(value, lanes);
-                    let a = g.b.use_var(acc);
-                    let r = g.combine(op, dtype, a, x);
-                    g.b.def_var(acc, r);
-                }
-                _ => action(g, lanes),
-            }
-            g.vector_var = None;
-        });
-        if let (Some((op, _, dtype, acc)), Some(vacc)) = (reduce, vacc) {
-            let vec = self.b.use_var(vacc);
-            let mut a = self.b.use_var(acc);
-            for lane in 0..lanes {
-                let x = self.b.ins().extractlane(vec, lane);
-                a = self.combine(op, dtype, a, x);
-            }
-            self.b.def_var(acc, a);
+        match reduce {
+            Some(r) => self.vector_reduction(v, var, to, lanes, r),
+            None => self.loop_from(v, var, to, lanes as i64, &mut |g| {
+                g.vector_var = Some(v);
+                action(g, lanes);
+                g.vector_var = None;
+            }),
         }
         self.loop_from(v, var, to, 1, &mut |g| {
             g.nest(vars, d + 1, needed, 1, action, reduce)
         });
+    }
+
+    /// The vector part of a reduction over loop `v` (counter `var`, up to `to`), folded into
+    /// the scalar accumulator. [`ACCUMULATORS`] vectors per iteration, each into its own
+    /// accumulator, so that the additions do not wait on one another; then single vectors;
+    /// the accumulators are combined pairwise, then their lanes in order.
+    fn vector_reduction(&mut self, v: Var, var: Variable, to: Value, lanes: u8, r: Reduction) {
+        let (op, value, dtype, acc) = r;
+        let accs: Vec<Variable> = (0..ACCUMULATORS)
+            .map(|_| {
+                let a = self.b.declare_var(super::ir_type(dtype, lanes));
+                let init = self.identity(op, dtype, lanes);
+                self.b.def_var(a, init);
+                a
+            })
+            .collect();
+        let step = lanes as i64 * ACCUMULATORS as i64;
+        self.loop_from(v, var, to, step, &mut |g| {
+            g.vector_var = Some(v);
+            for (j, &a) in accs.iter().enumerate() {
+                // Copy j reads the vector j*lanes elements further on.
+                let shifted = g.b.declare_var(types::I64);
+                let base = g.b.use_var(var);
+                let at = g.b.ins().iadd_imm_s(base, j as i64 * lanes as i64);
+                g.b.def_var(shifted, at);
+                g.loop_vars[v as usize] = Some(shifted);
+                g.scopes.push(HashMap::new());
+                let x = g.value(value, lanes);
+                g.scopes.pop();
+                let cur = g.b.use_var(a);
+                let next = g.combine(op, dtype, cur, x);
+                g.b.def_var(a, next);
+            }
+            g.loop_vars[v as usize] = Some(var);
+            g.vector_var = None;
+        });
+        self.loop_from(v, var, to, lanes as i64, &mut |g| {
+            g.vector_var = Some(v);
+            let x = g.value(value, lanes);
+            let cur = g.b.use_var(accs[0]);
+            let next = g.combine(op, dtype, cur, x);
+            g.b.def_var(accs[0], next);
+            g.vector_var = None;
+        });
+        let mut parts: Vec<Value> = accs.iter().map(|&a| self.b.use_var(a)).collect();
+        while parts.len() > 1 {
+            let right = parts.split_off(parts.len() / 2);
+            parts = parts
+                .into_iter()
+                .zip(right)
+                .map(|(l, r)| self.combine(op, dtype, l, r))
+                .collect();
+        }
+        let mut a = self.b.use_var(acc);
+        for lane in 0..lanes {
+            let x = self.b.ins().extractlane(parts[0], lane);
+            a = self.combine(op, dtype, a, x);
+        }
+        self.b.def_var(acc, a);
     }
 
     /// Computes, in the current scope, the needed expressions that use none of `vars[d..]`:
