@@ -15,14 +15,16 @@
 //! of reductions) cannot be a stage there: the input of the enclosing reduction is then
 //! materialized, and planning starts again.
 
-use super::index::{Index, flatten, unflatten};
+use super::index::{Index, flatten};
+use super::updates::{copy_kernel, in_place_updates};
+use super::views::{simplify, view_index};
 use super::{
     Buffer, BufferId, Cond, DotKernel, Expr, ExprId, Kernel, LoopKernel, Matrix, Program, Role,
     ScatterKernel, Stage, StageKind, Store, Var,
 };
 use crate::graph::{Graph, NodeId};
 use crate::op::{InputKind, Op};
-use crate::types::{DType, Shape};
+use crate::types::DType;
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 
@@ -261,134 +263,6 @@ impl<'g> Planner<'g> {
         guards.is_empty().then_some(())?;
         self.view_source(operand, inner, extents)
     }
-}
-
-/// A kernel copying `n` elements of `dtype` from buffer `from` to buffer `to`.
-fn copy_kernel(from: BufferId, to: BufferId, n: usize, dtype: DType) -> LoopKernel {
-    let offset = Index::var(0);
-    LoopKernel {
-        extents: vec![n as i64],
-        outer: vec![],
-        stages: vec![Stage {
-            vars: vec![0],
-            kind: StageKind::Store(vec![Store {
-                buffer: to,
-                offset: offset.clone(),
-                value: 0,
-            }]),
-        }],
-        exprs: vec![(
-            Expr::Load {
-                buffer: from,
-                offset,
-                guards: vec![],
-            },
-            dtype,
-        )],
-        parallel: Some(0),
-    }
-}
-
-/// For a view node (not pad with guards, not concat), the index of its operand at which its
-/// element `index` is found, and the conditions under which it is (a pad's). `None` for
-/// non-views.
-fn view_index(
-    g: &Graph,
-    node: NodeId,
-    index: &[Index],
-    extents: &[i64],
-) -> Option<(Vec<Index>, Vec<Cond>)> {
-    let n = g.node(node);
-    let operand = *g.operands(node).first()?;
-    let in_shape: &Shape = &g.node(operand).ty.shape;
-    let out_shape = &n.ty.shape;
-    let mut guards = vec![];
-    let inner: Vec<Index> = match &n.op {
-        Op::Reshape(_) => unflatten(&flatten(index, out_shape), in_shape, extents),
-        Op::Permute(perm) => {
-            let mut v = vec![Index::constant(0); perm.len()];
-            for (i, &p) in perm.iter().enumerate() {
-                v[p] = index[i].clone();
-            }
-            v
-        }
-        Op::Broadcast(_) => (0..in_shape.len())
-            .map(|i| {
-                if in_shape[i] == 1 {
-                    Index::constant(0)
-                } else {
-                    index[i].clone()
-                }
-            })
-            .collect(),
-        Op::Slice { start, step, .. } => (0..in_shape.len())
-            .map(|i| index[i].scale(step[i] as i64).offset(start[i] as i64))
-            .collect(),
-        Op::Pad { low, interior, .. } => (0..in_shape.len())
-            .map(|i| {
-                let t = index[i].offset(-(low[i] as i64));
-                let every = interior[i] as i64 + 1;
-                let d = in_shape[i] as i64;
-                let covered = d + (d - 1).max(0) * (every - 1);
-                guards.push(Cond::Range {
-                    index: t.clone(),
-                    lo: 0,
-                    hi: covered,
-                });
-                if every > 1 {
-                    guards.push(Cond::Multiple {
-                        index: t.clone(),
-                        of: every,
-                    });
-                }
-                t.div(every, extents)
-            })
-            .collect(),
-        Op::Windows {
-            window,
-            stride,
-            dilation,
-        } => {
-            let k = window.len();
-            let lead = in_shape.len() - k;
-            let mut v: Vec<Index> = index[..lead].to_vec();
-            for i in 0..k {
-                let pos = index[lead + i].scale(stride[i] as i64);
-                v.push(pos.add(&index[lead + k + i].scale(dilation[i] as i64)));
-            }
-            v
-        }
-        _ => return None,
-    };
-    Some((inner, simplify(guards, extents)?))
-}
-
-/// Drops conditions that always hold; `None` if one never holds.
-fn simplify(conds: Vec<Cond>, extents: &[i64]) -> Option<Vec<Cond>> {
-    let mut out = vec![];
-    for c in conds {
-        match &c {
-            Cond::Range { index, lo, hi } => {
-                let (a, b) = index.range(extents);
-                if a >= *lo && b < *hi {
-                    continue;
-                }
-                if b < *lo || a >= *hi {
-                    return None;
-                }
-            }
-            Cond::Multiple { index, of } => {
-                let divides = |k: i64| k % of == 0;
-                if divides(index.constant) && index.terms.iter().all(|(k, _)| divides(*k)) {
-                    continue;
-                }
-            }
-        }
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 /// Where an expression is being built: the variables of the stage around it, and the input of
@@ -704,92 +578,4 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         self.reductions.insert(key, id);
         Ok(id)
     }
-}
-
-/// Makes each update whose kernel can write its new value over the old one do so: the new
-/// value's kernel is a loop kernel that reads the state only at the element it writes, and
-/// nothing later (a kernel or an output) reads the old value. Other updates keep a separate buffer, copied after a run.
-fn in_place_updates(mut p: Program) -> Program {
-    for u in 0..p.updates.len() {
-        let (_, state, value) = p.updates[u].clone();
-        if state == value || p.buffers[value as usize].role != Role::Temp {
-            continue;
-        }
-        let Some(k) = p.kernels.iter().position(|k| k.writes() == [value]) else {
-            continue;
-        };
-        let Kernel::Loop(lk) = &p.kernels[k] else {
-            continue;
-        };
-        let stores: Vec<&Store> = lk
-            .stages
-            .iter()
-            .flat_map(|s| match &s.kind {
-                StageKind::Store(st) => st.iter().collect(),
-                StageKind::Reduce { .. } => vec![],
-            })
-            .collect();
-        let [store] = stores.as_slice() else { continue };
-        let same_element = lk.exprs.iter().all(|(e, _)| match e {
-            Expr::Load {
-                buffer,
-                offset,
-                guards,
-            } if *buffer == state => *offset == store.offset && guards.is_empty(),
-            _ => true,
-        });
-        let read_later = p.kernels[k + 1..]
-            .iter()
-            .any(|later| later.reads().contains(&state))
-            || p.outputs.iter().any(|&(_, b)| b == state);
-        if !same_element || read_later {
-            continue;
-        }
-        replace_buffer(&mut p, value, state);
-    }
-    p
-}
-
-/// Makes every use of buffer `from` a use of `to`, and removes `from`.
-fn replace_buffer(p: &mut Program, from: BufferId, to: BufferId) {
-    let remap = |b: &mut BufferId| {
-        if *b == from {
-            *b = to;
-        }
-        if *b > from {
-            *b -= 1;
-        }
-    };
-    for k in &mut p.kernels {
-        match k {
-            Kernel::Loop(l) => {
-                for (e, _) in &mut l.exprs {
-                    if let Expr::Load { buffer, .. } = e {
-                        remap(buffer);
-                    }
-                }
-                for s in &mut l.stages {
-                    if let StageKind::Store(stores) = &mut s.kind {
-                        stores.iter_mut().for_each(|st| remap(&mut st.buffer));
-                    }
-                }
-            }
-            Kernel::Dot(d) => {
-                remap(&mut d.a.buffer);
-                remap(&mut d.b.buffer);
-                remap(&mut d.out);
-            }
-            Kernel::Scatter(s) => {
-                remap(&mut s.indices);
-                remap(&mut s.updates);
-                remap(&mut s.out);
-            }
-        }
-    }
-    p.outputs.iter_mut().for_each(|(_, b)| remap(b));
-    for (_, s, v) in &mut p.updates {
-        remap(s);
-        remap(v);
-    }
-    p.buffers.remove(from as usize);
 }

@@ -15,6 +15,8 @@ mod eval;
 mod fuse;
 pub mod index;
 mod print;
+mod updates;
+mod views;
 
 pub use eval::eval;
 pub use fuse::lower;
