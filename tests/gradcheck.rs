@@ -399,6 +399,8 @@ fn every_primitive_has_a_gradient_check() {
         .iter()
         .flat_map(|c| c.covers.iter().copied())
         .chain(["param", "state"]) // the same leaf rule as `input`
+        // Its gradient differs from the derivative by design: checked exactly below.
+        .chain(["stop_gradient"])
         .collect();
     let all: BTreeSet<&str> = MNEMONICS.iter().copied().collect();
     let missing: Vec<_> = all.difference(&covered).collect();
@@ -638,4 +640,19 @@ fn hessian_vector_product_of_a_small_mlp() {
             );
         }
     }
+}
+
+/// `stop_gradient` passes its value and no gradient, which finite differences cannot see (the
+/// numeric derivative of `x * stop(x)` is `2x`): the gradient must be exactly `stop(x) = x`.
+#[test]
+fn stop_gradient_passes_no_gradient() {
+    let mut r = Raw::new(14);
+    let x = r.signed(&[2, 3]);
+    let s = r.op(Op::StopGradient, &[x]);
+    let p = r.op(Op::Binary(BinaryOp::Mul), &[x, s]);
+    let mut g = r.g;
+    let d = grad(&mut g, p, &[x]).unwrap()[0];
+    g.set_output("d", d).unwrap();
+    let out = common::run(&g, &r.inputs);
+    assert_eq!(common::output(&out, "d"), &r.inputs[0].1);
 }

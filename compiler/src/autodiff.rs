@@ -136,6 +136,7 @@ fn rule(
     let out = match op {
         Op::Input { .. } | Op::Constant(_) | Op::Iota { .. } | Op::Random { .. } => vec![],
         Op::Compare(_) => vec![None, None],
+        Op::StopGradient => vec![None],
         Op::Unary(u) => {
             let d = match u {
                 UnaryOp::Neg => e.unary(UnaryOp::Neg, dy)?,

@@ -137,6 +137,7 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
             same_dtypes(args)?;
             Ok(Type::new(DType::Bool, &args[0].shape))
         }
+        Op::StopGradient => Ok(args[0].clone()),
         Op::Select => {
             same_shapes(args)?;
             if args[0].dtype != DType::Bool {

@@ -248,6 +248,11 @@ pub enum Op {
     Compare(CmpOp),
     /// `select(c, a, b)`: `a` where `c` (a `bool` tensor) is true, else `b`; all of equal shape.
     Select,
+    /// The operand unchanged, but a constant to autodiff: no gradient flows through it (JAX's
+    /// `stop_gradient`). Kept as a primitive because a value's gradient being zero is a fact
+    /// about the model (the max subtracted in a stable softmax), not something arithmetic can
+    /// express.
+    StopGradient,
     /// Elementwise conversion to another element type: floats to `i32` truncate toward zero and
     /// saturate (NaN becomes 0); anything to `bool` is `x != 0`; `bool` to numbers is 0 or 1.
     Cast(DType),
@@ -349,6 +354,7 @@ pub const MNEMONICS: &[&str] = &[
     "gt",
     "ge",
     "select",
+    "stop_gradient",
     "cast",
     "reduce_sum",
     "reduce_max",
@@ -376,6 +382,7 @@ impl Op {
             Op::Binary(b) => b.mnemonic(),
             Op::Compare(c) => c.mnemonic(),
             Op::Select => "select",
+            Op::StopGradient => "stop_gradient",
             Op::Cast(_) => "cast",
             Op::Reduce { op, .. } => op.mnemonic(),
             Op::Reshape(_) => "reshape",
@@ -397,9 +404,12 @@ impl Op {
             Op::Input { .. } | Op::Constant(_) | Op::Iota { .. } | Op::Random { .. } => {
                 OpGroup::Leaf
             }
-            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) => {
-                OpGroup::Elementwise
-            }
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::StopGradient
+            | Op::Cast(_) => OpGroup::Elementwise,
             Op::Reduce { .. } => OpGroup::Reduce,
             Op::Reshape(_)
             | Op::Permute(_)
@@ -419,6 +429,7 @@ impl Op {
             Op::Input { .. } | Op::Constant(_) | Op::Iota { .. } => Some(0),
             Op::Random { .. }
             | Op::Unary(_)
+            | Op::StopGradient
             | Op::Cast(_)
             | Op::Reduce { .. }
             | Op::Reshape(_)

@@ -236,6 +236,7 @@ impl Builder {
                 let c = self.find(|u| u.dtype == DType::Bool && u.shape == t.shape)?;
                 (Op::Select, vec![c, x, same(self)?])
             }
+            8 if self.r.chance(20) => (Op::StopGradient, vec![x]),
             8 => (Op::Cast(self.r.pick(&DType::ALL)), vec![x]),
             9 => {
                 let axes = (0..rank).filter(|_| self.r.chance(50)).collect();

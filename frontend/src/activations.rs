@@ -41,24 +41,28 @@ impl Tensor {
         self.gt(&zero).select(self, &neg_part)
     }
 
-    /// `e^x / sum(e^x)` along `axis`, computed from `x - max(x)` so it cannot overflow.
+    /// `e^x / sum(e^x)` along `axis`, computed from `x - max(x)` so it cannot overflow. The
+    /// result does not depend on the max subtracted, so its gradient is stopped: the backward
+    /// pass does not differentiate the max.
     #[track_caller]
     pub fn softmax(&self, axis: isize) -> Tensor {
-        let e = (self - self.max_keepdims(&[axis])).exp();
+        let e = (self - self.max_keepdims(&[axis]).stop_gradient()).exp();
         &e / e.sum_keepdims(&[axis])
     }
 
-    /// `log(softmax(x))` along `axis`, computed stably as `x - max - log(sum(e^(x - max)))`.
+    /// `log(softmax(x))` along `axis`, computed stably as `x - max - log(sum(e^(x - max)))`
+    /// (the max's gradient stopped, as in [`Tensor::softmax`]).
     #[track_caller]
     pub fn log_softmax(&self, axis: isize) -> Tensor {
-        let shifted = self - self.max_keepdims(&[axis]);
+        let shifted = self - self.max_keepdims(&[axis]).stop_gradient();
         &shifted - shifted.exp().sum_keepdims(&[axis]).log()
     }
 
-    /// `log(sum(e^x))` along `axis` (removed from the shape), computed stably.
+    /// `log(sum(e^x))` along `axis` (removed from the shape), computed stably (the max's
+    /// gradient stopped, as in [`Tensor::softmax`]).
     #[track_caller]
     pub fn logsumexp(&self, axis: isize) -> Tensor {
-        let m = self.max_keepdims(&[axis]);
+        let m = self.max_keepdims(&[axis]).stop_gradient();
         ((self - &m).exp().sum_keepdims(&[axis]).log() + &m).sum(&[axis])
     }
 

@@ -181,6 +181,13 @@ impl Tensor {
         self.mul(self)
     }
 
+    /// The same values, but a constant to differentiation: no gradient flows back through
+    /// it (JAX's `stop_gradient`, PyTorch's `detach`).
+    #[track_caller]
+    pub fn stop_gradient(&self) -> Tensor {
+        self.op(Op::StopGradient, &[self])
+    }
+
     /// Conversion to `dtype` (see [`Op::Cast`] for the rules).
     #[track_caller]
     pub fn cast(&self, dtype: DType) -> Tensor {

@@ -194,6 +194,7 @@ pub fn eval_op(op: &Op, ty: &Type, args: &[&Array]) -> Array {
         Op::Binary(b) => elementwise::binary(*b, args[0], args[1]),
         Op::Compare(c) => elementwise::compare(*c, args[0], args[1]),
         Op::Select => elementwise::select(args[0], args[1], args[2]),
+        Op::StopGradient => args[0].data().clone(),
         Op::Cast(to) => elementwise::cast(args[0], *to),
         Op::Reduce { op, axes } => {
             with_num!(ty.dtype, T => T::data(reduce::reduce::<T>(*op, args[0], axes, out)))

@@ -421,6 +421,8 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
                     dtype,
                 ))
             }
+            // Only autodiff tells it from its operand.
+            Op::StopGradient => self.value(ops[0], index, guards),
             Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) => {
                 let args = ops
                     .iter()

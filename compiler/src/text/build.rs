@@ -172,6 +172,7 @@ pub(super) fn build(
             ty: ty.clone(),
         },
         "select" => Op::Select,
+        "stop_gradient" => Op::StopGradient,
         "cast" => Op::Cast(ty.dtype),
         "reduce_sum" => Op::Reduce {
             op: ReduceOp::Sum,

@@ -67,6 +67,7 @@ const EXAMPLE: &str = r#"graph example {
   %42 = mul %w, %w : f32[3,2] loc("dir \"q\" \\ x.rs":1:2)
   %h.1 = sub %w, %42 : f32[3,2]
   %43 = add %step, %one : i32[]
+  %44 = stop_gradient %36 : f32[4,3]
   output out = %h
   output loss = %15
   update w <- %h.1

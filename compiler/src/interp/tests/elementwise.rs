@@ -13,10 +13,18 @@ const MAX: f64 = i32::MAX as f64;
 const MIN: f64 = i32::MIN as f64;
 
 pub(super) fn cases() -> Vec<Case> {
-    [leaves(), unary(), binary(), compare(), select(), cast()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        leaves(),
+        unary(),
+        binary(),
+        compare(),
+        select(),
+        stop_gradient(),
+        cast(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// `2^-24 * bits`, a value of the generator.
@@ -292,6 +300,13 @@ fn select() -> Vec<Case> {
     cases
 }
 
+fn stop_gradient() -> Vec<Case> {
+    each(&DType::ALL, |d| {
+        let x = arr(d, &[2, 2], &[1.0, 0.0, 3.0, 0.0]);
+        case(Op::StopGradient, vec![x.clone()], x)
+    })
+}
+
 fn cast() -> Vec<Case> {
     // Each source array with its conversions to f32, f64, i32 and bool, all written out.
     let from = |x: Array, to: [Array; 4]| to.map(|y| case(Op::Cast(y.dtype()), vec![x.clone()], y));
@@ -370,6 +385,11 @@ fn comparisons() {
 #[test]
 fn select_picks_by_condition() {
     check(select());
+}
+
+#[test]
+fn stop_gradient_is_the_identity() {
+    check(stop_gradient());
 }
 
 #[test]
