@@ -123,8 +123,13 @@ impl Raw {
     }
 
     fn input(&mut self, shape: &[usize], values: Vec<f64>) -> NodeId {
-        let name = format!("x{}", self.inputs.len());
-        let ty = Type::new(DType::F64, shape);
+        self.bind("x", Array::from_f64(shape, values).unwrap())
+    }
+
+    /// Declares a data input holding `value`, named `prefix` and its position.
+    fn bind(&mut self, prefix: &str, value: Array) -> NodeId {
+        let name = format!("{prefix}{}", self.inputs.len());
+        let ty = value.ty();
         let id = self
             .g
             .add(
@@ -137,8 +142,7 @@ impl Raw {
                 None,
             )
             .unwrap();
-        self.inputs
-            .push((name, Array::from_f64(shape, values).unwrap()));
+        self.inputs.push((name, value));
         id
     }
 
@@ -155,23 +159,7 @@ impl Raw {
     }
 
     fn int_input(&mut self, shape: &[usize], values: Vec<i32>) -> NodeId {
-        let name = format!("i{}", self.inputs.len());
-        let ty = Type::new(DType::I32, shape);
-        let id = self
-            .g
-            .add(
-                Op::Input {
-                    kind: InputKind::Data,
-                    name: name.clone(),
-                    ty,
-                },
-                &[],
-                None,
-            )
-            .unwrap();
-        self.inputs
-            .push((name, Array::from_i32(shape, values).unwrap()));
-        id
+        self.bind("i", Array::from_i32(shape, values).unwrap())
     }
 
     fn op(&mut self, op: Op, operands: &[NodeId]) -> NodeId {

@@ -93,6 +93,22 @@ impl Data {
         }
     }
 
+    /// Copies element `j` of `src` (of the same element type) into element `i`. Panics if
+    /// the types differ or an index is out of range.
+    pub fn copy_element(&mut self, i: usize, src: &Data, j: usize) {
+        match (self, src) {
+            (Data::F32(a), Data::F32(b)) => a[i] = b[j],
+            (Data::F64(a), Data::F64(b)) => a[i] = b[j],
+            (Data::I32(a), Data::I32(b)) => a[i] = b[j],
+            (Data::Bool(a), Data::Bool(b)) => a[i] = b[j],
+            (a, b) => panic!(
+                "cannot copy a {} element into {} data",
+                b.dtype(),
+                a.dtype()
+            ),
+        }
+    }
+
     /// Bitwise equality: NaNs with the same bits are equal, `0.0` and `-0.0` are not.
     pub fn bits_eq(&self, other: &Data) -> bool {
         match (self, other) {
@@ -200,6 +216,11 @@ impl Array {
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.data.len()
+    }
+
+    /// The elements, row-major, to change in place (the shape stays).
+    pub fn data_mut(&mut self) -> &mut Data {
+        &mut self.data
     }
 
     /// The elements, row-major, taking ownership.

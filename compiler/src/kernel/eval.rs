@@ -190,9 +190,7 @@ fn empty_reduction(op: ReduceOp, dtype: DType) -> Array {
 }
 
 fn set(a: &mut Array, off: usize, v: &Array) {
-    let mut vals = a.to_f64_vec();
-    vals[off] = v.data().get_f64(0);
-    *a = Array::new(a.shape(), Data::from_f64(a.dtype(), vals)).expect("sized");
+    a.data_mut().copy_element(off, v.data(), 0);
 }
 
 struct Eval<'a> {
