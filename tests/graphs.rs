@@ -22,7 +22,7 @@ fn text(g: &Graph) -> String {
 #[test]
 fn builtin_source_graphs() {
     for name in BUILTINS {
-        let m = builtin(name).unwrap();
+        let m = builtin(name, &Default::default()).unwrap().unwrap();
         insta::assert_snapshot!(format!("{name}_source"), text(&m.graph));
     }
 }
@@ -30,7 +30,7 @@ fn builtin_source_graphs() {
 #[test]
 fn builtin_grad_graphs() {
     for name in BUILTINS {
-        let m = builtin(name).unwrap();
+        let m = builtin(name, &Default::default()).unwrap().unwrap();
         insta::assert_snapshot!(
             format!("{name}_grad"),
             text(&grad_graph(&m.graph, "loss").unwrap())
@@ -47,7 +47,7 @@ fn builtin_train_graphs() {
         Optimizer::adamw(1e-3),
     ];
     for name in BUILTINS {
-        let m = builtin(name).unwrap();
+        let m = builtin(name, &Default::default()).unwrap().unwrap();
         for opt in &optimizers {
             let g = train_step(&m.graph, "loss", opt).unwrap();
             insta::assert_snapshot!(format!("{name}_train_{}", opt.name()), text(&g));

@@ -20,7 +20,9 @@ use std::collections::HashMap;
 
 /// The MLP, its training step under `opt`, and that step optimized.
 fn optimized_step(opt: &Optimizer) -> (Model, Graph, Graph, OptimizeStats) {
-    let model = kiln::frontend::models::builtin("mlp").expect("mlp is built in");
+    let model = kiln::frontend::models::builtin("mlp", &Default::default())
+        .expect("mlp is built in")
+        .expect("mlp is well typed");
     let g = train_step(&model.graph, "loss", opt).expect("the mlp trains");
     let mut optimized = g.clone();
     let stats = optimize(&mut optimized);

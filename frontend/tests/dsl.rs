@@ -230,7 +230,10 @@ fn tensors_of_two_builders_do_not_mix() {
 
 #[test]
 fn the_builtin_mlp_is_well_typed() {
-    let g = kiln_frontend::models::builtin("mlp").unwrap().graph;
+    let g = kiln_frontend::models::builtin("mlp", &Default::default())
+        .unwrap()
+        .unwrap()
+        .graph;
     kiln_compiler::verify(&g).unwrap();
     let loss = g.output("loss").unwrap();
     assert_eq!(g.node(loss).ty, kiln_compiler::Type::scalar(DType::F32));
@@ -238,5 +241,5 @@ fn the_builtin_mlp_is_well_typed() {
         .node_ids()
         .find(|&id| g.node(id).name.as_deref() == Some("logits"));
     assert_eq!(g.node(logits.unwrap()).ty.shape.as_slice(), &[64, 10]);
-    assert!(kiln_frontend::models::builtin("nope").is_none());
+    assert!(kiln_frontend::models::builtin("nope", &Default::default()).is_none());
 }

@@ -9,7 +9,7 @@ use kiln_compiler::passes::optimize;
 use kiln_compiler::text::{PrintOptions, print_with};
 use kiln_compiler::train::{grad_graph, train_step};
 use kiln_compiler::{Graph, dot::to_dot};
-use kiln_frontend::models::builtin;
+use kiln_frontend::models::{Settings, builtin};
 use std::path::Path;
 
 /// Arguments of `kiln dump`.
@@ -130,7 +130,8 @@ fn load(target: &str) -> Result<Graph, CliError> {
     if path.exists() {
         return load_kir(path);
     }
-    builtin(target)
-        .map(|m| m.graph)
-        .ok_or_else(|| CliError::UnknownModel(target.to_string()))
+    let model = builtin(target, &Settings::default())
+        .ok_or_else(|| CliError::UnknownModel(target.to_string()))?
+        .expect("built-in models are well typed");
+    Ok(model.graph)
 }
