@@ -1,45 +1,14 @@
 //! The `kiln` binary end to end: `kiln dump` and `kiln run` on the fixtures, and every user
 //! error exiting with status 2, one `error:` line and no output left behind.
 
+mod common;
+
+use common::{Outcome, kiln, path_str};
 use kiln::compiler::Array;
 use kiln::runtime::npy::{read_npy, write_npy};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use tempfile::TempDir;
-
-/// What a run of `kiln` printed and returned.
-struct Outcome {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `kiln` with `args` from the package root (so fixture paths in messages are relative);
-/// `tmp` is replaced by `[TMP]` in what it prints.
-fn kiln(args: &[&str], tmp: Option<&TempDir>) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("kiln runs");
-    let redact = |bytes: &[u8]| {
-        let s = String::from_utf8_lossy(bytes).into_owned();
-        match tmp {
-            Some(t) => s.replace(&t.path().display().to_string(), "[TMP]"),
-            None => s,
-        }
-    };
-    Outcome {
-        status: out.status.code(),
-        stdout: redact(&out.stdout),
-        stderr: redact(&out.stderr),
-    }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
 
 /// Runs `kiln run` on the example graph with `inputs` (`NAME=PATH` each) into `tmp/out`.
 fn run_example(tmp: &TempDir, inputs: &[&str]) -> Outcome {

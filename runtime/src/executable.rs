@@ -117,8 +117,8 @@ pub struct Executable {
     _arena: Arena,
     pool: Pool,
     stats: Stats,
-    /// Data inputs by name: (buffer, type).
-    inputs: HashMap<String, u32>,
+    /// Data inputs, by name, with their buffers, in program order.
+    inputs: Vec<(String, u32)>,
     /// The pointer of every buffer for the current run (arena addresses are fixed).
     table: Vec<*mut u8>,
     /// Time spent in each kernel over all runs, when `KILN_PROFILE` is set.
@@ -279,6 +279,32 @@ impl Executable {
             .collect())
     }
 
+    /// The type of the output `name`.
+    pub fn output_type(&self, name: &str) -> Option<&kiln_compiler::Type> {
+        let &(_, b) = self.program.outputs.iter().find(|(n, _)| n == name)?;
+        Some(&self.program.buffers[b as usize].ty)
+    }
+
+    /// The value of the scalar output `name` of the last run, as `f64`; `None` if there is no
+    /// such output or it is not a scalar.
+    pub fn scalar_output(&self, name: &str) -> Option<f64> {
+        let &(_, b) = self.program.outputs.iter().find(|(n, _)| n == name)?;
+        let ty = &self.program.buffers[b as usize].ty;
+        if ty.rank() != 0 {
+            return None;
+        }
+        let p = self.table[b as usize];
+        // SAFETY: the buffer holds one element of its dtype.
+        Some(unsafe {
+            match ty.dtype {
+                DType::F32 => f64::from(p.cast::<f32>().read()),
+                DType::F64 => p.cast::<f64>().read(),
+                DType::I32 => f64::from(p.cast::<i32>().read()),
+                DType::Bool => f64::from(p.cast::<u8>().read()),
+            }
+        })
+    }
+
     /// The output `name` of the last run (a copy).
     pub fn output(&self, name: &str) -> Option<Array> {
         let &(_, b) = self.program.outputs.iter().find(|(n, _)| n == name)?;
@@ -289,16 +315,46 @@ impl Executable {
     }
 
     /// Runs the program like [`Executable::run`] but copies no output: read the ones needed
-    /// with [`Executable::output`]. This is the training loop's step (the loss is one number,
-    /// the activations are not needed).
+    /// with [`Executable::output`].
     pub fn execute(&mut self, inputs: &HashMap<String, Array>) -> Result<(), RunError> {
-        for (name, &b) in &self.inputs {
-            let ty = &self.program.buffers[b as usize].ty;
-            let a = inputs.get(name).ok_or_else(|| RunError::MissingInput {
-                name: name.clone(),
-                kind: InputKind::Data,
-                ty: Box::new(ty.clone()),
-            })?;
+        let ordered = (self.inputs.iter())
+            .map(|(name, b)| {
+                inputs.get(name).ok_or_else(|| RunError::MissingInput {
+                    name: name.clone(),
+                    kind: InputKind::Data,
+                    ty: Box::new(self.program.buffers[*b as usize].ty.clone()),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(extra) = inputs
+            .keys()
+            .find(|n| !self.inputs.iter().any(|(name, _)| name == *n))
+        {
+            return Err(RunError::UnexpectedInput(extra.clone()));
+        }
+        self.execute_ordered(&ordered)
+    }
+
+    /// The data inputs, by name and type, in the order [`Executable::execute_ordered`] takes
+    /// them.
+    pub fn input_names(&self) -> Vec<(String, kiln_compiler::Type)> {
+        (self.inputs.iter())
+            .map(|(n, b)| (n.clone(), self.program.buffers[*b as usize].ty.clone()))
+            .collect()
+    }
+
+    /// Runs the program on its data inputs given in [`Executable::input_names`] order,
+    /// copying no output. This is the training loop's step: no name is looked up and nothing
+    /// is allocated.
+    pub fn execute_ordered(&mut self, inputs: &[&Array]) -> Result<(), RunError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(RunError::InputCount {
+                expected: self.inputs.len(),
+                found: inputs.len(),
+            });
+        }
+        for ((name, b), a) in self.inputs.iter().zip(inputs) {
+            let ty = &self.program.buffers[*b as usize].ty;
             if a.ty() != *ty {
                 return Err(RunError::InputType {
                     name: name.clone(),
@@ -306,10 +362,7 @@ impl Executable {
                     found: Box::new(a.ty()),
                 });
             }
-            self.table[b as usize] = data_ptr(a);
-        }
-        if let Some(extra) = inputs.keys().find(|n| !self.inputs.contains_key(*n)) {
-            return Err(RunError::UnexpectedInput(extra.clone()));
+            self.table[*b as usize] = data_ptr(a);
         }
         for (i, k) in self.program.kernels.iter().enumerate() {
             let started = self.profile.as_ref().map(|_| Instant::now());
@@ -348,8 +401,8 @@ impl Executable {
                 };
             }
         }
-        for &b in self.inputs.values() {
-            self.table[b as usize] = std::ptr::null_mut();
+        for (_, b) in &self.inputs {
+            self.table[*b as usize] = std::ptr::null_mut();
         }
         Ok(())
     }

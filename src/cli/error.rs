@@ -92,6 +92,23 @@ pub enum CliError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// A built-in model could not be built with the settings given.
+    #[error(transparent)]
+    Build(#[from] kiln_frontend::BuildError),
+    /// The data set could not be loaded.
+    #[error(transparent)]
+    Data(#[from] kiln_runtime::data::DataError),
+    /// Training or evaluation stopped.
+    #[error(transparent)]
+    Training(#[from] kiln_runtime::train::TrainError),
+    /// A file could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
     /// Standard output could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(io::Error),

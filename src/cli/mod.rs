@@ -9,6 +9,9 @@ mod error;
 mod optimizer;
 mod output;
 mod run;
+mod session;
+mod sweep;
+mod train;
 
 use clap::{Parser, Subcommand};
 use error::CliError;
@@ -32,6 +35,10 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Evaluate a .kir graph on .npy inputs and write its results as .npy files.
     Run(run::RunArgs),
+    /// Train a built-in model on MNIST (the embedded MNIST-10k by default).
+    Train(train::TrainArgs),
+    /// Search learning rates, batch sizes, optimizers and widths; print and save a ranked table.
+    Sweep(sweep::SweepArgs),
 }
 
 /// The exit status of every user error.
@@ -42,6 +49,8 @@ pub fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Dump(args) => dump::dump(&args),
         Command::Run(args) => run::run(&args),
+        Command::Train(args) => train::train(&args),
+        Command::Sweep(args) => sweep::sweep(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

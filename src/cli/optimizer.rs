@@ -29,4 +29,31 @@ impl OptimizerArg {
             OptimizerArg::Adamw => Optimizer::adamw(1e-3),
         }
     }
+
+    /// The optimizer with learning rate `lr` (its other hyperparameters at their defaults).
+    pub fn with_lr(self, lr: f64) -> Optimizer {
+        match self.optimizer() {
+            Optimizer::Sgd { .. } => Optimizer::Sgd { lr },
+            Optimizer::Momentum {
+                momentum, nesterov, ..
+            } => Optimizer::Momentum {
+                lr,
+                momentum,
+                nesterov,
+            },
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+        }
+    }
 }

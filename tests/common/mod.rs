@@ -4,6 +4,8 @@
 use kiln::compiler::interp::{self, Evaluation};
 use kiln::compiler::{Array, Graph};
 use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
 
 /// A deterministic stream of pseudo-random numbers for test inputs.
 pub struct Rng(u64);
@@ -99,4 +101,37 @@ pub fn training_inputs(g: &Graph, seed: u64) -> HashMap<String, Array> {
             (name.to_string(), a.expect("sized"))
         })
         .collect()
+}
+
+/// What a run of `kiln` printed and returned.
+pub struct Outcome {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `kiln` with `args` from the package root (so fixture paths in messages are relative);
+/// `tmp` is replaced by `[TMP]` in what it prints.
+pub fn kiln(args: &[&str], tmp: Option<&tempfile::TempDir>) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("kiln runs");
+    let redact = |bytes: &[u8]| {
+        let s = String::from_utf8_lossy(bytes).into_owned();
+        match tmp {
+            Some(t) => s.replace(&t.path().display().to_string(), "[TMP]"),
+            None => s,
+        }
+    };
+    Outcome {
+        status: out.status.code(),
+        stdout: redact(&out.stdout),
+        stderr: redact(&out.stderr),
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
 }

@@ -78,6 +78,14 @@ pub enum RunError {
         /// The type the graph expects.
         ty: Box<Type>,
     },
+    /// Inputs given by position are too few or too many.
+    #[error("the program takes {expected} data inputs, {found} were given")]
+    InputCount {
+        /// Data inputs the program has.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
     /// A value names no input of the graph.
     #[error("unexpected input `{0}`: the graph has no input of that name")]
     UnexpectedInput(String),

@@ -1,0 +1,253 @@
+//! `kiln train`: train a built-in model on MNIST with its compiled training step.
+
+use super::CliError;
+use super::optimizer::OptimizerArg;
+use super::session::{Session, Spec};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kiln_runtime::Options;
+use kiln_runtime::data::{Dataset, Mnist};
+use kiln_runtime::train::{Metrics, StepReport};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The data directory of a fresh clone: the embedded MNIST-10k.
+pub const EMBEDDED_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+
+/// Arguments of `kiln train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The built-in model to train.
+    #[arg(long, default_value = "mlp")]
+    model: String,
+    #[command(flatten)]
+    hyper: HyperArgs,
+    /// Passes over the training data.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Seed of the initial parameters, the batch order and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+/// The settings a model trains with, each defaulting to the model's best known value.
+#[derive(Args, Clone)]
+pub struct HyperArgs {
+    /// The optimizer.
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+    /// The learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Examples per training step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// The hidden width (the MLP's hidden layer, the LSTM's state).
+    #[arg(long)]
+    pub width: Option<usize>,
+}
+
+/// Where the data comes from and how the program is compiled.
+#[derive(Args, Clone)]
+pub struct MachineArgs {
+    /// A directory of MNIST IDX files (the embedded MNIST-10k, or the full set's four files).
+    #[arg(long, default_value = EMBEDDED_DATA)]
+    pub data: PathBuf,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// One kernel per primitive, to compare with fusion.
+    #[arg(long)]
+    pub no_fuse: bool,
+}
+
+impl MachineArgs {
+    /// The compile options these arguments ask for.
+    pub fn options(&self) -> Options {
+        let default = Options::default();
+        Options {
+            fuse: !self.no_fuse,
+            threads: self.threads.unwrap_or(default.threads).max(1),
+            ..default
+        }
+    }
+
+    /// The data set.
+    pub fn load(&self) -> Result<Mnist, CliError> {
+        Ok(Mnist::load(&self.data)?)
+    }
+}
+
+/// A model's default training settings: the ones its accuracy in the README was measured with.
+pub struct Defaults {
+    /// The optimizer.
+    pub optimizer: OptimizerArg,
+    /// The learning rate.
+    pub lr: f64,
+    /// Examples per step.
+    pub batch: usize,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// The hidden width.
+    pub width: Option<usize>,
+}
+
+/// The defaults of the built-in `model`.
+pub fn defaults(model: &str) -> Defaults {
+    match model {
+        "mlp" => Defaults {
+            optimizer: OptimizerArg::Momentum,
+            lr: 0.05,
+            batch: 64,
+            epochs: 20,
+            width: Some(512),
+        },
+        _ => Defaults {
+            optimizer: OptimizerArg::Sgd,
+            lr: 0.1,
+            batch: 64,
+            epochs: 5,
+            width: None,
+        },
+    }
+}
+
+impl HyperArgs {
+    /// The compile specification of `model` with these settings over the defaults.
+    pub fn spec(&self, model: &str, seed: u64, options: Options) -> Spec {
+        let d = defaults(model);
+        let optimizer = self.optimizer.unwrap_or(d.optimizer);
+        Spec {
+            model: model.to_string(),
+            width: self.width.or(d.width),
+            batch: self.batch.unwrap_or(d.batch),
+            optimizer: optimizer.with_lr(self.lr.unwrap_or(d.lr)),
+            seed,
+            options,
+        }
+    }
+}
+
+/// Runs `kiln train`.
+pub fn train(args: &TrainArgs) -> Result<(), CliError> {
+    let start = Instant::now();
+    let data = args.machine.load()?;
+    let spec = args
+        .hyper
+        .spec(&args.model, args.seed, args.machine.options());
+    let epochs = args.epochs.unwrap_or(defaults(&args.model).epochs);
+    let mut session = Session::new(&spec, &data.test)?;
+    print_summary(&session, &spec, &data);
+    let mut best: Option<(usize, Metrics)> = None;
+    for epoch in 1..=epochs {
+        let t = Instant::now();
+        let bar = progress_bar(session.trainer.batches(&data.train) as u64, epoch, epochs);
+        let batch = spec.batch;
+        let train = session
+            .trainer
+            .epoch(&data.train, epoch, &mut |r: &StepReport| {
+                if r.batch.is_multiple_of(8) || r.batch == r.batches {
+                    bar.set_position(r.batch as u64);
+                    let rate = (r.batch * batch) as f64 / t.elapsed().as_secs_f64();
+                    bar.set_message(format!(
+                        "loss {:.4}  acc {:5.1}%  {:>7.0} samples/s",
+                        r.loss,
+                        100.0 * r.accuracy,
+                        rate
+                    ));
+                }
+            });
+        bar.finish_and_clear();
+        let train = train?;
+        let secs = t.elapsed().as_secs_f64();
+        let test = session.evaluate(&data.test)?;
+        println!(
+            "epoch {epoch:>3}/{epochs}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  \
+             {:>7.0} samples/s",
+            train.loss,
+            100.0 * train.accuracy,
+            test.loss,
+            100.0 * test.accuracy,
+            (session.trainer.batches(&data.train) * batch) as f64 / secs,
+        );
+        if best.is_none_or(|(_, b)| test.accuracy > b.accuracy) {
+            best = Some((epoch, test));
+        }
+    }
+    if let Some((epoch, m)) = best {
+        println!(
+            "best test accuracy {:.2}% (epoch {epoch}); total {:.1} s",
+            100.0 * m.accuracy,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The bar of one epoch: position in batches, the last batch's loss and accuracy, speed.
+fn progress_bar(batches: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(batches);
+    let style = ProgressStyle::with_template(&format!(
+        "epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}}  {{msg}}"
+    ))
+    .expect("the template is valid")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+/// What is about to train: the model's parameters, the optimizer, the compiled program.
+fn print_summary(session: &Session, spec: &Spec, data: &Mnist) {
+    let exe = session.trainer.executable();
+    let params: Vec<(String, kiln_compiler::Type)> =
+        (session.step.inputs_of(kiln_compiler::InputKind::Param))
+            .into_iter()
+            .map(|id| {
+                let n = session.step.node(id);
+                let name = n.op.as_input().map_or("", |(_, name)| name).to_string();
+                (name, n.ty.clone())
+            })
+            .collect();
+    let count: usize = params.iter().map(|(_, t)| t.numel()).sum();
+    println!(
+        "model {} ({} parameters in {} tensors)",
+        spec.model,
+        count,
+        params.len()
+    );
+    for (name, ty) in &params {
+        println!("  {name:<16} {ty}");
+    }
+    let hyper: Vec<String> = (spec.optimizer.hyperparameters().iter())
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    println!(
+        "optimizer {} ({}), batch {}, seed {}",
+        spec.optimizer.name(),
+        hyper.join(", "),
+        spec.batch,
+        spec.seed
+    );
+    let s = exe.stats();
+    println!(
+        "training step: {} loop kernels, {} matrix products, arena {} KiB, compiled in {:.1} ms \
+         ({} threads, {})",
+        s.loops,
+        s.dots,
+        s.arena_bytes / 1024,
+        s.compile_time.as_secs_f64() * 1e3,
+        spec.options.threads,
+        if spec.options.fuse {
+            "fused"
+        } else {
+            "unfused"
+        }
+    );
+    println!(
+        "data: {} training and {} test images",
+        data.train.len(),
+        data.test.len()
+    );
+}
