@@ -1,8 +1,12 @@
 //! kiln-runtime: tensor files, executables, data and training.
 
+mod atomic;
+pub mod checkpoint;
 pub mod executable;
+pub mod history;
 pub mod idx;
 pub mod npy;
+pub mod plot;
 mod pool;
 
 pub use executable::{CompileError, Executable, Options, StateError, Stats};
