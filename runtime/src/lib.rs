@@ -1,9 +1,13 @@
 //! kiln-runtime: tensor files, executables, data and training.
 
+mod atomic;
+pub mod checkpoint;
 pub mod data;
 pub mod executable;
+pub mod history;
 pub mod idx;
 pub mod npy;
+pub mod plot;
 mod pool;
 pub mod train;
 

@@ -9,18 +9,19 @@
 //! allocated, when it claims more than [`MAX_ELEMENTS`] elements or more bytes than the file
 //! holds. Elements are decoded and encoded by npyz.
 //!
-//! Writes are atomic: a temporary file in the destination's directory is written, synced and
-//! renamed over the destination, so a reader sees the old file or the new one, never a part.
+//! Writes are atomic (module `atomic`): a temporary file in the destination's directory is
+//! written, synced and renamed over the destination, so a reader sees the old file or the new
+//! one, never a part.
 
 mod header;
 
+use crate::atomic::{self, Staged, Step};
 use header::Header;
 use kiln_compiler::{Array, DType, Data};
 use npyz::{AutoSerialize, Deserialize, TypeRead, TypeStr, WriteOptions, WriterBuilder};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The most elements a file may claim (2^31); a header claiming more is refused unread. Empty
 /// axes do not lower the count: the product of the extents, each counted as at least 1, must
@@ -198,96 +199,52 @@ pub fn write_npy(path: impl AsRef<Path>, a: &Array) -> Result<(), NpyError> {
 /// be renamed into place by [`StagedNpy::commit`]. Dropping it uncommitted removes the
 /// temporary file.
 #[derive(Debug)]
-pub struct StagedNpy {
-    temp: PathBuf,
-    dest: PathBuf,
-    committed: bool,
-}
+pub struct StagedNpy(Staged);
 
 /// Writes `a` in npy format to a new temporary file in the directory of `path` and syncs it to
 /// disk; `path` itself is not touched until [`StagedNpy::commit`]. On error the temporary file
 /// is removed.
 pub fn stage_npy(path: impl AsRef<Path>, a: &Array) -> Result<StagedNpy, NpyError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dest = path.as_ref().to_path_buf();
-    let write_err = |source| NpyError::Write {
-        path: dest.clone(),
-        source,
-    };
-    let name = dest.file_name().ok_or_else(|| {
-        write_err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path names no file",
-        ))
-    })?;
-    let unique = format!(
-        ".{}.{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let temp = dest.with_file_name(unique);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(write_err)?;
-    // From here on, dropping `staged` removes the temporary file.
-    let staged = StagedNpy {
-        temp,
-        dest: dest.clone(),
-        committed: false,
-    };
-    write_array(file, a).map_err(write_err)?;
-    Ok(staged)
+    let path = path.as_ref();
+    atomic::write_through(path, |w| write_array(w, a), Some(Step::Synced))
+        .map(StagedNpy)
+        .map_err(|source| NpyError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl StagedNpy {
     /// The destination the file will have once committed.
     pub fn path(&self) -> &Path {
-        &self.dest
+        self.0.dest()
     }
 
     /// Renames the temporary file over the destination (atomically replacing any file there)
     /// and syncs the directory. On error the temporary file is removed.
     pub fn commit(mut self) -> Result<(), NpyError> {
-        fs::rename(&self.temp, &self.dest).map_err(|source| NpyError::Write {
-            path: self.dest.clone(),
+        self.0.rename().map_err(|source| NpyError::Write {
+            path: self.0.dest().to_path_buf(),
             source,
         })?;
-        self.committed = true;
-        // The rename is durable once the directory is synced. The file is already in place and
-        // complete, so a directory that cannot be synced (some file systems refuse) is no error.
-        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
+        self.0.sync_dir();
         Ok(())
     }
 }
 
-impl Drop for StagedNpy {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
-        }
-    }
-}
-
-/// Writes `a` to `file` through npyz and syncs it.
-fn write_array(file: File, a: &Array) -> io::Result<()> {
+/// Writes `a` to `w` through npyz.
+fn write_array(w: &mut dyn Write, a: &Array) -> io::Result<()> {
     let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
-    let mut w = BufWriter::new(file);
     match a.data() {
-        Data::F32(v) => write_elements(&mut w, &shape, v)?,
-        Data::F64(v) => write_elements(&mut w, &shape, v)?,
-        Data::I32(v) => write_elements(&mut w, &shape, v)?,
-        Data::Bool(v) => write_elements(&mut w, &shape, v)?,
+        Data::F32(v) => write_elements(w, &shape, v),
+        Data::F64(v) => write_elements(w, &shape, v),
+        Data::I32(v) => write_elements(w, &shape, v),
+        Data::Bool(v) => write_elements(w, &shape, v),
     }
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 fn write_elements<T: AutoSerialize + Copy>(
-    w: &mut impl Write,
+    w: impl Write,
     shape: &[u64],
     v: &[T],
 ) -> io::Result<()> {

@@ -1,4 +1,5 @@
 use super::*;
+use std::fs;
 use tempfile::TempDir;
 
 /// An npy version 1.0 file with `dict` as its header and `data` after it.
