@@ -9,4 +9,6 @@ pub mod npy;
 pub mod plot;
 mod pool;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use executable::{CompileError, Executable, Options, StateError, Stats};
+pub use history::EpochRecord;
