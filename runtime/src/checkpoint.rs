@@ -494,7 +494,16 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     }
     file.read_exact(&mut prefix).map_err(read_err)?;
     let header_len = u64::from_le_bytes(prefix);
-    if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
+    if header_len > MAX_HEADER_BYTES {
+        return Err(invalid(
+            path,
+            format!(
+                "it claims a header of {header_len} bytes, more than the {MAX_HEADER_BYTES} \
+                 kiln reads (not a safetensors file?)"
+            ),
+        ));
+    }
+    if header_len > file_len - 8 {
         return Err(invalid(
             path,
             format!(
