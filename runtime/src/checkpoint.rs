@@ -31,7 +31,7 @@ use crate::history::EpochRecord;
 use kiln_compiler::text::{PrintOptions, print_with};
 use kiln_compiler::{Array, DType, Data, Graph, Type};
 use safetensors::tensor::TensorInfo;
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -439,8 +439,16 @@ pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
 
 /// The checkpoint in `bytes`, the contents of the file at `path`.
 fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
-    let (header_len, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| invalid(path, e.to_string()))?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        let reason = match e {
+            SafeTensorError::MetadataIncompleteBuffer => {
+                "its tensors' data does not end where the file does (truncated, or bytes added)"
+                    .to_string()
+            }
+            e => e.to_string(),
+        };
+        invalid(path, reason)
+    })?;
     let map = (header.metadata().as_ref()).ok_or_else(|| {
         invalid(
             path,
@@ -486,7 +494,16 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     }
     file.read_exact(&mut prefix).map_err(read_err)?;
     let header_len = u64::from_le_bytes(prefix);
-    if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
+    if header_len > MAX_HEADER_BYTES {
+        return Err(invalid(
+            path,
+            format!(
+                "it claims a header of {header_len} bytes, more than the {MAX_HEADER_BYTES} \
+                 kiln reads (not a safetensors file?)"
+            ),
+        ));
+    }
+    if header_len > file_len - 8 {
         return Err(invalid(
             path,
             format!(

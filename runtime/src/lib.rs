@@ -11,4 +11,6 @@ pub mod plot;
 mod pool;
 pub mod train;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use executable::{CompileError, Executable, Options, StateError, Stats};
+pub use history::EpochRecord;
