@@ -1,17 +1,34 @@
-//! `kiln train` and `kiln sweep` end to end on the embedded MNIST-10k, with small models so
-//! that each run takes a moment, and their user errors.
+//! `kiln train`, `eval`, `predict` and `sweep` end to end on the embedded MNIST-10k, with
+//! small models so that each run takes a moment, and their user errors.
 
 mod common;
 
-use common::{kiln, path_str};
+use common::{Outcome, kiln, path_str};
+use kiln::compiler::Array;
+use kiln::runtime::checkpoint::load;
+use kiln::runtime::data::{Dataset, Mnist};
+use kiln::runtime::npy::write_npy;
+use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-/// A short training run's arguments: one epoch of a narrow MLP.
-const SHORT: &[&str] = &["train", "--epochs", "1", "--width", "16", "--batch", "100"];
+/// Runs `kiln train` for a narrow MLP with `args` added, saving into `tmp`'s `name`.
+fn train(tmp: &TempDir, name: &str, args: &[&str]) -> Outcome {
+    let ck = tmp.path().join(name).join("ck.safetensors");
+    let plot = tmp.path().join(name).join("curves.svg");
+    let mut all = vec!["train", "--width", "16", "--batch", "100"];
+    all.extend(["--checkpoint", path_str(&ck), "--plot", path_str(&plot)]);
+    all.extend(args);
+    kiln(&all, Some(tmp))
+}
+
+fn checkpoint(tmp: &TempDir, name: &str) -> PathBuf {
+    tmp.path().join(name).join("ck.safetensors")
+}
 
 #[test]
 fn train_prints_a_summary_and_one_line_per_epoch() {
-    let out = kiln(SHORT, None);
+    let tmp = TempDir::new().unwrap();
+    let out = train(&tmp, "run", &["--epochs", "1"]);
     assert_eq!(out.status, Some(0), "{}", out.stderr);
     let s = &out.stdout;
     assert!(
@@ -46,6 +63,196 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
         "one epoch of a 16-wide MLP reaches 80%: {epoch}"
     );
     assert!(s.contains("best test accuracy"), "{s}");
+    assert!(
+        s.ends_with("checkpoint: [TMP]/run/ck.safetensors\ncurves: [TMP]/run/curves.svg\n"),
+        "{s}"
+    );
+    let svg = std::fs::read_to_string(tmp.path().join("run/curves.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+}
+
+/// Every tensor of the checkpoint at `path`, as bits.
+fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
+    let ck = load(path).unwrap();
+    (ck.tensors.into_iter())
+        .map(|(n, a)| (n, a.to_f64_vec().iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
+    let tmp = TempDir::new().unwrap();
+    let adam = ["--optimizer", "adam", "--lr", "0.002", "--seed", "5"];
+    let straight = train(&tmp, "straight", &[&["--epochs", "2"][..], &adam].concat());
+    assert_eq!(straight.status, Some(0), "{}", straight.stderr);
+    let first = train(&tmp, "split", &[&["--epochs", "1"][..], &adam].concat());
+    assert_eq!(first.status, Some(0), "{}", first.stderr);
+    // Resuming takes every setting from the checkpoint.
+    let second = train(&tmp, "split", &["--epochs", "2", "--resume"]);
+    assert_eq!(second.status, Some(0), "{}", second.stderr);
+    assert!(
+        second
+            .stdout
+            .contains("resuming from [TMP]/split/ck.safetensors after epoch 1 (step 80)"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains(
+            "optimizer adam (lr 0.002, beta1 0.9, beta2 0.999, eps 0.00000001), batch 100, seed 5"
+        ),
+        "{}",
+        second.stdout
+    );
+    let (a, b) = (
+        bits(&checkpoint(&tmp, "straight")),
+        bits(&checkpoint(&tmp, "split")),
+    );
+    assert!(a.iter().any(|(n, _)| n == "fc1.w.m") && a.iter().any(|(n, _)| n == "optimizer.step"));
+    assert_eq!(a, b, "parameters and optimizer state");
+    let epoch2 = |o: &Outcome| {
+        o.stdout
+            .lines()
+            .find(|l| l.starts_with("epoch   2/2"))
+            .unwrap()
+            .split("  ")
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(epoch2(&straight), epoch2(&second), "the same losses");
+    let (ma, mb) = (
+        load(checkpoint(&tmp, "straight")).unwrap().meta,
+        load(checkpoint(&tmp, "split")).unwrap().meta,
+    );
+    assert_eq!((ma.epoch, ma.step), (mb.epoch, mb.step));
+    assert_eq!(mb.history.len(), 2);
+    assert_eq!(ma.history[1].train_loss, mb.history[1].train_loss);
+}
+
+#[test]
+fn resuming_refuses_another_setting_or_a_damaged_checkpoint() {
+    let tmp = TempDir::new().unwrap();
+    assert_eq!(train(&tmp, "run", &["--epochs", "1"]).status, Some(0));
+    let out = train(&tmp, "run", &["--epochs", "2", "--resume", "--seed", "3"]);
+    assert_eq!(out.status, Some(2));
+    assert_eq!(
+        out.stderr,
+        "error: checkpoint `[TMP]/run/ck.safetensors` does not fit this run: its seed is `0`, not `3`\n"
+    );
+    let out = train(
+        &tmp,
+        "run",
+        &["--epochs", "2", "--resume", "--optimizer", "sgd"],
+    );
+    assert!(
+        out.stderr
+            .contains("its optimizer is `momentum`, not `sgd`"),
+        "{}",
+        out.stderr
+    );
+    let ck = checkpoint(&tmp, "run");
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let out = train(&tmp, "run", &["--epochs", "2", "--resume"]);
+    assert_eq!(out.status, Some(2));
+    assert!(
+        out.stderr
+            .starts_with("error: `[TMP]/run/ck.safetensors` is not a valid kiln checkpoint"),
+        "{}",
+        out.stderr
+    );
+    let out = kiln(&["eval", "--checkpoint", path_str(&ck)], Some(&tmp));
+    assert_eq!(out.status, Some(2));
+    let out = train(&tmp, "none", &["--resume"]);
+    assert!(
+        out.stderr
+            .starts_with("error: cannot read checkpoint `[TMP]/none/ck.safetensors`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn eval_and_predict_use_a_trained_checkpoint() {
+    let tmp = TempDir::new().unwrap();
+    assert_eq!(train(&tmp, "run", &["--epochs", "2"]).status, Some(0));
+    let ck = checkpoint(&tmp, "run");
+    let out = kiln(&["eval", "--checkpoint", path_str(&ck)], Some(&tmp));
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("mlp after 2 epochs (160 steps): test loss "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("on 2000 images\n"), "{}", out.stdout);
+
+    // Test image 1000 of the embedded set, as .npy and as an 8-bit grayscale PNG.
+    let data = Mnist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap();
+    let mut pixels = vec![0.0f32; 784];
+    let label = data.test.example(1000, &mut pixels);
+    let npy = tmp.path().join("digit.npy");
+    write_npy(&npy, &Array::from_f32([28, 28], pixels.clone()).unwrap()).unwrap();
+    let png = tmp.path().join("digit.png");
+    let mut enc = png::Encoder::new(std::fs::File::create(&png).unwrap(), 28, 28);
+    enc.set_color(png::ColorType::Grayscale);
+    let bytes: Vec<u8> = pixels.iter().map(|p| (p * 255.0).round() as u8).collect();
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&bytes)
+        .unwrap();
+    for input in [&npy, &png] {
+        let out = kiln(
+            &[
+                "predict",
+                "--checkpoint",
+                path_str(&ck),
+                "--input",
+                path_str(input),
+            ],
+            Some(&tmp),
+        );
+        assert_eq!(out.status, Some(0), "{}", out.stderr);
+        assert!(
+            out.stdout.starts_with(&format!("{label} (probability 0.")),
+            "{label}: {}",
+            out.stdout
+        );
+    }
+    let wrong = tmp.path().join("wrong.npy");
+    write_npy(&wrong, &Array::from_f32([10, 10], vec![0.5; 100]).unwrap()).unwrap();
+    let out = kiln(
+        &[
+            "predict",
+            "--checkpoint",
+            path_str(&ck),
+            "--input",
+            path_str(&wrong),
+        ],
+        Some(&tmp),
+    );
+    assert_eq!(
+        out.stderr,
+        "error: `[TMP]/wrong.npy` is an image of shape [10, 10]; kiln's models read 28x28 digits\n"
+    );
+    write_npy(&wrong, &Array::from_f32([784], vec![255.0; 784]).unwrap()).unwrap();
+    let out = kiln(
+        &[
+            "predict",
+            "--checkpoint",
+            path_str(&ck),
+            "--input",
+            path_str(&wrong),
+        ],
+        Some(&tmp),
+    );
+    assert!(
+        out.stderr
+            .contains("holds the pixel value 255; pixels lie in [0, 1]"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -40,10 +40,7 @@ pub(crate) struct Staged {
 }
 
 /// Writes a file at `dest` atomically: `write` gets a buffered writer to the temporary file.
-pub(crate) fn write(
-    dest: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
+pub fn write(dest: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     write_through(dest, write, None).map(drop)
 }
 

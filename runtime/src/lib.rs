@@ -1,6 +1,6 @@
 //! kiln-runtime: tensor files, executables, data and training.
 
-mod atomic;
+pub mod atomic;
 pub mod checkpoint;
 pub mod data;
 pub mod executable;

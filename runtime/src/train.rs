@@ -410,9 +410,9 @@ impl Evaluator {
         Ok(())
     }
 
-    /// The programs, for their statistics.
-    pub fn executables(&self) -> impl Iterator<Item = &Executable> {
-        self.parts.iter().map(|(_, e)| e)
+    /// The programs, to set their state from elsewhere (a checkpoint).
+    pub fn executables_mut(&mut self) -> impl Iterator<Item = &mut Executable> {
+        self.parts.iter_mut().map(|(_, e)| e)
     }
 
     /// The mean loss and accuracy over every example of `data`, in order.

@@ -101,6 +101,20 @@ pub enum CliError {
     /// Training or evaluation stopped.
     #[error(transparent)]
     Training(#[from] kiln_runtime::train::TrainError),
+    /// An image for `kiln predict` is not a 28x28 digit.
+    #[error("`{}` {reason}", path.display())]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A checkpoint could not be saved, loaded or used.
+    #[error(transparent)]
+    Checkpoint(#[from] kiln_runtime::checkpoint::CheckpointError),
+    /// The training curves could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] kiln_runtime::plot::PlotError),
     /// A file could not be written.
     #[error("cannot write `{}`: {source}", path.display())]
     Write {

@@ -8,6 +8,7 @@ mod dump;
 mod error;
 mod optimizer;
 mod output;
+mod predict;
 mod run;
 mod session;
 mod sweep;
@@ -37,6 +38,10 @@ enum Command {
     Run(run::RunArgs),
     /// Train a built-in model on MNIST (the embedded MNIST-10k by default).
     Train(train::TrainArgs),
+    /// Measure a checkpoint's model on the test images.
+    Eval(predict::EvalArgs),
+    /// Print the digit a checkpoint's model sees in an image (.png or .npy).
+    Predict(predict::PredictArgs),
     /// Search learning rates, batch sizes, optimizers and widths; print and save a ranked table.
     Sweep(sweep::SweepArgs),
 }
@@ -51,6 +56,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Train(args) => train::train(&args),
         Command::Sweep(args) => sweep::sweep(&args),
+        Command::Eval(args) => predict::eval(&args),
+        Command::Predict(args) => predict::predict(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,6 @@ use super::CliError;
 use kiln_compiler::Array;
 use kiln_runtime::npy::stage_npy;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes each array to its path, creating `dir` (and its missing parents) first. Every file is
@@ -48,24 +47,16 @@ fn remove_dirs(created: &[PathBuf]) {
     }
 }
 
-/// Writes `bytes` to `path` atomically, creating its missing directories: a temporary file
-/// beside it, synced, then renamed over it.
+/// Writes `bytes` to `path` atomically (see `kiln_runtime::atomic`), creating its missing
+/// directories.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let err = |source| CliError::Write {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dirs(dir)?;
+    }
+    kiln_runtime::atomic::write(path, |w| w.write_all(bytes)).map_err(|source| CliError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    create_dirs(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    })
 }
 
 fn stage_and_commit(files: &[(PathBuf, &Array)]) -> Result<(), CliError> {

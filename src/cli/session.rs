@@ -7,9 +7,11 @@ use kiln_compiler::optim::Optimizer;
 use kiln_compiler::train::train_step;
 use kiln_frontend::Model;
 use kiln_frontend::models::{Mode, Settings, builtin};
+use kiln_runtime::checkpoint::{Checkpoint, Metadata};
 use kiln_runtime::data::Dataset;
 use kiln_runtime::train::{Evaluator, Trainer};
 use kiln_runtime::{Executable, Options};
+use std::path::Path;
 
 /// Rows per evaluation batch at most (the remainder runs in a second program).
 pub const EVAL_BATCH: usize = 500;
@@ -93,6 +95,19 @@ impl Session {
         self.evaluator.load_state(self.trainer.executable())?;
         Ok(self.evaluator.evaluate(test)?)
     }
+}
+
+/// Sets every param and state of `exe` from the checkpoint `ck` read from `path`; a missing
+/// tensor or one of another type is an error naming it.
+pub fn restore(exe: &mut Executable, ck: &Checkpoint, path: &Path) -> Result<(), CliError> {
+    let state = exe.state_names();
+    ck.check_matches(&Metadata::default(), &[], &state)
+        .map_err(|m| m.at(path))?;
+    for (name, _) in state {
+        let value = ck.tensor(&name).expect("checked just above");
+        exe.set_state(&name, value)?;
+    }
+    Ok(())
 }
 
 /// An evaluator of the built-in `name` over `examples` examples: batches of up to

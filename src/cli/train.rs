@@ -2,13 +2,16 @@
 
 use super::CliError;
 use super::optimizer::OptimizerArg;
-use super::session::{Session, Spec};
-use clap::Args;
+use super::session::{Session, Spec, restore};
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_runtime::Options;
+use kiln_runtime::checkpoint::{self, Checkpoint, Field, Metadata, graph_hash};
 use kiln_runtime::data::{Dataset, Mnist};
-use kiln_runtime::train::{Metrics, StepReport};
-use std::path::PathBuf;
+use kiln_runtime::history::EpochRecord;
+use kiln_runtime::plot::{training_curves, write_svg};
+use kiln_runtime::train::StepReport;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The data directory of a fresh clone: the embedded MNIST-10k.
@@ -17,17 +20,31 @@ pub const EMBEDDED_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
 /// Arguments of `kiln train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// The built-in model to train.
-    #[arg(long, default_value = "mlp")]
-    model: String,
+    /// The built-in model to train (default: mlp, or the checkpoint's when resuming).
+    #[arg(long)]
+    model: Option<String>,
     #[command(flatten)]
     hyper: HyperArgs,
-    /// Passes over the training data.
+    /// Epochs to have trained in all (a resumed run trains the ones missing).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Seed of the initial parameters, the batch order and dropout.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the initial parameters, the batch order and dropout (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where the checkpoint is saved after every epoch (default
+    /// runs/MODEL/checkpoint.safetensors).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue the run saved in the checkpoint; its settings are the defaults, and settings
+    /// given that differ from them are refused (the learning rate may change).
+    #[arg(long)]
+    resume: bool,
+    /// Where the loss and accuracy curves are drawn (default runs/MODEL/curves.svg).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Draw no curves.
+    #[arg(long, conflicts_with = "plot")]
+    no_plot: bool,
     #[command(flatten)]
     machine: MachineArgs,
 }
@@ -133,15 +150,98 @@ impl HyperArgs {
 /// Runs `kiln train`.
 pub fn train(args: &TrainArgs) -> Result<(), CliError> {
     let start = Instant::now();
+    let default_path = |model: &str, file: &str| Path::new("runs").join(model).join(file);
+    // Resuming: the checkpoint's settings stand in for the ones not given.
+    let (resumed, ck_path) = match (&args.checkpoint, &args.model) {
+        (Some(p), _) => (
+            args.resume.then(|| checkpoint::load(p)).transpose()?,
+            p.clone(),
+        ),
+        (None, m) => {
+            let p = default_path(m.as_deref().unwrap_or("mlp"), "checkpoint.safetensors");
+            (args.resume.then(|| checkpoint::load(&p)).transpose()?, p)
+        }
+    };
+    let mut hyper = args.hyper.clone();
+    let (model, seed) = match &resumed {
+        Some(ck) => {
+            let m = &ck.meta;
+            hyper.optimizer = hyper
+                .optimizer
+                .or_else(|| OptimizerArg::from_str(&m.optimizer, true).ok());
+            hyper.lr = hyper.lr.or(m
+                .hyperparameters
+                .iter()
+                .find(|(n, _)| n == "lr")
+                .map(|h| h.1));
+            hyper.batch = hyper.batch.or(Some(m.batch_size));
+            hyper.width = hyper.width.or(m.width);
+            (
+                args.model.clone().unwrap_or(m.model.clone()),
+                args.seed.unwrap_or(m.seed),
+            )
+        }
+        None => (
+            args.model.clone().unwrap_or("mlp".into()),
+            args.seed.unwrap_or(0),
+        ),
+    };
+    let plot = match args.no_plot {
+        true => None,
+        false => Some((args.plot.clone()).unwrap_or_else(|| default_path(&model, "curves.svg"))),
+    };
+    for file in std::iter::once(&ck_path).chain(&plot) {
+        create_parent(file)?;
+    }
     let data = args.machine.load()?;
-    let spec = args
-        .hyper
-        .spec(&args.model, args.seed, args.machine.options());
-    let epochs = args.epochs.unwrap_or(defaults(&args.model).epochs);
+    let spec = hyper.spec(&model, seed, args.machine.options());
+    let epochs = args.epochs.unwrap_or(defaults(&model).epochs);
     let mut session = Session::new(&spec, &data.test)?;
+    let hash = graph_hash(&session.step);
+    let meta = |epoch: usize, step: u64, history: &[EpochRecord]| Metadata {
+        model: model.clone(),
+        width: spec.width,
+        graph_hash: hash.clone(),
+        optimizer: spec.optimizer.name().into(),
+        hyperparameters: (spec.optimizer.hyperparameters().into_iter())
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+        batch_size: spec.batch,
+        seed,
+        epoch,
+        step,
+        history: history.to_vec(),
+        ..Metadata::default()
+    };
+    let mut history = Vec::new();
+    if let Some(ck) = &resumed {
+        // Settings first, so the message names the one that differs; the learning rate may
+        // change; the graph hash last, to catch a model that changed since.
+        let fields = [
+            Field::Model,
+            Field::Width,
+            Field::Optimizer,
+            Field::BatchSize,
+            Field::Seed,
+            Field::GraphHash,
+        ];
+        let exe = session.trainer.executable_mut();
+        ck.check_matches(&meta(0, 0, &[]), &fields, &exe.state_names())
+            .map_err(|m| m.at(&ck_path))?;
+        restore(exe, ck, &ck_path)?;
+        session.trainer.set_steps(ck.meta.step);
+        history = ck.meta.history.clone();
+    }
     print_summary(&session, &spec, &data);
-    let mut best: Option<(usize, Metrics)> = None;
-    for epoch in 1..=epochs {
+    if let Some(ck) = &resumed {
+        println!(
+            "resuming from {} after epoch {} (step {})",
+            ck_path.display(),
+            ck.meta.epoch,
+            ck.meta.step
+        );
+    }
+    for epoch in history.len() + 1..=epochs {
         let t = Instant::now();
         let bar = progress_bar(session.trainer.batches(&data.train) as u64, epoch, epochs);
         let batch = spec.batch;
@@ -172,18 +272,53 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
             100.0 * test.accuracy,
             (session.trainer.batches(&data.train) * batch) as f64 / secs,
         );
-        if best.is_none_or(|(_, b)| test.accuracy > b.accuracy) {
-            best = Some((epoch, test));
-        }
+        history.push(EpochRecord {
+            epoch,
+            train_loss: train.loss,
+            train_accuracy: train.accuracy,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            seconds: secs,
+        });
+        let exe = session.trainer.executable();
+        let tensors = (exe.state_names().into_iter())
+            .map(|(n, _)| {
+                let value = exe.state(&n).expect("a state of the program");
+                (n, value)
+            })
+            .collect();
+        let meta = meta(epoch, session.trainer.steps(), &history);
+        checkpoint::save(&ck_path, &Checkpoint { tensors, meta })?;
     }
-    if let Some((epoch, m)) = best {
-        println!(
-            "best test accuracy {:.2}% (epoch {epoch}); total {:.1} s",
-            100.0 * m.accuracy,
+    let best = (history.iter()).max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy));
+    match best {
+        Some(b) => println!(
+            "best test accuracy {:.2}% (epoch {}); total {:.1} s",
+            100.0 * b.test_accuracy,
+            b.epoch,
             start.elapsed().as_secs_f64()
-        );
+        ),
+        None => println!("nothing to train: {epochs} epochs asked"),
+    }
+    println!("checkpoint: {}", ck_path.display());
+    if let Some(plot) = plot.filter(|_| !history.is_empty()) {
+        write_svg(&plot, &training_curves(&history))?;
+        println!("curves: {}", plot.display());
     }
     Ok(())
+}
+
+/// Creates the directory `file` goes in, if missing.
+fn create_parent(file: &Path) -> Result<(), CliError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| CliError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The bar of one epoch: position in batches, the last batch's loss and accuracy, speed.
