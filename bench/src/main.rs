@@ -83,6 +83,11 @@ fn main() -> ExitCode {
                 samples: samples.max(1),
                 min_sample: seconds(min_sample_ms / 1e3, "min-sample-ms")?,
             };
+            let release = if cfg!(debug_assertions) {
+                ""
+            } else {
+                " --release"
+            };
             let features = if cfg!(feature = "peers") {
                 " --features peers"
             } else {
@@ -96,7 +101,7 @@ fn main() -> ExitCode {
                 memory: !no_memory,
                 out: out.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")),
                 command: format!(
-                    "cargo run --release -p kiln-bench{features} -- {}",
+                    "cargo run{release} -p kiln-bench{features} -- {}",
                     args.join(" ")
                 ),
             };

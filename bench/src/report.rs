@@ -499,6 +499,11 @@ impl Report {
             trajectory::STEPS,
             trajectory::TOLERANCE,
         );
+        if cfg!(debug_assertions) {
+            s.push_str(
+                "- **A debug build made this report: its figures are not representative.**\n",
+            );
+        }
         for note in &self.notes {
             let _ = writeln!(s, "- Skipped: {note}.");
         }
@@ -606,36 +611,47 @@ impl Report {
         for row in &self.rows {
             let w = &row.workload;
             let best = row.best_peer().map(|(_, t)| t);
+            let rated = w.throughput().is_some();
+            let mut head = vec!["engine", "median", "min", "max"];
+            if rated {
+                head.push("rate");
+            }
+            head.push("/ best peer");
             let _ = write!(
                 s,
-                "\n### {}\n\n<a id=\"{}\"></a>![{}](docs/bench/{}.svg)\n\n\
-                 | engine | median | min | max | rate | / best peer |\n|---|---|---|---|---|---|\n",
+                "\n### {}\n\n<a id=\"{}\"></a>![{}](docs/bench/{}.svg)\n\n{}\n{}\n",
                 w.title(),
                 w.id(),
                 w.id(),
-                w.id()
+                w.id(),
+                table_row(head.iter().map(|h| h.to_string())),
+                table_row(head.iter().map(|_| "---".to_string())),
             );
             for e in &row.entries {
+                let mut cells = vec![e.engine.clone()];
                 match &e.outcome {
                     Outcome::Timed(t) => {
-                        let vs = best.map_or(String::new(), |b| ratio(t.median, b));
-                        let _ = writeln!(
-                            s,
-                            "| {} | {} | {} | {} | {} | {vs} |",
-                            e.engine,
-                            time(t.median),
-                            time(t.min),
-                            time(t.max),
-                            rate(w, t.median),
-                        );
+                        cells.extend([time(t.median), time(t.min), time(t.max)]);
+                        if rated {
+                            cells.push(rate(w, t.median));
+                        }
+                        cells.push(best.map_or(String::new(), |b| ratio(t.median, b)));
                     }
                     Outcome::NotTimed(why) => {
-                        let _ = writeln!(s, "| {} | not timed: {why} | | | | |", e.engine);
+                        cells.push(format!("not timed: {why}"));
+                        cells.resize(head.len(), String::new());
                     }
                 }
+                let _ = writeln!(s, "{}", table_row(cells.into_iter()));
             }
         }
     }
+}
+
+/// A Markdown table row of `cells`.
+fn table_row(cells: impl Iterator<Item = String>) -> String {
+    let cells: Vec<String> = cells.collect();
+    format!("| {} |", cells.join(" | "))
 }
 
 #[cfg(test)]
