@@ -37,7 +37,7 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
     );
     assert!(s.contains("  fc1.w            f32[784,16]\n"), "{s}");
     assert!(
-        s.contains("optimizer momentum (lr 0.05, momentum 0.9), batch 100, seed 0"),
+        s.contains("optimizer momentum (lr 0.1, momentum 0.9), batch 100, seed 0"),
         "{s}"
     );
     assert!(
