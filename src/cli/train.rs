@@ -5,12 +5,12 @@ use super::optimizer::OptimizerArg;
 use super::session::{Session, Spec, restore};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_runtime::Options;
 use kiln_runtime::checkpoint::{self, Checkpoint, Field, Metadata, graph_hash};
 use kiln_runtime::data::{Dataset, Mnist};
 use kiln_runtime::history::EpochRecord;
 use kiln_runtime::plot::{training_curves, write_svg};
 use kiln_runtime::train::StepReport;
+use kiln_runtime::{Executable, Options};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -243,6 +243,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
             ck.meta.step
         );
     }
+    let first_step = session.trainer.steps();
     for epoch in history.len() + 1..=epochs {
         let t = Instant::now();
         let bar = progress_bar(session.trainer.batches(&data.train) as u64, epoch, epochs);
@@ -303,11 +304,33 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
         None => println!("nothing to train: {epochs} epochs asked"),
     }
     println!("checkpoint: {}", ck_path.display());
+    print_profile(
+        session.trainer.executable(),
+        session.trainer.steps() - first_step,
+    );
     if let Some(plot) = plot.filter(|_| !history.is_empty()) {
         write_svg(&plot, &training_curves(&history))?;
         println!("curves: {}", plot.display());
     }
     Ok(())
+}
+
+/// The time per step of each kernel, when `KILN_PROFILE` was set (numbered as
+/// `kiln dump --stage kernels` numbers them).
+fn print_profile(exe: &Executable, steps: u64) {
+    let Some(times) = exe.profile() else { return };
+    let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
+    println!(
+        "time per training step by kernel (KILN_PROFILE, {steps} steps): {:.1} us in all",
+        total * 1e6 / steps.max(1) as f64
+    );
+    for (i, (t, k)) in times.iter().zip(&exe.program().kernels).enumerate() {
+        println!(
+            "  k{i:<3} {:>8.1} us  {}",
+            t.as_secs_f64() * 1e6 / steps.max(1) as f64,
+            k.summary(exe.program())
+        );
+    }
 }
 
 /// Creates the directory `file` goes in, if missing.
