@@ -180,7 +180,7 @@ fn conv_relu(nn: &Layers, name: &str, x: &Tensor, conv: Conv2d) -> Tensor {
 /// A small GoogLeNet: a 3x3 stem (8 channels, pooled to 14x14), one inception block of four
 /// parallel branches joined on channels (1x1: 8; 1x1 reduction to 8 then 3x3: 12; 1x1
 /// reduction to 4 then 5x5: 4; 3x3 max pool then 1x1: 8), pooled to 7x7, and a linear
-/// classifier.
+/// classifier behind dropout (p = 0.2, as GoogLeNet's classifier has).
 fn inception(nn: &Layers, x: &Tensor) -> Tensor {
     let stem = conv_relu(nn, "stem", &images(x), Conv2d::new(8, 3).padding(1));
     let h = stem.max_pool2d(2, 2, 0);
@@ -192,7 +192,7 @@ fn inception(nn: &Layers, x: &Tensor) -> Tensor {
     let pool = conv_relu(nn, "pool_proj", &h.max_pool2d(3, 1, 1), Conv2d::new(8, 1));
     let block = Tensor::concat(&[&b1, &b3, &b5, &pool], 1);
     let h = block.max_pool2d(2, 2, 0).flatten_from(1);
-    nn.linear("fc", &h, CLASSES)
+    nn.linear("fc", &nn.dropout(&h, 0.2), CLASSES)
 }
 
 /// A 3x3 convolution without bias (batch norm follows it, and its shift would cancel one)
