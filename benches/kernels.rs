@@ -1,5 +1,6 @@
 //! Fused against unfused, side by side: the elementwise chain, softmax with cross-entropy
-//! forward and backward, the MLP training step, and the compile time of that step.
+//! forward and backward, the MLP training step and its compile time, and the training steps of
+//! LeNet and of an LSTM.
 //!
 //! Run with `cargo bench --bench kernels`; BENCHMARKS.md records the figures.
 
@@ -8,7 +9,9 @@ use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::{gradients, train_step};
 use kiln::compiler::{Array, DType, Graph, InputKind};
 use kiln::frontend::GraphBuilder;
+use kiln::frontend::layers::{Layers, Mode};
 use kiln::frontend::losses::{Reduction, cross_entropy};
+use kiln::frontend::models::{Settings, builtin};
 use kiln::runtime::{Executable, Options};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -149,5 +152,80 @@ fn bench_mlp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_chain, bench_softmax_xent, bench_mlp);
+/// Labels 0..10 in turn.
+fn labels(batch: usize) -> Array {
+    Array::from_i32([batch], (0..batch as i32).map(|i| i % 10).collect()).unwrap()
+}
+
+/// A step-per-sample benchmark of the SGD training step of `model` on `data`, fused and
+/// unfused, parameters drawn by the model's initializers.
+fn bench_step(
+    c: &mut Criterion,
+    group: &str,
+    model: &kiln::frontend::Model,
+    data: &HashMap<String, Array>,
+) {
+    let g = train_step(&model.graph, "loss", &Optimizer::sgd(0.01)).unwrap();
+    let mut group = c.benchmark_group(group);
+    for fuse in [true, false] {
+        let mut exe = compile(&g, fuse, data);
+        for (name, value) in model.initial_values(&g, 1) {
+            exe.set_state(&name, &value).unwrap();
+        }
+        group.bench_function(if fuse { "fused" } else { "unfused" }, |bch| {
+            bch.iter(|| exe.execute(black_box(data)).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn bench_lenet(c: &mut Criterion) {
+    let batch = 64;
+    let settings = Settings {
+        batch,
+        ..Settings::default()
+    };
+    let model = builtin("lenet", &settings).unwrap().unwrap();
+    let x: Vec<f32> = values(batch * 784, 3).iter().map(|v| v.abs()).collect();
+    let data: HashMap<String, Array> = [
+        ("x".to_string(), Array::from_f32([batch, 784], x).unwrap()),
+        ("labels".to_string(), labels(batch)),
+        ("lr".to_string(), Array::scalar(DType::F32, 0.01)),
+    ]
+    .into();
+    bench_step(c, "lenet_sgd_batch64", &model, &data);
+}
+
+/// An LSTM (32 steps of 32 features, 128 hidden units) and a linear classifier of its last
+/// hidden state, batch 32.
+fn bench_lstm(c: &mut Criterion) {
+    let (batch, steps, features, hidden) = (32, 32, 32, 128);
+    let b = GraphBuilder::new("lstm");
+    let nn = Layers::new(&b, Mode::Train);
+    let x = b.input("x", DType::F32, [batch, steps, features]);
+    let y = b.input("labels", DType::I32, [batch]);
+    let logits = nn.linear("fc", &nn.lstm("lstm", &x, hidden).hidden, 10);
+    b.output("loss", &cross_entropy(&logits, &y, Reduction::Mean));
+    let model = b.finish_model().unwrap();
+    let n = batch * steps * features;
+    let data: HashMap<String, Array> = [
+        (
+            "x".to_string(),
+            Array::from_f32([batch, steps, features], values(n, 4)).unwrap(),
+        ),
+        ("labels".to_string(), labels(batch)),
+        ("lr".to_string(), Array::scalar(DType::F32, 0.01)),
+    ]
+    .into();
+    bench_step(c, "lstm_32x32_hidden128_sgd_batch32", &model, &data);
+}
+
+criterion_group!(
+    benches,
+    bench_chain,
+    bench_softmax_xent,
+    bench_mlp,
+    bench_lenet,
+    bench_lstm
+);
 criterion_main!(benches);

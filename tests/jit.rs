@@ -5,51 +5,14 @@ mod common;
 
 use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::train_step;
-use kiln::compiler::{Array, DType, Graph, InputKind, interp};
+use kiln::compiler::{Array, DType, Graph, interp};
 use kiln::runtime::{Executable, Options};
 use std::collections::HashMap;
 
-/// Runs `g` once in the interpreter and once compiled; returns the largest difference
-/// relative to `max(1, |expected|)` over outputs and updated state.
+/// Runs `g` once in the interpreter and once compiled on the shared test inputs; the largest
+/// difference relative to `max(1, |expected|)` over outputs and updated state.
 fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
-    let values = common::training_inputs(g, 5);
-    let want = interp::run(g, &values).unwrap();
-    let options = Options {
-        optimize: true,
-        fuse,
-        threads,
-        keep_clif: false,
-    };
-    let mut exe = Executable::compile(g, &options).unwrap();
-    let mut data = HashMap::new();
-    for id in g.inputs() {
-        let (kind, name) = g.node(id).op.as_input().unwrap();
-        if kind == InputKind::Data {
-            data.insert(name.to_string(), values[name].clone());
-        } else {
-            exe.set_state(name, &values[name]).unwrap();
-        }
-    }
-    let got = exe.run(&data).unwrap();
-    let mut worst: f64 = 0.0;
-    let mut diff = |name: &str, a: &Array, b: &Array| {
-        assert_eq!(a.ty(), b.ty(), "{name}");
-        for (x, y) in a.to_f64_vec().iter().zip(b.to_f64_vec()) {
-            let d = (x - y).abs() / y.abs().max(1.0);
-            assert!(
-                d.is_finite() || (x.is_nan() && y.is_nan()),
-                "{name}: {x} vs {y}"
-            );
-            worst = worst.max(if d.is_nan() { 0.0 } else { d });
-        }
-    };
-    for ((n, a), (_, b)) in got.iter().zip(&want.outputs) {
-        diff(n, a, b);
-    }
-    for (n, b) in &want.updates {
-        diff(n, &exe.state(n).unwrap(), b);
-    }
-    worst
+    common::jit_error(g, &common::training_inputs(g, 5), fuse, threads)
 }
 
 #[test]
@@ -81,11 +44,8 @@ fn mlp_train_steps_match_the_interpreter() {
 /// that over 100 steps while a wrong gradient would move the losses by far more.
 #[test]
 fn mlp_losses_over_100_steps_match_the_interpreter() {
-    use kiln::runtime::idx::read_idx;
     let batch = 64;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    let images = read_idx(&root.join("mnist10k-images-idx3-ubyte.gz")).unwrap();
-    let labels = read_idx(&root.join("mnist10k-labels-idx1-ubyte.gz")).unwrap();
+    let mnist = common::Mnist::load();
     let model = kiln::frontend::models::mlp(batch, &[784, 128, 10]).unwrap();
     let opt = Optimizer::sgd(0.1);
     let g = train_step(&model.graph, "loss", &opt).unwrap();
@@ -95,18 +55,8 @@ fn mlp_losses_over_100_steps_match_the_interpreter() {
         exe.set_state(n, v).unwrap();
     }
     for step in 0..100 {
-        let rows = (step * batch) % 8000..(step * batch) % 8000 + batch;
-        let x: Vec<f32> = images.data[rows.start * 784..rows.end * 784]
-            .iter()
-            .map(|&p| p as f32 / 255.0)
-            .collect();
-        let y: Vec<i32> = labels.data[rows].iter().map(|&l| l as i32).collect();
-        let data: HashMap<String, Array> = [
-            ("x".to_string(), Array::from_f32([batch, 784], x).unwrap()),
-            ("labels".to_string(), Array::from_i32([batch], y).unwrap()),
-            ("lr".to_string(), Array::scalar(DType::F32, 0.1)),
-        ]
-        .into();
+        let mut data = mnist.batch((step * batch) % 8000, batch);
+        data.insert("lr".to_string(), Array::scalar(DType::F32, 0.1));
         let want = common::step(
             &g,
             &mut state,

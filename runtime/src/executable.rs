@@ -439,7 +439,7 @@ fn work_per_unit(k: &kiln_compiler::kernel::LoopKernel) -> usize {
     let outer: i64 = k
         .outer
         .iter()
-        .skip(1)
+        .filter(|&&v| Some(v) != k.parallel)
         .map(|&v| k.extents[v as usize])
         .product();
     let single_store = k.outer.is_empty();
