@@ -181,32 +181,25 @@ pub fn jit_error(g: &Graph, values: &HashMap<String, Array>, fuse: bool, threads
     worst
 }
 
-/// MNIST-10k (in data/) as the built-in models take it: pixels scaled to [0, 1] and labels.
-pub struct Mnist {
-    /// Every image, row after row of 784 pixels.
-    pub pixels: Vec<f32>,
-    /// Every label.
-    pub labels: Vec<i32>,
-}
+/// MNIST-10k (in data/) as the built-in models take it, through the runtime's loader.
+pub struct Mnist(kiln::runtime::data::Images);
 
 impl Mnist {
-    /// Reads the embedded set.
+    /// Reads the embedded set's 8,000 training digits.
     pub fn load() -> Mnist {
-        use kiln::runtime::idx::read_idx;
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-        let images = read_idx(&root.join("mnist10k-images-idx3-ubyte.gz")).unwrap();
-        let labels = read_idx(&root.join("mnist10k-labels-idx1-ubyte.gz")).unwrap();
-        Mnist {
-            pixels: images.data.iter().map(|&p| p as f32 / 255.0).collect(),
-            labels: labels.data.iter().map(|&l| l as i32).collect(),
-        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+        let m = kiln::runtime::data::Mnist::load(&root).unwrap();
+        Mnist(m.train)
     }
 
     /// The inputs `x: f32[batch, 784]` and `labels: i32[batch]` of the `batch` digits from
     /// `start` on.
     pub fn batch(&self, start: usize, batch: usize) -> HashMap<String, Array> {
-        let x = self.pixels[start * 784..(start + batch) * 784].to_vec();
-        let y = self.labels[start..start + batch].to_vec();
+        use kiln::runtime::data::Dataset;
+        let mut x = vec![0.0; batch * 784];
+        let y: Vec<i32> = (x.chunks_exact_mut(784).enumerate())
+            .map(|(i, row)| self.0.example(start + i, row))
+            .collect();
         [
             ("x".to_string(), Array::from_f32([batch, 784], x).unwrap()),
             ("labels".to_string(), Array::from_i32([batch], y).unwrap()),
