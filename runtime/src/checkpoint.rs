@@ -74,6 +74,8 @@ pub struct Metadata {
     /// The optimizer's hyperparameters (`lr`, `momentum`, ...). Names are non-empty and hold no
     /// whitespace and no `=`.
     pub hyperparameters: Vec<(String, f64)>,
+    /// How the learning rate changes over the epochs (`constant`, `cosine`).
+    pub schedule: String,
     /// Examples per training step.
     pub batch_size: usize,
     /// The seed of the run's initialization and shuffling.
@@ -97,6 +99,7 @@ impl Default for Metadata {
             graph_hash: String::new(),
             optimizer: String::new(),
             hyperparameters: Vec::new(),
+            schedule: String::new(),
             batch_size: 0,
             seed: 0,
             epoch: 0,
@@ -120,6 +123,8 @@ pub enum Field {
     Optimizer,
     /// [`Metadata::hyperparameters`], in order.
     Hyperparameters,
+    /// [`Metadata::schedule`].
+    Schedule,
     /// [`Metadata::batch_size`].
     BatchSize,
     /// [`Metadata::seed`].
@@ -128,12 +133,13 @@ pub enum Field {
 
 impl Field {
     /// Every field: what a resumed run must match.
-    pub const ALL: [Field; 7] = [
+    pub const ALL: [Field; 8] = [
         Field::Model,
         Field::Width,
         Field::GraphHash,
         Field::Optimizer,
         Field::Hyperparameters,
+        Field::Schedule,
         Field::BatchSize,
         Field::Seed,
     ];
@@ -146,6 +152,7 @@ impl Field {
             Field::GraphHash => "graph_hash",
             Field::Optimizer => "optimizer",
             Field::Hyperparameters => "hyperparameters",
+            Field::Schedule => "schedule",
             Field::BatchSize => "batch_size",
             Field::Seed => "seed",
         }
@@ -162,6 +169,7 @@ impl Field {
                 .map(|(name, v)| format!("{name}={v:?}"))
                 .collect::<Vec<_>>()
                 .join(" "),
+            Field::Schedule => meta.schedule.clone(),
             Field::BatchSize => meta.batch_size.to_string(),
             Field::Seed => meta.seed.to_string(),
         }
@@ -177,6 +185,7 @@ impl fmt::Display for Field {
             Field::GraphHash => "graph hash",
             Field::Optimizer => "optimizer",
             Field::Hyperparameters => "hyperparameter list",
+            Field::Schedule => "learning-rate schedule",
             Field::BatchSize => "batch size",
             Field::Seed => "seed",
         })
@@ -648,6 +657,7 @@ fn decode_metadata(fields: &Fields<'_>) -> Result<Metadata, CheckpointError> {
                     .collect()
             },
         )?,
+        schedule: fields.text(Field::Schedule.key())?.to_string(),
         batch_size: fields.number(Field::BatchSize.key())?,
         seed: fields.number(Field::Seed.key())?,
         epoch: fields.number("epoch")?,

@@ -64,6 +64,41 @@ pub struct HyperArgs {
     /// The hidden width (the MLP's hidden layer, the LSTM's state).
     #[arg(long)]
     pub width: Option<usize>,
+    /// How the learning rate changes from epoch to epoch.
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+}
+
+/// How the learning rate changes over a run's epochs. It is a runtime input of the compiled
+/// step, so a schedule never recompiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Schedule {
+    /// The same rate every epoch.
+    Constant,
+    /// From the rate down along half a cosine: epoch `e` of `E` trains at
+    /// `lr * (1 + cos(pi * (e - 1) / E)) / 2`.
+    Cosine,
+}
+
+impl Schedule {
+    /// The rate of epoch `epoch` (from 1) of `epochs` for base rate `lr`.
+    pub fn lr(self, lr: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Schedule::Constant => lr,
+            Schedule::Cosine => {
+                let t = (epoch - 1) as f64 / epochs.max(1) as f64;
+                lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+
+    /// Its name, as checkpoints store it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Cosine => "cosine",
+        }
+    }
 }
 
 /// Where the data comes from and how the program is compiled.
@@ -109,6 +144,8 @@ pub struct Defaults {
     pub epochs: usize,
     /// The hidden width.
     pub width: Option<usize>,
+    /// The learning-rate schedule.
+    pub schedule: Schedule,
 }
 
 /// The defaults of the built-in `model`.
@@ -122,6 +159,7 @@ pub fn defaults(model: &str) -> Defaults {
             batch: 32,
             epochs: 15,
             width: Some(1024),
+            schedule: Schedule::Constant,
         },
         _ => Defaults {
             optimizer: OptimizerArg::Sgd,
@@ -129,6 +167,7 @@ pub fn defaults(model: &str) -> Defaults {
             batch: 64,
             epochs: 5,
             width: None,
+            schedule: Schedule::Constant,
         },
     }
 }
@@ -144,6 +183,7 @@ impl HyperArgs {
             batch: self.batch.unwrap_or(d.batch),
             optimizer: optimizer.with_lr(self.lr.unwrap_or(d.lr)),
             seed,
+            schedule: self.schedule.unwrap_or(d.schedule),
             options,
         }
     }
@@ -178,6 +218,9 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
                 .map(|h| h.1));
             hyper.batch = hyper.batch.or(Some(m.batch_size));
             hyper.width = hyper.width.or(m.width);
+            hyper.schedule = hyper
+                .schedule
+                .or_else(|| Schedule::from_str(&m.schedule, true).ok());
             (
                 args.model.clone().unwrap_or(m.model.clone()),
                 args.seed.unwrap_or(m.seed),
@@ -208,6 +251,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
         hyperparameters: (spec.optimizer.hyperparameters().into_iter())
             .map(|(n, v)| (n.to_string(), v))
             .collect(),
+        schedule: spec.schedule.name().into(),
         batch_size: spec.batch,
         seed,
         epoch,
@@ -223,6 +267,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
             Field::Model,
             Field::Width,
             Field::Optimizer,
+            Field::Schedule,
             Field::BatchSize,
             Field::Seed,
             Field::GraphHash,
@@ -248,20 +293,18 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
         let t = Instant::now();
         let bar = progress_bar(session.trainer.batches(&data.train) as u64, epoch, epochs);
         let batch = spec.batch;
-        let train = session
-            .trainer
-            .epoch(&data.train, epoch, &mut |r: &StepReport| {
-                if r.batch.is_multiple_of(8) || r.batch == r.batches {
-                    bar.set_position(r.batch as u64);
-                    let rate = (r.batch * batch) as f64 / t.elapsed().as_secs_f64();
-                    bar.set_message(format!(
-                        "loss {:.4}  acc {:5.1}%  {:>7.0} samples/s",
-                        r.loss,
-                        100.0 * r.accuracy,
-                        rate
-                    ));
-                }
-            });
+        let train = session.epoch(&data.train, epoch, epochs, &mut |r: &StepReport| {
+            if r.batch.is_multiple_of(8) || r.batch == r.batches {
+                bar.set_position(r.batch as u64);
+                let rate = (r.batch * batch) as f64 / t.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "loss {:.4}  acc {:5.1}%  {:>7.0} samples/s",
+                    r.loss,
+                    100.0 * r.accuracy,
+                    rate
+                ));
+            }
+        });
         bar.finish_and_clear();
         let train = train?;
         let secs = t.elapsed().as_secs_f64();
@@ -384,9 +427,10 @@ fn print_summary(session: &Session, spec: &Spec, data: &Mnist) {
         .map(|(n, v)| format!("{n} {v}"))
         .collect();
     println!(
-        "optimizer {} ({}), batch {}, seed {}",
+        "optimizer {} ({}), {} schedule, batch {}, seed {}",
         spec.optimizer.name(),
         hyper.join(", "),
+        spec.schedule.name(),
         spec.batch,
         spec.seed
     );
@@ -410,4 +454,18 @@ fn print_summary(session: &Session, spec: &Spec, data: &Mnist) {
         data.train.len(),
         data.test.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    #[test]
+    fn the_cosine_schedule_starts_at_the_rate_and_halves_at_mid_run() {
+        assert_eq!(Schedule::Cosine.lr(0.1, 1, 10), 0.1);
+        assert!((Schedule::Cosine.lr(0.1, 6, 10) - 0.05).abs() < 1e-15);
+        let last = Schedule::Cosine.lr(0.1, 10, 10);
+        assert!(last > 0.0 && last < 0.0025, "{last}");
+        assert_eq!(Schedule::Constant.lr(0.1, 10, 10), 0.1);
+    }
 }
