@@ -235,7 +235,7 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
                     bar.inc((epochs - epoch + 1) as u64);
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             bar.inc(1);
         }
