@@ -10,7 +10,7 @@ mod expr;
 mod loops;
 pub(crate) mod math;
 
-use crate::kernel::{Kernel, LoopKernel, Program};
+use crate::kernel::{BufferId, Kernel, LoopKernel, Program, Role};
 use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -19,6 +19,7 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 use math::MathTarget;
+use std::collections::HashMap;
 
 /// The native entry point of a compiled loop kernel.
 pub type KernelFn = unsafe extern "C" fn(buffers: *const *mut u8, lo: i64, hi: i64);
@@ -78,6 +79,13 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
     let mut ids = vec![];
     let mut clif = vec![];
     let mut fctx = FunctionBuilderContext::new();
+    let arena: HashMap<BufferId, i64> = program
+        .buffers
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| !matches!(b.role, Role::Input(_)))
+        .map(|(id, b)| (id as BufferId, b.ty.numel() as i64))
+        .collect();
     for (i, k) in program.kernels.iter().enumerate() {
         let Kernel::Loop(lk) = k else {
             ids.push(None);
@@ -90,6 +98,7 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
         }
         let func = build(
             lk,
+            &arena,
             sig.clone(),
             target,
             &mut fctx,
@@ -126,9 +135,11 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
     })
 }
 
-/// The Cranelift function of one loop kernel.
+/// The Cranelift function of one loop kernel; `arena` holds the element count of every
+/// buffer in the arena (all but the data inputs).
 fn build(
     k: &LoopKernel,
+    arena: &HashMap<BufferId, i64>,
     sig: Signature,
     target: MathTarget,
     fctx: &mut FunctionBuilderContext,
@@ -136,7 +147,7 @@ fn build(
     config: cranelift_codegen::isa::TargetFrontendConfig,
 ) -> Function {
     let mut func = Function::with_name_signature(UserFuncName::user(0, index as u32), sig);
-    loops::emit(k, &mut func, fctx, target, config);
+    loops::emit(k, arena, &mut func, fctx, target, config);
     func
 }
 
@@ -206,6 +217,20 @@ pub fn describe_loops(program: &Program) -> String {
                 "  ".repeat(indent),
                 needed.len()
             );
+            if loops::unrolls(lk, s) {
+                let points: Vec<String> = stage
+                    .vars
+                    .iter()
+                    .map(|&v| format!("v{v} in 0..{}", lk.extents[v as usize]))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{}unrolled over {}",
+                    "  ".repeat(indent + 1),
+                    points.join(", ")
+                );
+                continue;
+            }
             for (d, &v) in stage.vars.iter().enumerate() {
                 let vector = if d + 1 == stage.vars.len() && lanes > 1 {
                     format!(" by {lanes} lanes, then a scalar tail")
