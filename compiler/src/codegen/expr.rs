@@ -3,7 +3,7 @@
 
 use super::loops::Gen;
 use super::{ir_type, math};
-use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index, Var, cond_index};
+use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index, Role, Var, cond_index};
 use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
 use crate::types::DType;
 use cranelift_codegen::ir::{
@@ -213,13 +213,22 @@ impl Gen<'_, '_> {
             flags = flags.with_readonly().with_can_move();
         }
         let varies = self.vector_var.is_some_and(|v| offset.uses(v));
-        if lanes > 1 && !varies {
-            let s = self.load(buffer, offset, guards, dtype, 1);
-            return self.splat(s, dtype, lanes);
-        }
         let guarded_lanes = self
             .vector_var
             .filter(|&v| lanes > 1 && guards.iter().any(|c| cond_index(c).uses(v)));
+        if lanes > 1 && !varies {
+            let Some(_) = guarded_lanes else {
+                let s = self.load(buffer, offset, guards, dtype, 1);
+                return self.splat(s, dtype, lanes);
+            };
+            // One element for every lane, meaningful where some lane's guards hold (and then
+            // in the buffer): read it at the offset clamped into the buffer.
+            let i = self.index(offset);
+            let i = self.clamp(i, 0, self.numel(buffer) - 1);
+            let addr = self.element(buffer, i, dtype);
+            let s = self.b.ins().load(ir_type(dtype, 1), flags, addr, 0);
+            return self.splat(s, dtype, lanes);
+        }
         if let Some(v) = guarded_lanes {
             return self.guarded_vector_load(v, buffer, offset, guards, dtype, lanes, flags);
         }
@@ -262,12 +271,9 @@ impl Gen<'_, '_> {
         flags: MemFlagsData,
     ) -> Value {
         let ty = ir_type(dtype, lanes);
-        if let Some(&numel) = self.arena.get(&buffer) {
+        if !matches!(self.buffers[buffer as usize].role, Role::Input(_)) {
             let i = self.index(offset);
-            let low = self.b.ins().iconst(types::I64, 1 - lanes as i64);
-            let high = self.b.ins().iconst(types::I64, numel - 1);
-            let i = self.b.ins().smax(i, low);
-            let i = self.b.ins().smin(i, high);
+            let i = self.clamp(i, 1 - lanes as i64, self.numel(buffer) - 1);
             let addr = self.element(buffer, i, dtype);
             return self.b.ins().load(ty, flags, addr, 0);
         }
@@ -296,6 +302,19 @@ impl Gen<'_, '_> {
 
         self.b.switch_to_block(done);
         result
+    }
+
+    /// The number of elements of `buffer`.
+    fn numel(&self, buffer: BufferId) -> i64 {
+        self.buffers[buffer as usize].ty.numel() as i64
+    }
+
+    /// `i` (an `i64`) clamped into `lo..=hi`.
+    fn clamp(&mut self, i: Value, lo: i64, hi: i64) -> Value {
+        let lo = self.b.ins().iconst(types::I64, lo);
+        let hi = self.b.ins().iconst(types::I64, hi);
+        let i = self.b.ins().smax(i, lo);
+        self.b.ins().smin(i, hi)
     }
 
     /// A lane mask (`i32` lanes) that is true where every condition holds; conditions that

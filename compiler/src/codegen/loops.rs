@@ -2,7 +2,9 @@
 //! (4 lanes of f32/i32, 2 of f64) with a scalar tail when every access in it allows.
 
 use super::math::MathTarget;
-use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index, LoopKernel, StageKind, Var};
+use crate::kernel::{
+    Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, StageKind, Var,
+};
 use crate::op::{BinaryOp, Op, ReduceOp};
 use crate::types::DType;
 use cranelift_codegen::ir::{
@@ -15,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// Emits the body of `k` into `func` (whose signature is `(buffers, lo, hi)`).
 pub(super) fn emit(
     k: &LoopKernel,
-    arena: &HashMap<BufferId, i64>,
+    buffers: &[Buffer],
     func: &mut Function,
     fctx: &mut FunctionBuilderContext,
     target: MathTarget,
@@ -35,13 +37,13 @@ pub(super) fn emit(
             StageKind::Reduce { .. } => vec![],
         })
         .collect();
-    let mut buffers: BTreeSet<BufferId> = written.iter().copied().collect();
-    buffers.extend(k.exprs.iter().filter_map(|(e, _)| match e {
+    let mut used: BTreeSet<BufferId> = written.iter().copied().collect();
+    used.extend(k.exprs.iter().filter_map(|(e, _)| match e {
         Expr::Load { buffer, .. } => Some(*buffer),
         _ => None,
     }));
     let table_flags = MemFlagsData::trusted().with_readonly();
-    let bases = buffers
+    let bases = used
         .into_iter()
         .map(|id| {
             (
@@ -53,7 +55,7 @@ pub(super) fn emit(
         .collect();
     let mut g = Gen {
         k,
-        arena,
+        buffers,
         b,
         target,
         lo: params[1],
@@ -127,8 +129,8 @@ type Reduction = (ReduceOp, ExprId, DType, Variable);
 /// Code generation state for one kernel.
 pub(super) struct Gen<'a, 'f> {
     pub(super) k: &'a LoopKernel,
-    /// The element count of every buffer in the arena (all but the data inputs).
-    pub(super) arena: &'a HashMap<BufferId, i64>,
+    /// The program's buffers.
+    pub(super) buffers: &'a [Buffer],
     pub(super) b: FunctionBuilder<'f>,
     pub(super) target: MathTarget,
     lo: Value,
@@ -597,13 +599,10 @@ pub(super) fn lanes(k: &LoopKernel, uses: &[BTreeSet<Var>], s: usize, needed: &[
         };
         let ok = match expr {
             Expr::Load { offset, guards, .. } => {
-                let unit = offset.stride_of(v) == Some(1);
                 *dtype != DType::Bool
                     && !offset.has_data()
                     && matches!(offset.stride_of(v), Some(0 | 1))
-                    && guards
-                        .iter()
-                        .all(|c| lane_cond(c) && (unit || !crate::kernel::cond_index(c).uses(v)))
+                    && guards.iter().all(lane_cond)
             }
             Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
             Expr::Test(conds) => conds.iter().all(lane_cond),

@@ -10,7 +10,7 @@ mod expr;
 mod loops;
 pub(crate) mod math;
 
-use crate::kernel::{BufferId, Kernel, LoopKernel, Program, Role};
+use crate::kernel::{Buffer, Kernel, LoopKernel, Program};
 use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -19,7 +19,6 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 use math::MathTarget;
-use std::collections::HashMap;
 
 /// The native entry point of a compiled loop kernel.
 pub type KernelFn = unsafe extern "C" fn(buffers: *const *mut u8, lo: i64, hi: i64);
@@ -79,13 +78,6 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
     let mut ids = vec![];
     let mut clif = vec![];
     let mut fctx = FunctionBuilderContext::new();
-    let arena: HashMap<BufferId, i64> = program
-        .buffers
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| !matches!(b.role, Role::Input(_)))
-        .map(|(id, b)| (id as BufferId, b.ty.numel() as i64))
-        .collect();
     for (i, k) in program.kernels.iter().enumerate() {
         let Kernel::Loop(lk) = k else {
             ids.push(None);
@@ -98,7 +90,7 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
         }
         let func = build(
             lk,
-            &arena,
+            &program.buffers,
             sig.clone(),
             target,
             &mut fctx,
@@ -135,11 +127,10 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
     })
 }
 
-/// The Cranelift function of one loop kernel; `arena` holds the element count of every
-/// buffer in the arena (all but the data inputs).
+/// The Cranelift function of one loop kernel over the program's `buffers`.
 fn build(
     k: &LoopKernel,
-    arena: &HashMap<BufferId, i64>,
+    buffers: &[Buffer],
     sig: Signature,
     target: MathTarget,
     fctx: &mut FunctionBuilderContext,
@@ -147,7 +138,7 @@ fn build(
     config: cranelift_codegen::isa::TargetFrontendConfig,
 ) -> Function {
     let mut func = Function::with_name_signature(UserFuncName::user(0, index as u32), sig);
-    loops::emit(k, arena, &mut func, fctx, target, config);
+    loops::emit(k, buffers, &mut func, fctx, target, config);
     func
 }
 
