@@ -148,6 +148,36 @@ fn a_reduction_two_kernels_need_gets_a_buffer() {
     assert_eq!(max_stages, 1, "{p}");
 }
 
+/// A concatenation two kernels need is computed once, into a buffer: inlined, each kernel
+/// would compute all four operands at every element.
+#[test]
+fn a_concatenation_two_kernels_need_gets_a_buffer() {
+    let b = GraphBuilder::new("concat");
+    let parts: Vec<_> = (0..4)
+        .map(|i| b.input(&format!("x{i}"), DType::F32, [8, 3]).exp())
+        .collect();
+    let refs: Vec<_> = parts.iter().collect();
+    let cat = kiln::frontend::Tensor::concat(&refs, 1);
+    b.output("sum", &cat.sum(&[1]));
+    b.output("max", &cat.max(&[0]));
+    let g = b.finish().unwrap();
+    let p = lower(&g, true);
+    check(&g, true);
+    let exps = loops(&p)
+        .flat_map(|k| &k.exprs)
+        .filter(|(e, _)| {
+            matches!(
+                e,
+                Expr::Apply {
+                    op: kiln::compiler::Op::Unary(kiln::compiler::UnaryOp::Exp),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(exps, 4, "{p}");
+}
+
 /// The im2col matrix of a padded convolution, and its gradient's col2im sum, index their
 /// buffers without a division: the matrix's kernel loops over the window view's axes (not
 /// the matrix's two), and reshapes that only add or drop axes of extent 1 map the others'

@@ -12,8 +12,13 @@
 //! the forward kernel after it and by the backward pass, and each would run a stage of its own
 //! to recompute it.
 //!
-//! The rule: a reduction needed by at least two kernels gets a buffer; so does an elementwise
-//! value needed by at least two kernels when recomputing it costs at least [`SHARED_COST`].
+//! A concatenation is the third: each of its elements selects one operand's, but an expression
+//! computes every operand at every element (a select picks one), so each kernel that inlines
+//! a concatenation of `k` tensors computes `k` times its elements' worth.
+//!
+//! The rule: a reduction or a concatenation needed by at least two kernels gets a buffer; so
+//! does an elementwise value needed by at least two kernels when recomputing it costs at
+//! least [`SHARED_COST`].
 //! The cost of an elementwise value is that of its op plus that of every operand without a
 //! buffer (views cost nothing, and a reduction, a stage of its own, stops the count); an op
 //! costs 1, a division, square root or reciprocal 4, and an exponential, logarithm, tanh or
@@ -47,7 +52,7 @@ pub(super) fn materialize_shared(
         let users = kernel_users(g, &order, materialized);
         let shared = |id: &NodeId| users.get(id).is_some_and(|&n| n >= 2);
         // The cost of recomputing each value without a buffer; absent means free (a buffer, a
-        // leaf, a reduction).
+        // leaf, a reduction, a concatenation).
         let mut cost: HashMap<NodeId, u32> = HashMap::new();
         let mut wanted: HashSet<NodeId> = HashSet::new();
         for &id in &order {
@@ -55,7 +60,7 @@ pub(super) fn materialize_shared(
             if materialized.contains(&id) {
                 continue;
             }
-            if op.group() == OpGroup::Reduce {
+            if matches!(op, Op::Reduce { .. } | Op::Concat { .. }) {
                 if shared(&id) {
                     wanted.insert(id);
                 }

@@ -119,7 +119,10 @@ impl Tensor {
     }
 
     /// The windows a pooling reduces: `[.., OH, OW, kernel, kernel]` over `self` padded with
-    /// `fill`.
+    /// `fill`. Windows that tile the image (stride equal to the kernel, no padding, extents
+    /// its multiples) are the same elements as a reshape and a permutation, whose gradient is
+    /// one too: each input element then gets its gradient from its own window, not from a sum
+    /// over every window position that might cover it.
     #[track_caller]
     fn pool_windows(
         &self,
@@ -140,6 +143,24 @@ impl Tensor {
                     "padding {padding} is more than half the kernel {kernel}"
                 )),
             );
+        }
+        let (h, w) = (self.shape()[rank - 2], self.shape()[rank - 1]);
+        let tiles = stride == kernel && kernel > 0 && padding == 0;
+        if tiles && h.is_multiple_of(kernel) && w.is_multiple_of(kernel) {
+            // [.., H, W] as [.., OH, k, OW, k], then [.., OH, OW, k, k].
+            let lead: Vec<isize> = self.shape()[..rank - 2]
+                .iter()
+                .map(|&d| d as isize)
+                .collect();
+            let (oh, ow, k) = (
+                (h / kernel) as isize,
+                (w / kernel) as isize,
+                kernel as isize,
+            );
+            let split = [lead.as_slice(), &[oh, k, ow, k]].concat();
+            let mut perm: Vec<usize> = (0..rank - 2).collect();
+            perm.extend([rank - 2, rank, rank - 1, rank + 1].iter());
+            return self.reshape(&split).permute(&perm);
         }
         let padded = if padding > 0 {
             let mut low = vec![0; rank];
