@@ -76,6 +76,8 @@ pub struct Metadata {
     pub hyperparameters: Vec<(String, f64)>,
     /// How the learning rate changes over the epochs (`constant`, `cosine`).
     pub schedule: String,
+    /// The largest shift, in pixels, of the training images' augmentation (0: none).
+    pub augment: usize,
     /// Examples per training step.
     pub batch_size: usize,
     /// The seed of the run's initialization and shuffling.
@@ -100,6 +102,7 @@ impl Default for Metadata {
             optimizer: String::new(),
             hyperparameters: Vec::new(),
             schedule: String::new(),
+            augment: 0,
             batch_size: 0,
             seed: 0,
             epoch: 0,
@@ -125,6 +128,8 @@ pub enum Field {
     Hyperparameters,
     /// [`Metadata::schedule`].
     Schedule,
+    /// [`Metadata::augment`].
+    Augment,
     /// [`Metadata::batch_size`].
     BatchSize,
     /// [`Metadata::seed`].
@@ -133,13 +138,14 @@ pub enum Field {
 
 impl Field {
     /// Every field: what a resumed run must match.
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 9] = [
         Field::Model,
         Field::Width,
         Field::GraphHash,
         Field::Optimizer,
         Field::Hyperparameters,
         Field::Schedule,
+        Field::Augment,
         Field::BatchSize,
         Field::Seed,
     ];
@@ -153,6 +159,7 @@ impl Field {
             Field::Optimizer => "optimizer",
             Field::Hyperparameters => "hyperparameters",
             Field::Schedule => "schedule",
+            Field::Augment => "augment",
             Field::BatchSize => "batch_size",
             Field::Seed => "seed",
         }
@@ -170,6 +177,7 @@ impl Field {
                 .collect::<Vec<_>>()
                 .join(" "),
             Field::Schedule => meta.schedule.clone(),
+            Field::Augment => meta.augment.to_string(),
             Field::BatchSize => meta.batch_size.to_string(),
             Field::Seed => meta.seed.to_string(),
         }
@@ -186,6 +194,7 @@ impl fmt::Display for Field {
             Field::Optimizer => "optimizer",
             Field::Hyperparameters => "hyperparameter list",
             Field::Schedule => "learning-rate schedule",
+            Field::Augment => "augmentation shift",
             Field::BatchSize => "batch size",
             Field::Seed => "seed",
         })
@@ -658,6 +667,7 @@ fn decode_metadata(fields: &Fields<'_>) -> Result<Metadata, CheckpointError> {
             },
         )?,
         schedule: fields.text(Field::Schedule.key())?.to_string(),
+        augment: fields.number(Field::Augment.key())?,
         batch_size: fields.number(Field::BatchSize.key())?,
         seed: fields.number(Field::Seed.key())?,
         epoch: fields.number("epoch")?,

@@ -9,7 +9,7 @@ use kiln_compiler::train::train_step;
 use kiln_frontend::Model;
 use kiln_frontend::models::{Mode, Settings, builtin};
 use kiln_runtime::checkpoint::{Checkpoint, Metadata};
-use kiln_runtime::data::Dataset;
+use kiln_runtime::data::{Dataset, Images, Shifted};
 use kiln_runtime::train::{Evaluator, Metrics, StepReport, Trainer};
 use kiln_runtime::{Executable, Options};
 use std::path::Path;
@@ -32,6 +32,8 @@ pub struct Spec {
     pub seed: u64,
     /// How the learning rate changes over the epochs (a runtime input: not compiled).
     pub schedule: Schedule,
+    /// The training images' largest random shift in pixels (0: none).
+    pub augment: usize,
     /// How to compile.
     pub options: Options,
 }
@@ -57,6 +59,10 @@ pub struct Session {
     pub lr: f64,
     /// How the learning rate changes over the epochs.
     pub schedule: Schedule,
+    /// The training images' largest random shift in pixels.
+    pub augment: usize,
+    /// The run's seed (it draws the shifts).
+    pub seed: u64,
 }
 
 impl Session {
@@ -86,6 +92,8 @@ impl Session {
             model,
             lr,
             schedule: spec.schedule,
+            augment: spec.augment,
+            seed: spec.seed,
         })
     }
 
@@ -99,17 +107,19 @@ impl Session {
         Ok(())
     }
 
-    /// Trains epoch `epoch` of `epochs` over `train` at the schedule's learning rate for it.
+    /// Trains epoch `epoch` of `epochs` over `train` (shifted as the run augments) at the
+    /// schedule's learning rate for it.
     pub fn epoch(
         &mut self,
-        train: &dyn Dataset,
+        train: &Images,
         epoch: usize,
         epochs: usize,
         on_step: &mut dyn FnMut(&StepReport),
     ) -> Result<Metrics, CliError> {
         let lr = self.schedule.lr(self.lr, epoch, epochs);
         self.trainer.set_hyperparameter("lr", lr)?;
-        Ok(self.trainer.epoch(train, epoch, on_step)?)
+        let train = Shifted::new(train, self.augment, self.seed, epoch);
+        Ok(self.trainer.epoch(&train, epoch, on_step)?)
     }
 
     /// The loss and accuracy on `test` with the current parameters.

@@ -204,6 +204,7 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
             optimizer: trial.optimizer.with_lr(trial.lr),
             seed: args.seed,
             schedule: d.schedule,
+            augment: d.augment,
             options: options.clone(),
         };
         let reusable = session.as_ref().is_some_and(|(t, _)| {

@@ -67,6 +67,10 @@ pub struct HyperArgs {
     /// How the learning rate changes from epoch to epoch.
     #[arg(long, value_enum)]
     pub schedule: Option<Schedule>,
+    /// Move each training image by up to this many pixels along each axis, a new shift every
+    /// epoch (0: no augmentation).
+    #[arg(long)]
+    pub augment: Option<usize>,
 }
 
 /// How the learning rate changes over a run's epochs. It is a runtime input of the compiled
@@ -146,6 +150,8 @@ pub struct Defaults {
     pub width: Option<usize>,
     /// The learning-rate schedule.
     pub schedule: Schedule,
+    /// The augmentation's largest shift in pixels.
+    pub augment: usize,
 }
 
 /// The defaults of the built-in `model`.
@@ -160,6 +166,7 @@ pub fn defaults(model: &str) -> Defaults {
             epochs: 15,
             width: Some(1024),
             schedule: Schedule::Constant,
+            augment: 0,
         },
         _ => Defaults {
             optimizer: OptimizerArg::Sgd,
@@ -168,6 +175,7 @@ pub fn defaults(model: &str) -> Defaults {
             epochs: 5,
             width: None,
             schedule: Schedule::Constant,
+            augment: 0,
         },
     }
 }
@@ -184,6 +192,7 @@ impl HyperArgs {
             optimizer: optimizer.with_lr(self.lr.unwrap_or(d.lr)),
             seed,
             schedule: self.schedule.unwrap_or(d.schedule),
+            augment: self.augment.unwrap_or(d.augment),
             options,
         }
     }
@@ -221,6 +230,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
             hyper.schedule = hyper
                 .schedule
                 .or_else(|| Schedule::from_str(&m.schedule, true).ok());
+            hyper.augment = hyper.augment.or(Some(m.augment));
             (
                 args.model.clone().unwrap_or(m.model.clone()),
                 args.seed.unwrap_or(m.seed),
@@ -252,6 +262,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
             .map(|(n, v)| (n.to_string(), v))
             .collect(),
         schedule: spec.schedule.name().into(),
+        augment: spec.augment,
         batch_size: spec.batch,
         seed,
         epoch,
@@ -268,6 +279,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
             Field::Width,
             Field::Optimizer,
             Field::Schedule,
+            Field::Augment,
             Field::BatchSize,
             Field::Seed,
             Field::GraphHash,
@@ -427,12 +439,16 @@ fn print_summary(session: &Session, spec: &Spec, data: &Mnist) {
         .map(|(n, v)| format!("{n} {v}"))
         .collect();
     println!(
-        "optimizer {} ({}), {} schedule, batch {}, seed {}",
+        "optimizer {} ({}), {} schedule, batch {}, seed {}{}",
         spec.optimizer.name(),
         hyper.join(", "),
         spec.schedule.name(),
         spec.batch,
-        spec.seed
+        spec.seed,
+        match spec.augment {
+            0 => String::new(),
+            n => format!(", images shifted by up to {n} pixels"),
+        }
     );
     let s = exe.stats();
     println!(

@@ -62,6 +62,7 @@ fn sample() -> Checkpoint {
                 ("weight_decay".into(), -0.0),
             ],
             schedule: "cosine".into(),
+            augment: 2,
             batch_size: 64,
             seed: u64::MAX,
             epoch: 3,
@@ -152,6 +153,7 @@ fn the_metadata_is_readable_text() {
     assert_eq!(map["format"], "kiln-checkpoint 1");
     assert_eq!(map["width"], "256");
     assert_eq!(map["schedule"], "cosine");
+    assert_eq!(map["augment"], "2");
     assert_eq!(
         map["hyperparameters"],
         "lr=0.001 beta1=0.9 eps=1e-8 weight_decay=-0.0"
@@ -461,6 +463,10 @@ fn check_matches_names_what_differs() {
     assert_eq!(
         field(|m| m.schedule = "constant".into()),
         "its learning-rate schedule is `cosine`, not `constant`"
+    );
+    assert_eq!(
+        field(|m| m.augment = 0),
+        "its augmentation shift is `2`, not `0`"
     );
     assert_eq!(
         field(|m| m.batch_size = 32),
