@@ -37,7 +37,9 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
     );
     assert!(s.contains("  fc1.w            f32[784,16]\n"), "{s}");
     assert!(
-        s.contains("optimizer momentum (lr 0.05, momentum 0.9), batch 100, seed 0"),
+        s.contains(
+            "optimizer momentum (lr 0.1, momentum 0.9), constant schedule, batch 100, seed 0"
+        ),
         "{s}"
     );
     assert!(
@@ -82,7 +84,16 @@ fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
 #[test]
 fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let tmp = TempDir::new().unwrap();
-    let adam = ["--optimizer", "adam", "--lr", "0.002", "--seed", "5"];
+    let adam = [
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--seed",
+        "5",
+        "--schedule",
+        "cosine",
+    ];
     let straight = train(&tmp, "straight", &[&["--epochs", "2"][..], &adam].concat());
     assert_eq!(straight.status, Some(0), "{}", straight.stderr);
     let first = train(&tmp, "split", &[&["--epochs", "1"][..], &adam].concat());
@@ -99,7 +110,7 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     );
     assert!(
         second.stdout.contains(
-            "optimizer adam (lr 0.002, beta1 0.9, beta2 0.999, eps 0.00000001), batch 100, seed 5"
+            "optimizer adam (lr 0.002, beta1 0.9, beta2 0.999, eps 0.00000001), cosine schedule, batch 100, seed 5"
         ),
         "{}",
         second.stdout

@@ -18,6 +18,7 @@ use kiln::compiler::op::MNEMONICS;
 use kiln::compiler::{
     Array, BinaryOp, CmpOp, DType, Graph, InputKind, NodeId, Op, ReduceOp, Type, UnaryOp,
 };
+use kiln::frontend::layers::{Conv2d, Layers, Mode};
 use kiln::frontend::losses::{self, Reduction};
 use kiln::frontend::{GraphBuilder, Tensor};
 use smallvec::smallvec;
@@ -404,6 +405,20 @@ fn frontend_case(
     shapes: &[(&[usize], f64, f64)],
     f: impl Fn(&GraphBuilder, &[Tensor]) -> Tensor,
 ) -> Case {
+    layer_case(name, Mode::Train, shapes, |nn, x| f(nn.builder(), x))
+}
+
+/// A layer case: `f` builds the output in `mode` from f64 data inputs of the given shapes and
+/// ranges (drawn away from 0 when the range spans it), declaring parameters and state as it
+/// goes. Parameters are drawn with magnitude in [0.1, 1) and random sign, state (batch norm's
+/// running statistics) in [0.5, 1.5) so a running variance is positive, and an `i32` input
+/// (dropout's seed) is 7, so the function is deterministic.
+fn layer_case(
+    name: &'static str,
+    mode: Mode,
+    shapes: &[(&[usize], f64, f64)],
+    f: impl Fn(&Layers, &[Tensor]) -> Tensor,
+) -> Case {
     let b = GraphBuilder::new(name);
     let mut rng = Rng::new(name.len() as u64 * 31 + 5);
     let mut inputs = vec![];
@@ -422,9 +437,23 @@ fn frontend_case(
             b.input(&name, DType::F64, shape)
         })
         .collect();
-    let out = f(&b, &tensors);
+    let out = f(&Layers::new(&b, mode), &tensors);
     b.output("out", &out);
     let graph = b.finish().unwrap();
+    for id in graph.inputs() {
+        let node = graph.node(id);
+        let (kind, name) = node.op.as_input().unwrap();
+        if inputs.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let (shape, n) = (&node.ty.shape, node.ty.numel());
+        let value = match (kind, node.ty.dtype) {
+            (_, DType::I32) => Array::from_i32(shape, vec![7; n]),
+            (InputKind::State, _) => Array::from_f64(shape, rng.vec(n, 0.5, 1.5)),
+            _ => Array::from_f64(shape, rng.away_from_zero(n, 0.1, 1.0)),
+        };
+        inputs.push((name.to_string(), value.unwrap()));
+    }
     let out = graph.output("out").unwrap();
     Case {
         name,
@@ -487,6 +516,81 @@ fn frontend_ops_and_losses_match_finite_differences() {
             &[(&[4, 5], -3.0, -0.1), (&[4, 5], 0.0, 1.0)],
             |_, x| losses::kl_div(&x[0], &x[1], Reduction::Mean),
         ),
+    ];
+    for case in cases {
+        check(&case);
+    }
+}
+
+/// Every layer, on small shapes (the interpreter evaluates each case twice per input element).
+/// Convolutions cover stride, padding, 1x1 kernels and no bias; poolings overlapping windows
+/// and padding (-inf for max, zeros for the average); batch norm its training mode, where the
+/// batch's statistics depend on the input, and its evaluation mode; dropout a fixed seed, so
+/// its mask is fixed; the recurrent layers three steps, so the state passes through two cells.
+/// The max pooling's inputs are random, so no two elements of a window are within `h` of a
+/// tie.
+#[test]
+fn layers_match_finite_differences() {
+    let img = |shape: &'static [usize]| -> (&'static [usize], f64, f64) { (shape, -1.5, 1.5) };
+    let cases = vec![
+        layer_case("linear", Mode::Train, &[img(&[3, 4])], |nn, x| {
+            nn.linear("fc", &x[0], 2)
+        }),
+        layer_case("conv2d", Mode::Train, &[img(&[2, 3, 5, 5])], |nn, x| {
+            nn.conv2d("c", &x[0], Conv2d::new(2, 3).stride(2).padding(1))
+        }),
+        layer_case("conv2d-1x1", Mode::Train, &[img(&[2, 2, 3, 3])], |nn, x| {
+            nn.conv2d("c", &x[0], Conv2d::new(3, 1))
+        }),
+        layer_case(
+            "conv2d-no-bias",
+            Mode::Train,
+            &[img(&[1, 2, 4, 4])],
+            |nn, x| nn.conv2d("c", &x[0], Conv2d::new(2, 2).bias(false)),
+        ),
+        layer_case("max_pool2d", Mode::Train, &[img(&[2, 2, 5, 5])], |_, x| {
+            x[0].max_pool2d(3, 2, 1)
+        }),
+        layer_case(
+            "max_pool2d-2x2",
+            Mode::Train,
+            &[img(&[1, 2, 4, 4])],
+            |_, x| x[0].max_pool2d(2, 2, 0),
+        ),
+        layer_case("avg_pool2d", Mode::Train, &[img(&[1, 2, 4, 4])], |_, x| {
+            x[0].avg_pool2d(2, 1, 1)
+        }),
+        layer_case(
+            "flatten-concat",
+            Mode::Train,
+            &[img(&[2, 1, 2, 3]), img(&[2, 2, 2, 3])],
+            |_, x| Tensor::concat(&[&x[0], &x[1]], 1).flatten_from(1),
+        ),
+        layer_case(
+            "batch_norm2d",
+            Mode::Train,
+            &[img(&[3, 2, 3, 3])],
+            |nn, x| nn.batch_norm2d("bn", &x[0]),
+        ),
+        layer_case("batch_norm1d", Mode::Train, &[img(&[5, 3])], |nn, x| {
+            nn.batch_norm1d("bn", &x[0])
+        }),
+        layer_case(
+            "batch_norm2d-eval",
+            Mode::Eval,
+            &[img(&[2, 2, 2, 2])],
+            |nn, x| nn.batch_norm2d("bn", &x[0]),
+        ),
+        layer_case("dropout", Mode::Train, &[img(&[4, 5])], |nn, x| {
+            nn.dropout(&x[0], 0.3)
+        }),
+        layer_case("rnn", Mode::Train, &[img(&[2, 3, 3])], |nn, x| {
+            nn.rnn("rnn", &x[0], 2).hidden
+        }),
+        layer_case("lstm", Mode::Train, &[img(&[2, 3, 3])], |nn, x| {
+            let out = nn.lstm("lstm", &x[0], 2);
+            Tensor::concat(&[&out.hidden, &out.cell.unwrap()], 1)
+        }),
     ];
     for case in cases {
         check(&case);

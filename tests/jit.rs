@@ -5,51 +5,14 @@ mod common;
 
 use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::train_step;
-use kiln::compiler::{Array, DType, Graph, InputKind, interp};
+use kiln::compiler::{Array, DType, Graph, interp};
 use kiln::runtime::{Executable, Options};
 use std::collections::HashMap;
 
-/// Runs `g` once in the interpreter and once compiled; returns the largest difference
-/// relative to `max(1, |expected|)` over outputs and updated state.
+/// Runs `g` once in the interpreter and once compiled on the shared test inputs; the largest
+/// difference relative to `max(1, |expected|)` over outputs and updated state.
 fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
-    let values = common::training_inputs(g, 5);
-    let want = interp::run(g, &values).unwrap();
-    let options = Options {
-        optimize: true,
-        fuse,
-        threads,
-        keep_clif: false,
-    };
-    let mut exe = Executable::compile(g, &options).unwrap();
-    let mut data = HashMap::new();
-    for id in g.inputs() {
-        let (kind, name) = g.node(id).op.as_input().unwrap();
-        if kind == InputKind::Data {
-            data.insert(name.to_string(), values[name].clone());
-        } else {
-            exe.set_state(name, &values[name]).unwrap();
-        }
-    }
-    let got = exe.run(&data).unwrap();
-    let mut worst: f64 = 0.0;
-    let mut diff = |name: &str, a: &Array, b: &Array| {
-        assert_eq!(a.ty(), b.ty(), "{name}");
-        for (x, y) in a.to_f64_vec().iter().zip(b.to_f64_vec()) {
-            let d = (x - y).abs() / y.abs().max(1.0);
-            assert!(
-                d.is_finite() || (x.is_nan() && y.is_nan()),
-                "{name}: {x} vs {y}"
-            );
-            worst = worst.max(if d.is_nan() { 0.0 } else { d });
-        }
-    };
-    for ((n, a), (_, b)) in got.iter().zip(&want.outputs) {
-        diff(n, a, b);
-    }
-    for (n, b) in &want.updates {
-        diff(n, &exe.state(n).unwrap(), b);
-    }
-    worst
+    common::jit_error(g, &common::training_inputs(g, 5), fuse, threads)
 }
 
 #[test]
@@ -81,11 +44,8 @@ fn mlp_train_steps_match_the_interpreter() {
 /// that over 100 steps while a wrong gradient would move the losses by far more.
 #[test]
 fn mlp_losses_over_100_steps_match_the_interpreter() {
-    use kiln::runtime::idx::read_idx;
     let batch = 64;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    let images = read_idx(&root.join("mnist10k-images-idx3-ubyte.gz")).unwrap();
-    let labels = read_idx(&root.join("mnist10k-labels-idx1-ubyte.gz")).unwrap();
+    let mnist = common::Mnist::load();
     let model = kiln::frontend::models::mlp(batch, &[784, 128, 10]).unwrap();
     let opt = Optimizer::sgd(0.1);
     let g = train_step(&model.graph, "loss", &opt).unwrap();
@@ -95,18 +55,8 @@ fn mlp_losses_over_100_steps_match_the_interpreter() {
         exe.set_state(n, v).unwrap();
     }
     for step in 0..100 {
-        let rows = (step * batch) % 8000..(step * batch) % 8000 + batch;
-        let x: Vec<f32> = images.data[rows.start * 784..rows.end * 784]
-            .iter()
-            .map(|&p| p as f32 / 255.0)
-            .collect();
-        let y: Vec<i32> = labels.data[rows].iter().map(|&l| l as i32).collect();
-        let data: HashMap<String, Array> = [
-            ("x".to_string(), Array::from_f32([batch, 784], x).unwrap()),
-            ("labels".to_string(), Array::from_i32([batch], y).unwrap()),
-            ("lr".to_string(), Array::scalar(DType::F32, 0.1)),
-        ]
-        .into();
+        let mut data = mnist.batch((step * batch) % 8000, batch);
+        data.insert("lr".to_string(), Array::scalar(DType::F32, 0.1));
         let want = common::step(
             &g,
             &mut state,
@@ -172,6 +122,56 @@ fn long_reductions_match_the_interpreter() {
                     assert_eq!(a[r].to_bits(), b[r].to_bits(), "{dtype} {name}[{r}]");
                 }
             }
+        }
+    }
+}
+
+/// Padded views read along the padded axis run in vector lanes whose guards differ from lane
+/// to lane: from a buffer in the arena (a matrix product's result) with one clamped vector
+/// load, from a data input (no slack around it) lane by lane where a vector straddles its
+/// edge. Rows of 37 put the padding's edges at every position in a vector; the first and last
+/// elements of each buffer are read by straddling vectors. The results are copies and
+/// selects, so they must equal the interpreter's bit for bit.
+#[test]
+fn padded_views_run_in_vector_lanes() {
+    use kiln::compiler::codegen::describe_loops;
+    use kiln::compiler::kernel::lower;
+    use kiln::frontend::GraphBuilder;
+    let b = GraphBuilder::new("pads");
+    let x = b.input("x", DType::F32, [3, 37]);
+    let eye: Vec<f32> = (0..37 * 37)
+        .map(|i| if i % 38 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let t = x.matmul(&b.constant(Array::from_f32([37, 37], eye).unwrap()));
+    b.output("input", &(x.pad(&[0, 5], &[0, 7], 2.5) * 2.0));
+    b.output("arena", &(t.pad(&[0, 3], &[0, 6], f64::NEG_INFINITY) * 2.0));
+    b.output(
+        "both",
+        &(x.pad(&[0, 1], &[0, 2], 0.0) + t.pad(&[0, 2], &[0, 1], 0.0)),
+    );
+    let g = b.finish().unwrap();
+    let loops = describe_loops(&lower(&g, true));
+    assert_eq!(loops.matches("by 4 lanes").count(), 3, "{loops}");
+    let mut rng = common::Rng::new(3);
+    let xs = rng
+        .vec(3 * 37, -1.0, 1.0)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let inputs: HashMap<String, Array> =
+        [("x".to_string(), Array::from_f32([3, 37], xs).unwrap())].into();
+    let want = interp::run(&g, &inputs).unwrap();
+    for fuse in [true, false] {
+        let options = Options {
+            fuse,
+            ..Options::default()
+        };
+        let got = Executable::compile(&g, &options)
+            .unwrap()
+            .run(&inputs)
+            .unwrap();
+        for ((name, a), (_, w)) in got.iter().zip(&want.outputs) {
+            assert_eq!(a, w, "{name} fuse={fuse}");
         }
     }
 }

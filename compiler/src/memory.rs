@@ -7,6 +7,10 @@
 //! reads and writes overlapping bytes. Temporaries are placed largest first, each at the lowest
 //! offset that overlaps no already placed temporary live at the same time. Data inputs are not
 //! in the arena: the caller's arrays are read where they are.
+//!
+//! The arena keeps [`SLACK`] bytes before its first buffer and after its last: a vector load
+//! of a padded view that straddles a buffer's first or last element (its lanes outside the
+//! buffer are discarded) then reads inside the arena.
 
 use crate::kernel::{Program, Role};
 
@@ -23,6 +27,10 @@ pub struct MemoryPlan {
 
 /// Buffers start on 64-byte boundaries (a cache line; a whole number of vectors).
 const ALIGN: usize = 64;
+
+/// Bytes of the arena before its first buffer and after its last: more than a vector less one
+/// element.
+pub const SLACK: usize = ALIGN;
 
 fn round_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
@@ -51,7 +59,7 @@ pub fn plan(p: &Program) -> MemoryPlan {
         last[v as usize] = end;
     }
     let mut offsets = vec![None; n];
-    let mut top = 0;
+    let mut top = SLACK;
     for (b, buf) in p.buffers.iter().enumerate() {
         if matches!(buf.role, Role::State(_) | Role::Constant(_)) {
             offsets[b] = Some(top);
@@ -87,7 +95,7 @@ pub fn plan(p: &Program) -> MemoryPlan {
     }
     MemoryPlan {
         offsets,
-        arena_bytes: arena,
+        arena_bytes: arena + SLACK,
         unshared_bytes,
     }
 }

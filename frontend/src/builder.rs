@@ -139,17 +139,35 @@ impl GraphBuilder {
         shape: impl AsRef<[usize]>,
         init: Init,
     ) -> Tensor {
-        let t = self.param(name, dtype, shape);
-        if t.node().is_some() {
-            self.state.borrow_mut().inits.push((name.to_string(), init));
-        }
-        t
+        self.initialized(self.param(name, dtype, shape), name, init)
     }
 
     /// Declares state kept between runs that is not trained (optimizer moments, counters).
     #[track_caller]
     pub fn state(&self, name: &str, dtype: DType, shape: impl AsRef<[usize]>) -> Tensor {
         self.leaf_input(InputKind::State, name, Type::new(dtype, shape))
+    }
+
+    /// Declares state whose first value [`Model::initial_values`] draws from `init` (batch
+    /// norm's running variance starts at 1, not 0).
+    #[track_caller]
+    pub fn state_init(
+        &self,
+        name: &str,
+        dtype: DType,
+        shape: impl AsRef<[usize]>,
+        init: Init,
+    ) -> Tensor {
+        self.initialized(self.state(name, dtype, shape), name, init)
+    }
+
+    /// Records `init` as the initializer of the input `t` called `name` (unless declaring it
+    /// failed).
+    fn initialized(&self, t: Tensor, name: &str, init: Init) -> Tensor {
+        if t.node().is_some() {
+            self.state.borrow_mut().inits.push((name.to_string(), init));
+        }
+        t
     }
 
     #[track_caller]

@@ -4,12 +4,13 @@
 //! [`Tensor`] handles compute with operators and methods (NumPy broadcasting, shapes checked as
 //! each line runs), and [`graph!`] lets a model read like a function. Mistakes are returned as
 //! [`BuildError`]s naming the op, the shapes and the user's source line; nothing panics.
-//! [`losses`] and the activation methods of [`Tensor`] are compositions of primitives;
-//! [`Init`] draws parameters' first values.
+//! [`losses`], [`layers`] and the activation methods of [`Tensor`] are compositions of
+//! primitives; [`Init`] draws parameters' first values; [`models`] are the built-in models.
 
 mod activations;
 mod builder;
 mod init;
+pub mod layers;
 pub mod losses;
 mod macros;
 mod model;

@@ -9,15 +9,15 @@ use kiln_compiler::{Array, Graph, InputKind};
 pub struct Model {
     /// The graph.
     pub graph: Graph,
-    /// The initializer of each parameter declared with one, by parameter name.
+    /// The initializer of each parameter or state declared with one, by name.
     pub init: Vec<(String, Init)>,
 }
 
 impl Model {
     /// The first value of every `param` and `state` input of `graph`, by name, drawn with
-    /// `seed`: parameters from their initializer (zeros without one), state as zeros. `graph`
-    /// may be this model's graph or one derived from it (a training step adds optimizer
-    /// state).
+    /// `seed` from its initializer (zeros without one: optimizer state and parameters declared
+    /// without one). `graph` may be this model's graph or one derived from it (a training step
+    /// adds optimizer state).
     pub fn initial_values(&self, graph: &Graph, seed: u64) -> Vec<(String, Array)> {
         graph
             .inputs()
@@ -25,15 +25,14 @@ impl Model {
             .filter_map(|id| {
                 let node = graph.node(id);
                 let (kind, name) = node.op.as_input()?;
-                let init = match kind {
-                    InputKind::Data => return None,
-                    InputKind::Param => self
-                        .init
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(Init::Zeros, |&(_, i)| i),
-                    InputKind::State => Init::Zeros,
-                };
+                if kind == InputKind::Data {
+                    return None;
+                }
+                let init = self
+                    .init
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(Init::Zeros, |&(_, i)| i);
                 let value = init.sample(name, node.ty.dtype, &node.ty.shape, seed);
                 Some((name.to_string(), value))
             })

@@ -96,7 +96,7 @@ impl Tensor {
 
     /// Records a type error of the operation `op` and returns a poisoned tensor.
     #[track_caller]
-    fn fail(&self, op: &str, kind: TypeErrorKind) -> Tensor {
+    pub(crate) fn fail(&self, op: &str, kind: TypeErrorKind) -> Tensor {
         if self.id.is_some() {
             let e = TypeError {
                 op: op.into(),

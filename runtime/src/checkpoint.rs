@@ -74,6 +74,10 @@ pub struct Metadata {
     /// The optimizer's hyperparameters (`lr`, `momentum`, ...). Names are non-empty and hold no
     /// whitespace and no `=`.
     pub hyperparameters: Vec<(String, f64)>,
+    /// How the learning rate changes over the epochs (`constant`, `cosine`).
+    pub schedule: String,
+    /// The largest shift, in pixels, of the training images' augmentation (0: none).
+    pub augment: usize,
     /// Examples per training step.
     pub batch_size: usize,
     /// The seed of the run's initialization and shuffling.
@@ -97,6 +101,8 @@ impl Default for Metadata {
             graph_hash: String::new(),
             optimizer: String::new(),
             hyperparameters: Vec::new(),
+            schedule: String::new(),
+            augment: 0,
             batch_size: 0,
             seed: 0,
             epoch: 0,
@@ -120,6 +126,10 @@ pub enum Field {
     Optimizer,
     /// [`Metadata::hyperparameters`], in order.
     Hyperparameters,
+    /// [`Metadata::schedule`].
+    Schedule,
+    /// [`Metadata::augment`].
+    Augment,
     /// [`Metadata::batch_size`].
     BatchSize,
     /// [`Metadata::seed`].
@@ -128,12 +138,14 @@ pub enum Field {
 
 impl Field {
     /// Every field: what a resumed run must match.
-    pub const ALL: [Field; 7] = [
+    pub const ALL: [Field; 9] = [
         Field::Model,
         Field::Width,
         Field::GraphHash,
         Field::Optimizer,
         Field::Hyperparameters,
+        Field::Schedule,
+        Field::Augment,
         Field::BatchSize,
         Field::Seed,
     ];
@@ -146,6 +158,8 @@ impl Field {
             Field::GraphHash => "graph_hash",
             Field::Optimizer => "optimizer",
             Field::Hyperparameters => "hyperparameters",
+            Field::Schedule => "schedule",
+            Field::Augment => "augment",
             Field::BatchSize => "batch_size",
             Field::Seed => "seed",
         }
@@ -162,6 +176,8 @@ impl Field {
                 .map(|(name, v)| format!("{name}={v:?}"))
                 .collect::<Vec<_>>()
                 .join(" "),
+            Field::Schedule => meta.schedule.clone(),
+            Field::Augment => meta.augment.to_string(),
             Field::BatchSize => meta.batch_size.to_string(),
             Field::Seed => meta.seed.to_string(),
         }
@@ -177,6 +193,8 @@ impl fmt::Display for Field {
             Field::GraphHash => "graph hash",
             Field::Optimizer => "optimizer",
             Field::Hyperparameters => "hyperparameter list",
+            Field::Schedule => "learning-rate schedule",
+            Field::Augment => "augmentation shift",
             Field::BatchSize => "batch size",
             Field::Seed => "seed",
         })
@@ -648,6 +666,8 @@ fn decode_metadata(fields: &Fields<'_>) -> Result<Metadata, CheckpointError> {
                     .collect()
             },
         )?,
+        schedule: fields.text(Field::Schedule.key())?.to_string(),
+        augment: fields.number(Field::Augment.key())?,
         batch_size: fields.number(Field::BatchSize.key())?,
         seed: fields.number(Field::Seed.key())?,
         epoch: fields.number("epoch")?,

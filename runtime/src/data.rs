@@ -82,6 +82,72 @@ impl Dataset for Images {
     }
 }
 
+/// Square images each moved by up to `max` pixels along each axis (the pixels moved in are 0):
+/// data augmentation. The shift of each image is drawn from the seed, the epoch and the
+/// image's index alone, so an epoch sees the same images whenever it runs (a resumed run
+/// included) and every epoch sees them moved differently.
+pub struct Shifted<'a> {
+    images: &'a Images,
+    side: usize,
+    max: usize,
+    key: u64,
+}
+
+impl<'a> Shifted<'a> {
+    /// `images` shifted for epoch `epoch` of a run seeded with `seed`; `max = 0` leaves them
+    /// as they are. Images that are not square are left as they are.
+    pub fn new(images: &'a Images, max: usize, seed: u64, epoch: usize) -> Shifted<'a> {
+        let side = images.pixels.isqrt();
+        let max = if side * side == images.pixels {
+            max.min(side)
+        } else {
+            0
+        };
+        Shifted {
+            images,
+            side,
+            max,
+            key: mix(mix(seed ^ 0x5817_f7ed) ^ epoch as u64),
+        }
+    }
+}
+
+impl Dataset for Shifted<'_> {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    fn features(&self) -> usize {
+        self.images.features()
+    }
+
+    fn example(&self, i: usize, x: &mut [f32]) -> i32 {
+        if self.max == 0 {
+            return self.images.example(i, x);
+        }
+        let r = mix(self.key ^ i as u64);
+        let span = 2 * self.max as u64 + 1;
+        let (dy, dx) = (
+            (r % span) as isize - self.max as isize,
+            ((r >> 32) % span) as isize - self.max as isize,
+        );
+        let n = self.side as isize;
+        let pixels = &self.images.data[i * self.images.pixels..(i + 1) * self.images.pixels];
+        for (row, out) in x.chunks_exact_mut(self.side).enumerate() {
+            let sy = row as isize - dy;
+            for (col, px) in out.iter_mut().enumerate() {
+                let sx = col as isize - dx;
+                *px = if (0..n).contains(&sy) && (0..n).contains(&sx) {
+                    f32::from(pixels[(sy * n + sx) as usize]) / 255.0
+                } else {
+                    0.0
+                };
+            }
+        }
+        i32::from(self.images.labels[i])
+    }
+}
+
 /// Why a data set cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -270,6 +336,48 @@ mod tests {
         write("t10k-labels-idx1-ubyte", idx(&[2], &[9, 9])).unwrap();
         let e = Mnist::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("1 images but"), "{e}");
+    }
+
+    #[test]
+    fn shifted_images_move_by_at_most_max_and_differ_by_epoch() {
+        let m = Mnist::load(&data_dir()).unwrap();
+        let (mut plain, mut moved, mut again) = (vec![0.0; 784], vec![0.0; 784], vec![0.0; 784]);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let label = m.train.example(i, &mut plain);
+            assert_eq!(
+                Shifted::new(&m.train, 2, 7, 3).example(i, &mut moved),
+                label
+            );
+            Shifted::new(&m.train, 2, 7, 3).example(i, &mut again);
+            assert_eq!(
+                moved, again,
+                "the same seed, epoch and image give the same shift"
+            );
+            // Find the shift: some (dy, dx) within 2 maps plain onto moved exactly where both
+            // are inside the image.
+            let shift = (-2..=2isize)
+                .flat_map(|dy| (-2..=2isize).map(move |dx| (dy, dx)))
+                .find(|&(dy, dx)| {
+                    (0..28isize).all(|r| {
+                        (0..28isize).all(|c| {
+                            let (sr, sc) = (r - dy, c - dx);
+                            let want = if (0..28).contains(&sr) && (0..28).contains(&sc) {
+                                plain[(sr * 28 + sc) as usize]
+                            } else {
+                                0.0
+                            };
+                            moved[(r * 28 + c) as usize] == want
+                        })
+                    })
+                });
+            seen.insert(shift.expect("a shift within 2 pixels"));
+        }
+        assert!(seen.len() > 15, "shifts vary: {seen:?}");
+        Shifted::new(&m.train, 2, 7, 4).example(0, &mut again);
+        Shifted::new(&m.train, 0, 7, 4).example(0, &mut moved);
+        m.train.example(0, &mut plain);
+        assert_eq!(moved, plain, "max 0 is the identity");
     }
 
     #[test]

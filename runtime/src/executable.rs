@@ -439,7 +439,7 @@ fn work_per_unit(k: &kiln_compiler::kernel::LoopKernel) -> usize {
     let outer: i64 = k
         .outer
         .iter()
-        .skip(1)
+        .filter(|&&v| Some(v) != k.parallel)
         .map(|&v| k.extents[v as usize])
         .product();
     let single_store = k.outer.is_empty();
@@ -546,10 +546,10 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
     pool: &Pool,
 ) {
     let flops = 2 * d.m * d.n * d.k;
-    let parallelism = if pool.threads() > 1 && flops >= 1 << 20 {
-        gemm::Parallelism::Rayon(pool.threads())
-    } else {
-        gemm::Parallelism::None
+    let parallel = pool.threads() > 1 && flops >= 1 << 20;
+    let parallelism = match parallel {
+        true => gemm::Parallelism::Rayon(pool.threads()),
+        false => gemm::Parallelism::None,
     };
     let (a, b, c, one) = (Shared(a), Shared(b), Shared(c), Shared(one));
     let call = move || {
@@ -579,7 +579,12 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
             )
         }
     };
-    pool.install(call);
+    // A product on one thread runs on the caller's: handing it to a worker costs more than
+    // a small product takes.
+    match parallel {
+        true => pool.install(call),
+        false => call(),
+    }
 }
 
 /// Integer matrix product, wrapping like the interpreter.

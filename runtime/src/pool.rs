@@ -33,7 +33,8 @@ impl Pool {
         self.threads
     }
 
-    /// Runs `f` inside the pool (so rayon-based libraries use its threads).
+    /// Runs `f` inside the pool (so rayon-based libraries use its threads). Only for work that
+    /// is split across threads: the hand-off to a worker costs microseconds.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(p) => p.install(f),
@@ -50,13 +51,16 @@ impl Pool {
                 let chunks = self.threads.min(extent);
                 // Boundaries on multiples of 16 keep vector loops aligned in each range.
                 let step = extent.div_ceil(chunks).next_multiple_of(16).min(extent);
-                p.scope(|s| {
-                    let mut lo = 0;
+                // The caller takes the first range itself: one hand-off fewer, and no thread
+                // beyond the pool's wants a core.
+                p.in_place_scope(|s| {
+                    let mut lo = step;
                     while lo < extent {
                         let hi = (lo + step).min(extent);
                         s.spawn(move |_| f(lo, hi));
                         lo = hi;
                     }
+                    f(0, step);
                 });
             }
             _ => f(0, extent),

@@ -2,14 +2,15 @@
 //! `kiln eval` and `kiln predict` share.
 
 use super::CliError;
+use super::train::Schedule;
 use kiln_compiler::Graph;
 use kiln_compiler::optim::Optimizer;
 use kiln_compiler::train::train_step;
 use kiln_frontend::Model;
 use kiln_frontend::models::{Mode, Settings, builtin};
 use kiln_runtime::checkpoint::{Checkpoint, Metadata};
-use kiln_runtime::data::Dataset;
-use kiln_runtime::train::{Evaluator, Trainer};
+use kiln_runtime::data::{Dataset, Images, Shifted};
+use kiln_runtime::train::{Evaluator, Metrics, StepReport, Trainer};
 use kiln_runtime::{Executable, Options};
 use std::path::Path;
 
@@ -29,6 +30,10 @@ pub struct Spec {
     pub optimizer: Optimizer,
     /// Seed of the initial parameters, the batch order and the step seeds.
     pub seed: u64,
+    /// How the learning rate changes over the epochs (a runtime input: not compiled).
+    pub schedule: Schedule,
+    /// The training images' largest random shift in pixels (0: none).
+    pub augment: usize,
     /// How to compile.
     pub options: Options,
 }
@@ -50,6 +55,14 @@ pub struct Session {
     pub step: Graph,
     /// The model in training mode (its initializers).
     pub model: Model,
+    /// The base learning rate the schedule starts from.
+    pub lr: f64,
+    /// How the learning rate changes over the epochs.
+    pub schedule: Schedule,
+    /// The training images' largest random shift in pixels.
+    pub augment: usize,
+    /// The run's seed (it draws the shifts).
+    pub seed: u64,
 }
 
 impl Session {
@@ -69,11 +82,18 @@ impl Session {
             trainer.executable_mut().set_state(&name, &value)?;
         }
         let evaluator = evaluator(&spec.model, spec.width, test.len(), &spec.options)?;
+        let lr = (spec.optimizer.hyperparameters().into_iter())
+            .find_map(|(n, v)| (n == "lr").then_some(v))
+            .unwrap_or(0.0);
         Ok(Session {
             trainer,
             evaluator,
             step,
             model,
+            lr,
+            schedule: spec.schedule,
+            augment: spec.augment,
+            seed: spec.seed,
         })
     }
 
@@ -87,11 +107,23 @@ impl Session {
         Ok(())
     }
 
-    /// The loss and accuracy on `test` with the current parameters.
-    pub fn evaluate(
+    /// Trains epoch `epoch` of `epochs` over `train` (shifted as the run augments) at the
+    /// schedule's learning rate for it.
+    pub fn epoch(
         &mut self,
-        test: &dyn Dataset,
-    ) -> Result<kiln_runtime::train::Metrics, CliError> {
+        train: &Images,
+        epoch: usize,
+        epochs: usize,
+        on_step: &mut dyn FnMut(&StepReport),
+    ) -> Result<Metrics, CliError> {
+        let lr = self.schedule.lr(self.lr, epoch, epochs);
+        self.trainer.set_hyperparameter("lr", lr)?;
+        let train = Shifted::new(train, self.augment, self.seed, epoch);
+        Ok(self.trainer.epoch(&train, epoch, on_step)?)
+    }
+
+    /// The loss and accuracy on `test` with the current parameters.
+    pub fn evaluate(&mut self, test: &dyn Dataset) -> Result<Metrics, CliError> {
         self.evaluator.load_state(self.trainer.executable())?;
         Ok(self.evaluator.evaluate(test)?)
     }

@@ -203,6 +203,8 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
             batch: trial.batch,
             optimizer: trial.optimizer.with_lr(trial.lr),
             seed: args.seed,
+            schedule: d.schedule,
+            augment: d.augment,
             options: options.clone(),
         };
         let reusable = session.as_ref().is_some_and(|(t, _)| {
@@ -215,7 +217,7 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         }
         let (_, s) = session.as_mut().expect("set above");
         s.reset(args.seed)?;
-        s.trainer.set_hyperparameter("lr", trial.lr)?;
+        s.lr = trial.lr;
         bar.set_message(format!(
             "{} lr {:.3e} batch {} width {}",
             trial.optimizer.optimizer().name(),
@@ -227,14 +229,14 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         let mut train_loss = f64::NAN;
         let mut failed = false;
         for epoch in 1..=epochs {
-            match s.trainer.epoch(&train, epoch, &mut |_| {}) {
+            match s.epoch(&train, epoch, epochs, &mut |_| {}) {
                 Ok(m) => train_loss = m.loss,
-                Err(kiln_runtime::train::TrainError::NonFinite { .. }) => {
+                Err(CliError::Training(kiln_runtime::train::TrainError::NonFinite { .. })) => {
                     failed = true;
                     bar.inc((epochs - epoch + 1) as u64);
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             bar.inc(1);
         }

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use kiln::compiler::interp::{self, Evaluation};
-use kiln::compiler::{Array, Graph};
+use kiln::compiler::{Array, Graph, InputKind};
+use kiln::runtime::{Executable, Options};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -134,4 +135,75 @@ pub fn kiln(args: &[&str], tmp: Option<&tempfile::TempDir>) -> Outcome {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `g` on `values` (every input, data and state alike) once in the interpreter and once
+/// compiled (fused or not, on `threads` threads); returns the largest difference relative to
+/// `max(1, |expected|)` over outputs and updated state. Panics if one side is NaN or infinite
+/// where the other is not.
+pub fn jit_error(g: &Graph, values: &HashMap<String, Array>, fuse: bool, threads: usize) -> f64 {
+    let want = interp::run(g, values).unwrap_or_else(|e| panic!("{e}"));
+    let options = Options {
+        optimize: true,
+        fuse,
+        threads,
+        keep_clif: false,
+    };
+    let mut exe = Executable::compile(g, &options).unwrap();
+    let mut data = HashMap::new();
+    for id in g.inputs() {
+        let (kind, name) = g.node(id).op.as_input().unwrap();
+        if kind == InputKind::Data {
+            data.insert(name.to_string(), values[name].clone());
+        } else {
+            exe.set_state(name, &values[name]).unwrap();
+        }
+    }
+    let got = exe.run(&data).unwrap();
+    let mut worst: f64 = 0.0;
+    let mut diff = |name: &str, a: &Array, b: &Array| {
+        assert_eq!(a.ty(), b.ty(), "{name}");
+        for (x, y) in a.to_f64_vec().iter().zip(b.to_f64_vec()) {
+            let d = (x - y).abs() / y.abs().max(1.0);
+            assert!(
+                d.is_finite() || (x.is_nan() && y.is_nan()),
+                "{name}: {x} vs {y}"
+            );
+            worst = worst.max(if d.is_nan() { 0.0 } else { d });
+        }
+    };
+    for ((n, a), (_, b)) in got.iter().zip(&want.outputs) {
+        diff(n, a, b);
+    }
+    for (n, b) in &want.updates {
+        diff(n, &exe.state(n).unwrap(), b);
+    }
+    worst
+}
+
+/// MNIST-10k (in data/) as the built-in models take it, through the runtime's loader.
+pub struct Mnist(kiln::runtime::data::Images);
+
+impl Mnist {
+    /// Reads the embedded set's 8,000 training digits.
+    pub fn load() -> Mnist {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+        let m = kiln::runtime::data::Mnist::load(&root).unwrap();
+        Mnist(m.train)
+    }
+
+    /// The inputs `x: f32[batch, 784]` and `labels: i32[batch]` of the `batch` digits from
+    /// `start` on.
+    pub fn batch(&self, start: usize, batch: usize) -> HashMap<String, Array> {
+        use kiln::runtime::data::Dataset;
+        let mut x = vec![0.0; batch * 784];
+        let y: Vec<i32> = (x.chunks_exact_mut(784).enumerate())
+            .map(|(i, row)| self.0.example(start + i, row))
+            .collect();
+        [
+            ("x".to_string(), Array::from_f32([batch, 784], x).unwrap()),
+            ("labels".to_string(), Array::from_i32([batch], y).unwrap()),
+        ]
+        .into()
+    }
 }

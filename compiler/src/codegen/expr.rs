@@ -3,11 +3,11 @@
 
 use super::loops::Gen;
 use super::{ir_type, math};
-use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index};
+use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index, Role, Var, cond_index};
 use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
 use crate::types::DType;
 use cranelift_codegen::ir::{
-    AbiParam, InstBuilder, MemFlagsData, Signature, Value,
+    AbiParam, BlockArg, InstBuilder, MemFlagsData, Signature, Value,
     condcodes::{FloatCC, IntCC},
     types,
 };
@@ -42,7 +42,7 @@ impl Gen<'_, '_> {
             } => self.load(buffer, &offset, &guards, dtype, lanes),
             Expr::Const(c) => self.constant(c, dtype),
             Expr::Index(i) => self.lane_indices(&i, lanes),
-            Expr::Test(conds) => self.test(&conds),
+            Expr::Test(conds) => self.test_lanes(&conds, lanes),
             Expr::Random {
                 stream,
                 seed,
@@ -205,13 +205,6 @@ impl Gen<'_, '_> {
         dtype: DType,
         lanes: u8,
     ) -> Value {
-        let mut i = self.index(offset);
-        if !guards.is_empty() {
-            let ok = self.test(guards);
-            let zero = self.b.ins().iconst(types::I64, 0);
-            i = self.b.ins().select(ok, i, zero);
-        }
-        let addr = self.element(buffer, i, dtype);
         let mut flags = MemFlagsData::new().with_notrap();
         if lanes == 1 {
             flags = flags.with_aligned();
@@ -220,19 +213,136 @@ impl Gen<'_, '_> {
             flags = flags.with_readonly().with_can_move();
         }
         let varies = self.vector_var.is_some_and(|v| offset.uses(v));
+        let guarded_lanes = self
+            .vector_var
+            .filter(|&v| lanes > 1 && guards.iter().any(|c| cond_index(c).uses(v)));
         if lanes > 1 && !varies {
-            let s = self
-                .b
-                .ins()
-                .load(ir_type(dtype, 1), flags.with_aligned(), addr, 0);
+            let Some(_) = guarded_lanes else {
+                let s = self.load(buffer, offset, guards, dtype, 1);
+                return self.splat(s, dtype, lanes);
+            };
+            // One element for every lane, meaningful where some lane's guards hold (and then
+            // in the buffer): read it at the offset clamped into the buffer.
+            let i = self.index(offset);
+            let i = self.clamp(i, 0, self.numel(buffer) - 1);
+            let addr = self.element(buffer, i, dtype);
+            let s = self.b.ins().load(ir_type(dtype, 1), flags, addr, 0);
             return self.splat(s, dtype, lanes);
         }
+        if let Some(v) = guarded_lanes {
+            return self.guarded_vector_load(v, buffer, offset, guards, dtype, lanes, flags);
+        }
+        let mut i = self.index(offset);
+        if !guards.is_empty() {
+            let ok = self.test(guards);
+            let zero = self.b.ins().iconst(types::I64, 0);
+            i = self.b.ins().select(ok, i, zero);
+        }
+        let addr = self.element(buffer, i, dtype);
         let ty = if dtype == DType::Bool {
             types::I8
         } else {
             ir_type(dtype, lanes)
         };
         self.b.ins().load(ty, flags, addr, 0)
+    }
+
+    /// A vector load whose guards vary across its lanes (a padded view read along the
+    /// padded axis); the lanes where the guards fail are discarded by the select around the
+    /// view, so only the others must be right. The guard indices are affine in the vector
+    /// variable `v`, so those lanes are consecutive.
+    ///
+    /// A buffer in the arena is read with one vector load from the first lane's element,
+    /// clamped to at most a vector less one element before the buffer and to its last
+    /// element: where some lane is in the buffer the clamp changes nothing, and the load stays
+    /// inside the arena's slack (`memory::SLACK`). A data input (the caller's array, with no
+    /// slack around it) is read with one vector load when the guards hold at the first lane
+    /// and at the last, and else lane by lane as a scalar guarded load reads (element 0 where
+    /// its guards fail).
+    #[allow(clippy::too_many_arguments)]
+    fn guarded_vector_load(
+        &mut self,
+        v: Var,
+        buffer: BufferId,
+        offset: &Index,
+        guards: &[Cond],
+        dtype: DType,
+        lanes: u8,
+        flags: MemFlagsData,
+    ) -> Value {
+        let ty = ir_type(dtype, lanes);
+        if !matches!(self.buffers[buffer as usize].role, Role::Input(_)) {
+            let i = self.index(offset);
+            let i = self.clamp(i, 1 - lanes as i64, self.numel(buffer) - 1);
+            let addr = self.element(buffer, i, dtype);
+            return self.b.ins().load(ty, flags, addr, 0);
+        }
+        let first = self.test(guards);
+        let last = self.at_lane(v, lanes - 1, |g| g.test(guards));
+        let all = self.b.ins().band(first, last);
+        let whole = self.b.create_block();
+        let apart = self.b.create_block();
+        let done = self.b.create_block();
+        let result = self.b.append_block_param(done, ty);
+        self.b.ins().brif(all, whole, &[], apart, &[]);
+
+        self.b.switch_to_block(whole);
+        let addr = self.address(buffer, offset, dtype);
+        let x = self.b.ins().load(ty, flags, addr, 0);
+        self.b.ins().jump(done, &[BlockArg::Value(x)]);
+
+        self.b.switch_to_block(apart);
+        let zero = self.constant(0.0, dtype);
+        let mut x = self.splat(zero, dtype, lanes);
+        for lane in 0..lanes {
+            let scalar = self.at_lane(v, lane, |g| g.load(buffer, offset, guards, dtype, 1));
+            x = self.b.ins().insertlane(x, scalar, lane);
+        }
+        self.b.ins().jump(done, &[BlockArg::Value(x)]);
+
+        self.b.switch_to_block(done);
+        result
+    }
+
+    /// The number of elements of `buffer`.
+    fn numel(&self, buffer: BufferId) -> i64 {
+        self.buffers[buffer as usize].ty.numel() as i64
+    }
+
+    /// `i` (an `i64`) clamped into `lo..=hi`.
+    fn clamp(&mut self, i: Value, lo: i64, hi: i64) -> Value {
+        let lo = self.b.ins().iconst(types::I64, lo);
+        let hi = self.b.ins().iconst(types::I64, hi);
+        let i = self.b.ins().smax(i, lo);
+        self.b.ins().smin(i, hi)
+    }
+
+    /// A lane mask (`i32` lanes) that is true where every condition holds; conditions that
+    /// vary across lanes are `Range`s on indices affine in the vector variable.
+    fn test_lanes(&mut self, conds: &[Cond], lanes: u8) -> Value {
+        let Some(v) = self.vector_var.filter(|_| lanes > 1) else {
+            return self.test(conds);
+        };
+        let (across, same): (Vec<&Cond>, Vec<&Cond>) =
+            conds.iter().partition(|c| cond_index(c).uses(v));
+        let same: Vec<Cond> = same.into_iter().cloned().collect();
+        let scalar = self.test(&same);
+        let mut mask = self.splat(scalar, DType::Bool, lanes);
+        for c in across {
+            let Cond::Range { index, lo, hi } = c else {
+                unreachable!("lanes vectorizes only ranges across lanes")
+            };
+            let at = self.lane_indices(index, lanes);
+            let lo = self.b.ins().iconst(types::I32, *lo);
+            let lo = self.b.ins().splat(types::I32X4, lo);
+            let hi = self.b.ins().iconst(types::I32, *hi);
+            let hi = self.b.ins().splat(types::I32X4, hi);
+            let above = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, at, lo);
+            let below = self.b.ins().icmp(IntCC::SignedLessThan, at, hi);
+            let ok = self.b.ins().band(above, below);
+            mask = self.b.ins().band(mask, ok);
+        }
+        mask
     }
 
     /// An `i8` that is 1 where every condition holds.

@@ -2,7 +2,9 @@
 //! (4 lanes of f32/i32, 2 of f64) with a scalar tail when every access in it allows.
 
 use super::math::MathTarget;
-use crate::kernel::{Atom, BufferId, Expr, ExprId, Index, LoopKernel, StageKind, Var};
+use crate::kernel::{
+    Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, StageKind, Var,
+};
 use crate::op::{BinaryOp, Op, ReduceOp};
 use crate::types::DType;
 use cranelift_codegen::ir::{
@@ -15,6 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// Emits the body of `k` into `func` (whose signature is `(buffers, lo, hi)`).
 pub(super) fn emit(
     k: &LoopKernel,
+    buffers: &[Buffer],
     func: &mut Function,
     fctx: &mut FunctionBuilderContext,
     target: MathTarget,
@@ -34,13 +37,13 @@ pub(super) fn emit(
             StageKind::Reduce { .. } => vec![],
         })
         .collect();
-    let mut buffers: BTreeSet<BufferId> = written.iter().copied().collect();
-    buffers.extend(k.exprs.iter().filter_map(|(e, _)| match e {
+    let mut used: BTreeSet<BufferId> = written.iter().copied().collect();
+    used.extend(k.exprs.iter().filter_map(|(e, _)| match e {
         Expr::Load { buffer, .. } => Some(*buffer),
         _ => None,
     }));
     let table_flags = MemFlagsData::trusted().with_readonly();
-    let bases = buffers
+    let bases = used
         .into_iter()
         .map(|id| {
             (
@@ -52,6 +55,7 @@ pub(super) fn emit(
         .collect();
     let mut g = Gen {
         k,
+        buffers,
         b,
         target,
         lo: params[1],
@@ -114,6 +118,10 @@ pub(super) fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
 /// Vector accumulators of an unrolled reduction loop.
 const ACCUMULATORS: usize = 4;
 
+/// Reduce stages of at most this many points (a 2x2 or 3x3 pooling window) are unrolled into
+/// straight-line code: their loops would cost more than their bodies.
+const UNROLL: i64 = 16;
+
 /// A reduce stage being emitted: how it combines, the expression reduced, its element type,
 /// and the scalar accumulator.
 type Reduction = (ReduceOp, ExprId, DType, Variable);
@@ -121,6 +129,8 @@ type Reduction = (ReduceOp, ExprId, DType, Variable);
 /// Code generation state for one kernel.
 pub(super) struct Gen<'a, 'f> {
     pub(super) k: &'a LoopKernel,
+    /// The program's buffers.
+    pub(super) buffers: &'a [Buffer],
     pub(super) b: FunctionBuilder<'f>,
     pub(super) target: MathTarget,
     lo: Value,
@@ -149,6 +159,21 @@ impl Gen<'_, '_> {
     pub(super) fn var(&mut self, v: Var) -> Value {
         let var = self.loop_vars[v as usize].expect("the loop of every used variable is open");
         self.b.use_var(var)
+    }
+
+    /// Runs `f` with the vector variable `v` advanced to lane `lane` (and no vector variable).
+    pub(super) fn at_lane<T>(&mut self, v: Var, lane: u8, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = self.loop_vars[v as usize];
+        let base = self.var(v);
+        let at = self.b.ins().iadd_imm_s(base, lane as i64);
+        let shifted = self.b.declare_var(types::I64);
+        self.b.def_var(shifted, at);
+        self.loop_vars[v as usize] = Some(shifted);
+        let vector = self.vector_var.take();
+        let out = f(self);
+        self.vector_var = vector;
+        self.loop_vars[v as usize] = saved;
+        out
     }
 
     pub(super) fn cached(&self, e: ExprId, lanes: u8) -> Option<Value> {
@@ -268,6 +293,16 @@ impl Gen<'_, '_> {
                 let acc = self.b.declare_var(super::ir_type(dtype, 1));
                 let init = self.identity(op, dtype, 1);
                 self.b.def_var(acc, init);
+                if unrolls(self.k, s) {
+                    self.unrolled(&vars, &needed, &mut |g| {
+                        let x = g.value(value, 1);
+                        let a = g.b.use_var(acc);
+                        let r = g.combine(op, dtype, a, x);
+                        g.b.def_var(acc, r);
+                    });
+                    self.reduced[s] = Some(acc);
+                    return;
+                }
                 self.nest(
                     &vars,
                     0,
@@ -305,6 +340,42 @@ impl Gen<'_, '_> {
                     },
                     None,
                 );
+            }
+        }
+    }
+
+    /// Runs `body` once for every point of the loops `vars`, row-major, each loop variable a
+    /// constant, after hoisting what none of them varies.
+    fn unrolled(&mut self, vars: &[Var], needed: &[ExprId], body: &mut dyn FnMut(&mut Self)) {
+        self.hoist(vars, 0, needed);
+        let saved: Vec<Option<Variable>> =
+            vars.iter().map(|&v| self.loop_vars[v as usize]).collect();
+        let mut point = vec![0i64; vars.len()];
+        loop {
+            for (&v, &i) in vars.iter().zip(&point) {
+                let var = self.b.declare_var(types::I64);
+                let c = self.b.ins().iconst(types::I64, i);
+                self.b.def_var(var, c);
+                self.loop_vars[v as usize] = Some(var);
+            }
+            self.scopes.push(HashMap::new());
+            body(self);
+            self.scopes.pop();
+            // The next point, the last loop fastest.
+            let mut d = vars.len();
+            loop {
+                if d == 0 {
+                    for (&v, &old) in vars.iter().zip(&saved) {
+                        self.loop_vars[v as usize] = old;
+                    }
+                    return;
+                }
+                d -= 1;
+                point[d] += 1;
+                if point[d] < self.k.extents[vars[d] as usize] {
+                    break;
+                }
+                point[d] = 0;
             }
         }
     }
@@ -448,6 +519,14 @@ fn dtype_of(g: &Gen<'_, '_>, e: ExprId) -> DType {
     g.k.exprs[e as usize].1
 }
 
+/// True if stage `s` of `k` is a reduction unrolled into straight-line code (at most
+/// [`UNROLL`] points, at least one).
+pub(super) fn unrolls(k: &LoopKernel, s: usize) -> bool {
+    let stage = &k.stages[s];
+    let points: i64 = stage.vars.iter().map(|&v| k.extents[v as usize]).product();
+    matches!(stage.kind, StageKind::Reduce { .. }) && (1..=UNROLL).contains(&points)
+}
+
 /// The expressions holding data-dependent indices in `i`.
 fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
     for (_, a) in &i.terms {
@@ -510,15 +589,23 @@ pub(super) fn lanes(k: &LoopKernel, uses: &[BTreeSet<Var>], s: usize, needed: &[
             DType::F64 => 2,
             _ => 4,
         };
+        // A condition varying across lanes must be a range on an index affine in `v`: then
+        // the lanes where it holds are consecutive, and a lane's index is the first one's
+        // plus the lane times a stride.
+        let lane_cond = |c: &Cond| {
+            let i = crate::kernel::cond_index(c);
+            !i.uses(v)
+                || (matches!(c, Cond::Range { .. }) && i.stride_of(v).is_some() && !i.has_data())
+        };
         let ok = match expr {
             Expr::Load { offset, guards, .. } => {
                 *dtype != DType::Bool
                     && !offset.has_data()
                     && matches!(offset.stride_of(v), Some(0 | 1))
-                    && guards.iter().all(|c| !crate::kernel::cond_index(c).uses(v))
+                    && guards.iter().all(lane_cond)
             }
             Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
-            Expr::Test(_) => false,
+            Expr::Test(conds) => conds.iter().all(lane_cond),
             Expr::Random { index, .. } => {
                 *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data()
             }

@@ -10,7 +10,7 @@ mod expr;
 mod loops;
 pub(crate) mod math;
 
-use crate::kernel::{Kernel, LoopKernel, Program};
+use crate::kernel::{Buffer, Kernel, LoopKernel, Program};
 use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -90,6 +90,7 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
         }
         let func = build(
             lk,
+            &program.buffers,
             sig.clone(),
             target,
             &mut fctx,
@@ -126,9 +127,10 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
     })
 }
 
-/// The Cranelift function of one loop kernel.
+/// The Cranelift function of one loop kernel over the program's `buffers`.
 fn build(
     k: &LoopKernel,
+    buffers: &[Buffer],
     sig: Signature,
     target: MathTarget,
     fctx: &mut FunctionBuilderContext,
@@ -136,7 +138,7 @@ fn build(
     config: cranelift_codegen::isa::TargetFrontendConfig,
 ) -> Function {
     let mut func = Function::with_name_signature(UserFuncName::user(0, index as u32), sig);
-    loops::emit(k, &mut func, fctx, target, config);
+    loops::emit(k, buffers, &mut func, fctx, target, config);
     func
 }
 
@@ -206,6 +208,20 @@ pub fn describe_loops(program: &Program) -> String {
                 "  ".repeat(indent),
                 needed.len()
             );
+            if loops::unrolls(lk, s) {
+                let points: Vec<String> = stage
+                    .vars
+                    .iter()
+                    .map(|&v| format!("v{v} in 0..{}", lk.extents[v as usize]))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{}unrolled over {}",
+                    "  ".repeat(indent + 1),
+                    points.join(", ")
+                );
+                continue;
+            }
             for (d, &v) in stage.vars.iter().enumerate() {
                 let vector = if d + 1 == stage.vars.len() && lanes > 1 {
                     format!(" by {lanes} lanes, then a scalar tail")

@@ -6,6 +6,9 @@
 //! when a reduction cannot be computed where it is needed (see below). In the unfused mode every
 //! value is materialized, so each primitive is one kernel.
 //!
+//! Fusion also materializes an elementwise value that two or more kernels need when it is
+//! expensive to recompute (see `shared`).
+//!
 //! Each materialized value that is not an input or constant is the root of one kernel. The
 //! kernel computes the root's expression with everything that is not materialized inlined:
 //! elementwise ops as expressions, views as index arithmetic, and each reduction as a stage
@@ -16,6 +19,7 @@
 //! materialized, and planning starts again.
 
 use super::index::{Index, flatten};
+use super::shared::materialize_shared;
 use super::updates::{copy_kernel, in_place_updates};
 use super::views::{simplify, view_index};
 use super::{
@@ -78,6 +82,9 @@ fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
             }
             _ => {}
         }
+    }
+    if fuse {
+        materialize_shared(g, &needed, &mut m);
     }
     m
 }
@@ -186,10 +193,24 @@ impl<'g> Planner<'g> {
     }
 
     /// The loop kernel computing root `root`.
+    ///
+    /// A root that reshapes a value without a buffer (through any chain of reshapes) loops
+    /// over that value's shape instead of its own: the same elements in the same row-major
+    /// order, so the stores land where they would, but the indices into the value's operands
+    /// need no division by the root's extents. (An im2col matrix, a window view laid out as
+    /// rows, is such a root.)
     fn loop_kernel(&self, root: NodeId) -> Result<LoopKernel, Restart> {
-        let shape = self.g.node(root).ty.shape.clone();
+        let mut source = root;
+        while let Op::Reshape(_) = self.g.node(source).op {
+            let operand = self.g.operands(source)[0];
+            if self.materialized.contains(&operand) {
+                break;
+            }
+            source = operand;
+        }
+        let shape = self.g.node(source).ty.shape.clone();
         let n = shape.len();
-        let first = KernelBuilder::build(self, root, &shape, n)?;
+        let first = KernelBuilder::build(self, root, source, &shape, n)?;
         let split = if first.stages.len() == 1 {
             n.saturating_sub(1)
         } else {
@@ -198,7 +219,7 @@ impl<'g> Planner<'g> {
         let k = if split == n {
             first
         } else {
-            KernelBuilder::build(self, root, &shape, split)?
+            KernelBuilder::build(self, root, source, &shape, split)?
         };
         Ok(k.finish())
     }
@@ -289,10 +310,12 @@ struct KernelBuilder<'p, 'g> {
 }
 
 impl<'p, 'g> KernelBuilder<'p, 'g> {
-    /// Builds the kernel for `root` with its first `split` axes as outer loops.
+    /// Builds the kernel storing `source` (`root` itself, or a value `root` only reshapes) of
+    /// shape `shape` into `root`'s buffer, with its first `split` axes as outer loops.
     fn build(
         planner: &'p Planner<'g>,
         root: NodeId,
+        source: NodeId,
         shape: &[usize],
         split: usize,
     ) -> Result<Self, Restart> {
@@ -315,7 +338,7 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
             min_level: split,
         };
         let index: Vec<Index> = vars.iter().map(|&v| Index::var(v)).collect();
-        let value = b.value(root, &index, &[])?;
+        let value = b.value(source, &index, &[])?;
         let store = Store {
             buffer: planner.buffer_of[&root],
             offset: flatten(&index, shape),
@@ -329,9 +352,14 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
     }
 
     fn finish(self) -> LoopKernel {
-        let parallel = match (self.outer.first(), self.stages.as_slice()) {
-            (Some(&v), _) => Some(v),
-            (None, [only]) => only.vars.first().copied(),
+        // Loops of extent 1 before it are no loops at all: split the first that is one.
+        let first_wide = |vars: &[Var]| {
+            let wide = vars.iter().find(|&&v| self.extents[v as usize] > 1);
+            wide.or(vars.first()).copied()
+        };
+        let parallel = match (self.outer.as_slice(), self.stages.as_slice()) {
+            ([_, ..], _) => first_wide(&self.outer),
+            ([], [only]) => first_wide(&only.vars),
             _ => None,
         };
         LoopKernel {

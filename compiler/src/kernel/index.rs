@@ -122,10 +122,16 @@ impl Index {
         (lo, hi)
     }
 
-    /// `floor(self / d)` for `d >= 1`, simplified when the ranges prove it exact.
+    /// `floor(self / d)` for `d >= 1`, simplified when the ranges prove it exact. A quotient
+    /// of a quotient is one quotient, `(x / a) / d = x / (a d)`, so equal values have one form.
     pub fn div(&self, d: i64, r: &(impl Ranges + ?Sized)) -> Index {
         if d == 1 {
             return self.clone();
+        }
+        if let (0, [(1, Atom::Div(x, a))]) = (self.constant, self.terms.as_slice())
+            && let Some(ad) = a.checked_mul(d)
+        {
+            return x.div(ad, r);
         }
         // self = d * q + rest, where q gathers the terms whose coefficient d divides.
         let (q, rest) = self.split(d);
@@ -272,12 +278,19 @@ fn normalize(mut terms: Vec<(i64, Atom)>, mut constant: i64) -> Index {
     }
 }
 
-/// Positions `(i, j)` of terms `k*d*(x/d)` and `k*(x%d)` with the same `x` and `d`.
+/// Positions `(i, j)` of terms `k*d*(y/d)` and `k*(y%d)` with the same `y` and `d`, where
+/// `y/d` may also be written `x/(a d)` for `y = x/a` (a quotient of a quotient).
 fn div_mod_pair(terms: &[(i64, Atom)]) -> Option<(usize, usize)> {
     terms.iter().enumerate().find_map(|(i, (ki, ai))| {
         let Atom::Div(x, d) = ai else { return None };
         let j = terms.iter().position(|(kj, aj)| {
-            matches!(aj, Atom::Mod(y, e) if y == x && e == d) && *ki == kj * d
+            let Atom::Mod(y, e) = aj else { return false };
+            let same = (y == x && e == d)
+                || matches!(
+                    (y.constant, y.terms.as_slice()),
+                    (0, [(1, Atom::Div(inner, a))]) if inner == x && a.checked_mul(*e) == Some(*d)
+                );
+            same && *ki == kj * e
         })?;
         Some((i, j))
     })
@@ -295,15 +308,23 @@ pub fn flatten(index: &[Index], shape: &[usize]) -> Index {
 }
 
 /// The multi-index of a row-major flat index into `shape`.
+///
+/// The outermost axis takes no remainder: for an element of the tensor the flat index is
+/// below the element count, so its quotient is already below the axis's extent. (An index
+/// outside the tensor, as a padded or concatenated view computes where its guards fail, is
+/// never loaded: guarded loads read element 0 there.)
 pub fn unflatten(flat: &Index, shape: &[usize], r: &(impl Ranges + ?Sized)) -> Vec<Index> {
     let strides = crate::types::strides(shape);
     shape
         .iter()
         .zip(&strides)
-        .map(|(&d, &s)| {
+        .enumerate()
+        .map(|(i, (&d, &s))| {
             // A zero extent means the tensor is empty: no element is ever addressed.
             if d == 0 || s == 0 {
                 Index::constant(0)
+            } else if i == 0 {
+                flat.div(s as i64, r)
             } else {
                 flat.div(s as i64, r).rem(d as i64, r)
             }
@@ -376,6 +397,27 @@ mod tests {
         assert_eq!(v.scale(4).offset(3).div(4, r), v);
         assert_eq!(v.scale(4).offset(3).rem(4, r), Index::constant(3));
         assert_eq!(v.div(16, r), Index::constant(0));
+    }
+
+    #[test]
+    fn nested_quotients_and_remainders_fold_back() {
+        // [27] -> [3, 3, 3] -> [27]: v/9*9 + (v/3)%3*3 + v%3 is v.
+        let extents: [i64; 1] = [27];
+        let r = &extents[..];
+        let v = Index::var(0);
+        assert_eq!(v.div(3, r).div(3, r), v.div(9, r));
+        let parts = unflatten(&v, &[3, 3, 3], r);
+        assert_eq!(flatten(&parts, &[3, 3, 3]), v);
+    }
+
+    #[test]
+    fn the_outermost_axis_takes_no_remainder() {
+        // A flat index shifted out of range (by a pad) stays affine in the outermost axis.
+        let extents: [i64; 2] = [2, 64];
+        let r = &extents[..];
+        let flat = Index::var(0).scale(64).add(&Index::var(1)).offset(-9);
+        let parts = unflatten(&flat, &[128], r);
+        assert_eq!(parts, vec![flat]);
     }
 
     #[test]

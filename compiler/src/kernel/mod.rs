@@ -15,6 +15,7 @@ mod eval;
 mod fuse;
 pub mod index;
 mod print;
+mod shared;
 mod updates;
 mod views;
 
@@ -173,7 +174,8 @@ pub struct LoopKernel {
     /// The expressions and their element types, by number; operands before users.
     pub exprs: Vec<(Expr, DType)>,
     /// The variable whose range is split across threads: the first outer variable, or the
-    /// first variable of a kernel that is one store stage; `None` if the kernel cannot be split.
+    /// first variable of a kernel that is one store stage (past variables of extent 1); `None`
+    /// if the kernel cannot be split.
     pub parallel: Option<Var>,
 }
 

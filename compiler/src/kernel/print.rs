@@ -154,3 +154,26 @@ fn expr(e: &Expr) -> String {
     }
     s
 }
+
+impl Kernel {
+    /// One line naming the kernel's kind and what it writes, as `kiln dump --stage kernels`
+    /// numbers buffers: `loop -> b5 f32[64,128]`, `dot 64x784x128 -> b4`. Profiles use it.
+    pub fn summary(&self, p: &Program) -> String {
+        let buffer = |b: u32| format!("b{b} {}", p.buffers[b as usize].ty);
+        match self {
+            Kernel::Loop(l) => {
+                let stores: Vec<String> = (l.stages.iter())
+                    .filter_map(|s| match &s.kind {
+                        StageKind::Store(stores) => Some(stores),
+                        StageKind::Reduce { .. } => None,
+                    })
+                    .flatten()
+                    .map(|s| buffer(s.buffer))
+                    .collect();
+                format!("loop -> {}", stores.join(", "))
+            }
+            Kernel::Dot(d) => format!("dot {}x{}x{} -> {}", d.m, d.k, d.n, buffer(d.out)),
+            Kernel::Scatter(s) => format!("scatter_add -> {}", buffer(s.out)),
+        }
+    }
+}

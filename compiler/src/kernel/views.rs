@@ -22,7 +22,7 @@ pub(super) fn view_index(
     let out_shape = &n.ty.shape;
     let mut guards = vec![];
     let inner: Vec<Index> = match &n.op {
-        Op::Reshape(_) => unflatten(&flatten(index, out_shape), in_shape, extents),
+        Op::Reshape(_) => reshape_index(index, out_shape, in_shape, extents),
         Op::Permute(perm) => {
             let mut v = vec![Index::constant(0); perm.len()];
             for (i, &p) in perm.iter().enumerate() {
@@ -107,4 +107,57 @@ pub(super) fn simplify(conds: Vec<Cond>, extents: &[i64]) -> Option<Vec<Cond>> {
         }
     }
     Some(out)
+}
+
+/// The operand index of element `index` of a reshape from `in_shape` to `out_shape`. Row-major
+/// order splits both shapes into groups of axes with equal products (an axis of extent 1 is a
+/// group of its own): a group of one axis on both sides keeps its index, and only the others
+/// go through flattening and unflattening, so a reshape that adds, drops, splits or merges a
+/// few axes leaves the indices of the others free of division.
+fn reshape_index(
+    index: &[Index],
+    out_shape: &[usize],
+    in_shape: &[usize],
+    extents: &[i64],
+) -> Vec<Index> {
+    let whole = || unflatten(&flatten(index, out_shape), in_shape, extents);
+    if in_shape.contains(&0) || out_shape.contains(&0) {
+        return whole();
+    }
+    let mut inner = Vec::with_capacity(in_shape.len());
+    let (mut i, mut o) = (0, 0);
+    while i < in_shape.len() || o < out_shape.len() {
+        if in_shape.get(i) == Some(&1) {
+            inner.push(Index::constant(0));
+            i += 1;
+            continue;
+        }
+        if out_shape.get(o) == Some(&1) {
+            o += 1;
+            continue;
+        }
+        let (i0, o0) = (i, o);
+        let (Some(&a), Some(&b)) = (in_shape.get(i), out_shape.get(o)) else {
+            return whole();
+        };
+        let (mut pi, mut po) = (a, b);
+        (i, o) = (i + 1, o + 1);
+        while pi != po {
+            let grown = if pi < po {
+                in_shape.get(i).map(|&d| (pi *= d, i += 1))
+            } else {
+                out_shape.get(o).map(|&d| (po *= d, o += 1))
+            };
+            if grown.is_none() {
+                return whole();
+            }
+        }
+        if i - i0 == 1 && o - o0 == 1 {
+            inner.push(index[o0].clone());
+        } else {
+            let flat = flatten(&index[o0..o], &out_shape[o0..o]);
+            inner.extend(unflatten(&flat, &in_shape[i0..i], extents));
+        }
+    }
+    inner
 }

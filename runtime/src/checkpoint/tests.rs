@@ -61,6 +61,8 @@ fn sample() -> Checkpoint {
                 ("eps".into(), 1e-8),
                 ("weight_decay".into(), -0.0),
             ],
+            schedule: "cosine".into(),
+            augment: 2,
             batch_size: 64,
             seed: u64::MAX,
             epoch: 3,
@@ -150,6 +152,8 @@ fn the_metadata_is_readable_text() {
     let map = header.metadata().as_ref().unwrap();
     assert_eq!(map["format"], "kiln-checkpoint 1");
     assert_eq!(map["width"], "256");
+    assert_eq!(map["schedule"], "cosine");
+    assert_eq!(map["augment"], "2");
     assert_eq!(
         map["hyperparameters"],
         "lr=0.001 beta1=0.9 eps=1e-8 weight_decay=-0.0"
@@ -455,6 +459,14 @@ fn check_matches_names_what_differs() {
         field(|m| m.hyperparameters[0].1 = 0.01),
         "its hyperparameter list is `lr=0.001 beta1=0.9 eps=1e-8 weight_decay=-0.0`, \
          not `lr=0.01 beta1=0.9 eps=1e-8 weight_decay=-0.0`"
+    );
+    assert_eq!(
+        field(|m| m.schedule = "constant".into()),
+        "its learning-rate schedule is `cosine`, not `constant`"
+    );
+    assert_eq!(
+        field(|m| m.augment = 0),
+        "its augmentation shift is `2`, not `0`"
     );
     assert_eq!(
         field(|m| m.batch_size = 32),

@@ -1,0 +1,289 @@
+//! Every layer compiled, fused and unfused, computes what the interpreter computes, forward and
+//! backward; fusion alone (the kernel-IR evaluator) computes it bit for bit; and the layers
+//! with semantics of their own (batch norm's running statistics, dropout's mask) do what
+//! PyTorch's do.
+
+mod common;
+
+use common::Rng;
+use kiln::compiler::kernel::{eval, lower};
+use kiln::compiler::train::gradients;
+use kiln::compiler::{Array, DType, Graph, InputKind, interp};
+use kiln::frontend::layers::{Conv2d, Layers, Mode};
+use kiln::frontend::{GraphBuilder, Tensor};
+use std::collections::HashMap;
+
+/// A layer's graph and values for its inputs.
+struct Case {
+    name: &'static str,
+    graph: Graph,
+    values: HashMap<String, Array>,
+    /// How far the compiled results may be from the interpreter's, relative to
+    /// `max(1, |expected|)` (see `every_layer_compiles_to_what_the_interpreter_computes`).
+    tolerance: f64,
+}
+
+/// `f` applied in `mode` to f32 data inputs of the given shapes, with `loss = sum(r * out)` for
+/// fixed random weights `r` and the gradient of the loss with respect to every f32 input
+/// (data and parameters) as outputs. Data is uniform in [-1, 1), parameters are drawn by their
+/// initializers, running statistics uniform in [0.5, 1.5), and a seed is 7.
+fn case(
+    name: &'static str,
+    mode: Mode,
+    shapes: &[&[usize]],
+    f: impl Fn(&Layers, &[Tensor]) -> Tensor,
+) -> Case {
+    let b = GraphBuilder::new(name);
+    let mut rng = Rng::new(name.len() as u64);
+    let mut values = HashMap::new();
+    let xs: Vec<Tensor> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            let n: usize = shape.iter().product();
+            let v = rng
+                .vec(n, -1.0, 1.0)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            values.insert(format!("x{i}"), Array::from_f32(shape, v).unwrap());
+            b.input(&format!("x{i}"), DType::F32, shape)
+        })
+        .collect();
+    let out = f(&Layers::new(&b, mode), &xs);
+    let n = out.numel();
+    let r = rng.vec(n, 0.5, 1.5).into_iter().map(|v| v as f32).collect();
+    let r = b.constant(Array::from_f32(out.shape(), r).unwrap());
+    b.output("out", &out);
+    b.output("loss", &(&out * &r).sum_all());
+    let model = b.finish_model().unwrap();
+    values.extend(model.initial_values(&model.graph, 3));
+    let mut floats = vec![];
+    for id in model.graph.inputs() {
+        let node = model.graph.node(id);
+        let (kind, name) = node.op.as_input().unwrap();
+        match (kind, node.ty.dtype) {
+            (_, DType::I32) => {
+                values.insert(name.to_string(), Array::scalar(DType::I32, 7.0));
+            }
+            (InputKind::State, _) => {
+                let v = rng.vec(node.ty.numel(), 0.5, 1.5);
+                let v = v.into_iter().map(|v| v as f32).collect();
+                values.insert(
+                    name.to_string(),
+                    Array::from_f32(&node.ty.shape, v).unwrap(),
+                );
+            }
+            _ => floats.push(name.to_string()),
+        }
+    }
+    let wrt: Vec<&str> = floats.iter().map(String::as_str).collect();
+    let graph = gradients(&model.graph, "loss", &wrt).unwrap();
+    Case {
+        name,
+        graph,
+        values,
+        tolerance: 1e-5,
+    }
+}
+
+/// Every layer on small shapes, in the configurations the gradient checks cover.
+fn cases() -> Vec<Case> {
+    vec![
+        case("linear", Mode::Train, &[&[5, 7]], |nn, x| {
+            nn.linear("fc", &x[0], 3)
+        }),
+        case("conv2d", Mode::Train, &[&[2, 3, 9, 9]], |nn, x| {
+            nn.conv2d("c", &x[0], Conv2d::new(4, 3).stride(2).padding(1))
+        }),
+        case("conv2d-5x5", Mode::Train, &[&[2, 2, 12, 12]], |nn, x| {
+            nn.conv2d("c", &x[0], Conv2d::new(3, 5).padding(2))
+        }),
+        case("conv2d-1x1", Mode::Train, &[&[2, 3, 5, 5]], |nn, x| {
+            nn.conv2d("c", &x[0], Conv2d::new(4, 1).bias(false))
+        }),
+        case("max_pool2d", Mode::Train, &[&[2, 3, 9, 9]], |_, x| {
+            x[0].max_pool2d(3, 2, 1)
+        }),
+        case("max_pool2d-2x2", Mode::Train, &[&[2, 3, 8, 8]], |_, x| {
+            x[0].max_pool2d(2, 2, 0)
+        }),
+        case("avg_pool2d", Mode::Train, &[&[2, 3, 8, 8]], |_, x| {
+            x[0].avg_pool2d(3, 1, 1)
+        }),
+        case(
+            "flatten-concat",
+            Mode::Train,
+            &[&[2, 1, 3, 3], &[2, 2, 3, 3]],
+            |_, x| Tensor::concat(&[&x[0], &x[1]], 1).flatten_from(1),
+        ),
+        Case {
+            tolerance: 5e-5,
+            ..case("batch_norm2d", Mode::Train, &[&[4, 3, 5, 5]], |nn, x| {
+                nn.batch_norm2d("bn", &x[0])
+            })
+        },
+        case("batch_norm1d", Mode::Train, &[&[6, 5]], |nn, x| {
+            nn.batch_norm1d("bn", &x[0])
+        }),
+        case(
+            "batch_norm2d-eval",
+            Mode::Eval,
+            &[&[4, 3, 5, 5]],
+            |nn, x| nn.batch_norm2d("bn", &x[0]),
+        ),
+        case("dropout", Mode::Train, &[&[6, 50]], |nn, x| {
+            nn.dropout(&x[0], 0.3)
+        }),
+        case("rnn", Mode::Train, &[&[3, 5, 4]], |nn, x| {
+            nn.rnn("rnn", &x[0], 6).hidden
+        }),
+        case("lstm", Mode::Train, &[&[3, 5, 4]], |nn, x| {
+            let out = nn.lstm("lstm", &x[0], 6);
+            Tensor::concat(&[&out.hidden, &out.cell.unwrap()], 1)
+        }),
+    ]
+}
+
+/// Compiled against interpreted, fused and unfused, on one thread and two. The JIT sums in f32
+/// (in 16 vector lanes, and GEMMs in their own order) where the interpreter sums in f64, and
+/// its exp, tanh and sigmoid are polynomials accurate to a few units in the last place of f32
+/// (docs/math.md). A sum of n terms then moves by up to about (n / 16) * 6e-8 of the sum of the
+/// terms' magnitudes; the longest sums here (a weight gradient over 288 output pixels, the
+/// loss over 864 outputs) of terms of magnitude about 1 that mostly add up rather than cancel
+/// stay within 1e-5 relative to max(1, |expected|). Batch norm in training is the exception:
+/// its statistics are such sums over 100 values (relative error up to ~4e-7), and the loss
+/// and gamma's gradient, sums of r * (x - mean) / std over 100 to 300 terms of magnitude ~1,
+/// cancel to O(1) because the normalized values have mean zero, which multiplies that error by
+/// up to ~100: 5e-5 for it. A wrong index or gradient rule is off by far more than either.
+#[test]
+fn every_layer_compiles_to_what_the_interpreter_computes() {
+    for c in cases() {
+        for fuse in [true, false] {
+            for threads in [1, 2] {
+                let d = common::jit_error(&c.graph, &c.values, fuse, threads);
+                let name = c.name;
+                assert!(
+                    d < c.tolerance,
+                    "{name} fuse={fuse} threads={threads}: {d:e}"
+                );
+            }
+        }
+    }
+}
+
+/// Fusion only moves computations between kernels: the program it makes, run element by
+/// element through the interpreter's primitives, computes what the interpreter computes, bit
+/// for bit.
+#[test]
+fn fusing_every_layer_is_exact() {
+    for c in cases() {
+        let want = interp::run(&c.graph, &c.values).unwrap();
+        for fuse in [true, false] {
+            let got = eval(&lower(&c.graph, fuse), &c.values);
+            assert_eq!(got.outputs, want.outputs, "{} fuse={fuse}", c.name);
+            assert_eq!(got.updates, want.updates, "{} fuse={fuse}", c.name);
+        }
+    }
+}
+
+/// Batch norm over 4 rows of 2 features, worked out by hand: training normalizes with the
+/// batch's mean and biased variance and moves the running statistics 10% of the way to the
+/// batch's mean and unbiased variance; evaluation normalizes with the running statistics.
+#[test]
+fn batch_norm_keeps_running_statistics_as_pytorch_does() {
+    let x = [1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 6.0, 60.0];
+    let (mean, biased, unbiased) = ([3.0, 30.0], [3.5, 350.0], [14.0 / 3.0, 1400.0 / 3.0]);
+    let (rm, rv) = ([0.5, -1.0], [2.0, 4.0]);
+    for mode in [Mode::Train, Mode::Eval] {
+        let b = GraphBuilder::new("bn");
+        let nn = Layers::new(&b, mode);
+        let input = b.input("x", DType::F64, [4, 2]);
+        b.output("y", &nn.batch_norm1d("bn", &input));
+        let g = b.finish().unwrap();
+        let values: HashMap<String, Array> = [
+            ("x", Array::from_f64([4, 2], x.to_vec())),
+            ("bn.gamma", Array::from_f64([2], vec![2.0, 0.5])),
+            ("bn.beta", Array::from_f64([2], vec![1.0, -1.0])),
+            ("bn.running_mean", Array::from_f64([2], rm.to_vec())),
+            ("bn.running_var", Array::from_f64([2], rv.to_vec())),
+        ]
+        .into_iter()
+        .map(|(n, a)| (n.to_string(), a.unwrap()))
+        .collect();
+        let e = interp::run(&g, &values).unwrap();
+        let y = e.output("y").unwrap().to_f64_vec();
+        let (m, v) = match mode {
+            Mode::Train => (mean, biased),
+            Mode::Eval => (rm, rv),
+        };
+        for (i, &xi) in x.iter().enumerate() {
+            let c = i % 2;
+            let (gamma, beta) = ([2.0, 0.5][c], [1.0, -1.0][c]);
+            let want = (xi - m[c]) / (v[c] + 1e-5f64).sqrt() * gamma + beta;
+            assert!(
+                (y[i] - want).abs() < 1e-12,
+                "{mode:?} y[{i}]: {} vs {want}",
+                y[i]
+            );
+        }
+        let updates: HashMap<&str, Vec<f64>> = e
+            .updates
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.to_f64_vec()))
+            .collect();
+        if mode == Mode::Eval {
+            assert!(updates.is_empty(), "evaluation updates nothing");
+            continue;
+        }
+        for c in 0..2 {
+            let want_mean = 0.9 * rm[c] + 0.1 * mean[c];
+            let want_var = 0.9 * rv[c] + 0.1 * unbiased[c];
+            assert!((updates["bn.running_mean"][c] - want_mean).abs() < 1e-12);
+            assert!((updates["bn.running_var"][c] - want_var).abs() < 1e-12);
+        }
+    }
+}
+
+/// Dropout with p = 0.3 over 20,000 elements: the fraction dropped is within 0.015 of 0.3 (the
+/// standard deviation of the fraction is sqrt(0.3 * 0.7 / 20000) ~ 0.0032, so this is 4.6 of
+/// them), the kept elements are scaled by exactly 1/0.7, another seed or another dropout in
+/// the same graph draws another mask, and in evaluation it is the identity with no seed input.
+#[test]
+fn dropout_drops_a_fraction_p_and_scales_the_rest() {
+    let n = 20_000;
+    let b = GraphBuilder::new("dropout");
+    let nn = Layers::new(&b, Mode::Train);
+    let x = b.input("x", DType::F32, [n]);
+    b.output("a", &nn.dropout(&x, 0.3));
+    b.output("b", &nn.dropout(&x, 0.3));
+    let g = b.finish().unwrap();
+    let ones = Array::full(DType::F32, [n], 1.0);
+    let run = |seed: f64| {
+        let values: HashMap<String, Array> = [
+            ("x".to_string(), ones.clone()),
+            ("step_seed".to_string(), Array::scalar(DType::I32, seed)),
+        ]
+        .into();
+        let e = interp::run(&g, &values).unwrap();
+        let a = e.output("a").unwrap().to_f64_vec();
+        let b = e.output("b").unwrap().to_f64_vec();
+        (a, b)
+    };
+    let (a, b) = run(1.0);
+    let scale = (1.0f32 / 0.7) as f64;
+    assert!(a.iter().all(|&v| v == 0.0 || v == scale));
+    let dropped = a.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((dropped - 0.3).abs() < 0.015, "dropped {dropped}");
+    assert_ne!(a, b, "two dropouts draw two masks");
+    assert_ne!(a, run(2.0).0, "another seed draws another mask");
+    assert_eq!(a, run(1.0).0, "the same seed draws the same mask");
+
+    let b = GraphBuilder::new("eval");
+    let nn = Layers::new(&b, Mode::Eval);
+    let x = b.input("x", DType::F32, [3]);
+    b.output("y", &nn.dropout(&x, 0.3));
+    let g = b.finish().unwrap();
+    assert!(g.input("step_seed").is_none());
+    assert_eq!(g.output("y"), g.input("x"));
+}
