@@ -44,11 +44,18 @@ def load(spec_dir, name):
     return np.load(os.path.join(spec_dir, name))
 
 
-def mlp_params(spec_dir, w):
-    """kiln's initial MLP parameters as [(w [in, out], b [out]), ...] numpy arrays."""
-    by_name = {p["name"]: load(spec_dir, p["file"]) for p in w["params"]}
-    layers = len(w["sizes"]) - 1
-    return [(by_name[f"fc{i}.w"], by_name[f"fc{i}.b"]) for i in range(1, layers + 1)]
+def params(spec_dir, w):
+    """kiln's initial parameters by name (linear weights [in, out], convolutions [out, in, k, k])."""
+    return {p["name"]: load(spec_dir, p["file"]) for p in w["params"]}
+
+
+def mlp_layers(w):
+    """The names of an MLP's fully connected layers: fc1, fc2, ..."""
+    return [f"fc{i}" for i in range(1, len(w["sizes"]))]
+
+
+# The models the Python peers write: kiln's MLPs and its LeNet-5 (ReLU, max pooling).
+NETS = ("mlp", "lenet")
 
 
 # How many compiles a compile-time workload times, each from scratch.
@@ -68,7 +75,7 @@ def main(engines):
         for name, make in engines.items():
             wid = w["id"]
             try:
-                if w["kind"] in ("train", "compile") and w.get("net") != "mlp":
+                if w["kind"] in ("train", "compile") and w["net"] not in NETS:
                     emit(workload=wid, engine=name, skipped="this model is not written for the Python peers")
                     continue
                 run = make(w, spec_dir)

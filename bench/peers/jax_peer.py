@@ -4,17 +4,46 @@ they update in place). Run by the kiln report; see common.py."""
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from common import emit, load, main, mlp_params
+from common import emit, load, main, mlp_layers, params
+
+tree_map = jax.tree_util.tree_map
 
 
-def mlp_loss(params, x, labels):
-    h = x
-    for i, (w, b) in enumerate(params):
-        h = h @ w + b
-        if i + 1 < len(params):
-            h = jax.nn.relu(h)
-    logp = jax.nn.log_softmax(h, axis=-1)
+def linear(p, name, h):
+    return h @ p[f"{name}.w"] + p[f"{name}.b"]
+
+
+def conv(p, name, h, padding):
+    y = lax.conv_general_dilated(
+        h, p[f"{name}.w"], (1, 1), [(padding, padding)] * 2, dimension_numbers=("NCHW", "OIHW", "NCHW")
+    )
+    return y + p[f"{name}.b"][None, :, None, None]
+
+
+def pool(h):
+    return lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+
+def forward(w, p, x):
+    """The logits of kiln's MLP or LeNet-5 with parameters `p`."""
+    if w["net"] == "mlp":
+        h = x
+        for i, name in enumerate(mlp_layers(w)):
+            h = linear(p, name, jax.nn.relu(h) if i else h)
+        return h
+    h = x.reshape(-1, 1, 28, 28)
+    h = pool(jax.nn.relu(conv(p, "conv1", h, 2)))
+    h = pool(jax.nn.relu(conv(p, "conv2", h, 0)))
+    h = h.reshape(h.shape[0], -1)
+    h = jax.nn.relu(linear(p, "fc1", h))
+    h = jax.nn.relu(linear(p, "fc2", h))
+    return linear(p, "fc3", h)
+
+
+def cross_entropy(logits, labels):
+    logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
 
 
@@ -23,47 +52,41 @@ def make_step(w):
     lr = w["lr"]
     if w["opt"] == "sgd":
 
-        def update(params, state, grads):
-            return [(p - lr * g, q - lr * h) for (p, q), (g, h) in zip(params, grads)], state
+        def update(p, state, grads):
+            return tree_map(lambda p, g: p - lr * g, p, grads), state
 
     else:
         b1, b2, eps = w["beta1"], w["beta2"], w["eps"]
 
-        def update(params, state, grads):
-            t, ms, vs = state
+        def update(p, state, grads):
+            t, m, v = state
             t = t + 1
-            flat_p = jax.tree_util.tree_leaves(params)
-            flat_g = jax.tree_util.tree_leaves(grads)
-            new_p, new_m, new_v = [], [], []
-            for p, g, m, v in zip(flat_p, flat_g, ms, vs):
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * g * g
-                mhat = m / (1 - b1**t)
-                vhat = v / (1 - b2**t)
-                new_p.append(p - lr * mhat / (jnp.sqrt(vhat) + eps))
-                new_m.append(m)
-                new_v.append(v)
-            params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), new_p)
-            return params, (t, new_m, new_v)
+            m = tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+            v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
 
-    def step(params, state, x, labels):
-        loss, grads = jax.value_and_grad(mlp_loss)(params, x, labels)
-        params, state = update(params, state, grads)
-        return params, state, loss
+            def step(p, m, v):
+                return p - lr * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps)
 
-    return jax.jit(step, donate_argnums=(0, 1))
+            return tree_map(step, p, m, v), (t, m, v)
+
+    def train_step(p, state, x, labels):
+        loss, grads = jax.value_and_grad(lambda p: cross_entropy(forward(w, p, x), labels))(p)
+        p, state = update(p, state, grads)
+        return p, state, loss
+
+    return jax.jit(train_step, donate_argnums=(0, 1))
 
 
 def initial(w, spec_dir):
-    params = [(jnp.asarray(a), jnp.asarray(b)) for a, b in mlp_params(spec_dir, w)]
+    p = {k: jnp.asarray(v) for k, v in params(spec_dir, w).items()}
     if w["opt"] == "sgd":
         state = ()
     else:
-        leaves = jax.tree_util.tree_leaves(params)
-        state = (jnp.float32(0), [jnp.zeros_like(p) for p in leaves], [jnp.zeros_like(p) for p in leaves])
+        zeros = tree_map(jnp.zeros_like, p)
+        state = (jnp.float32(0), zeros, tree_map(jnp.zeros_like, p))
     x = jnp.asarray(load(spec_dir, w["x"]))
     labels = jnp.asarray(load(spec_dir, w["labels"]))
-    return params, state, x, labels
+    return p, state, x, labels
 
 
 def make(w, spec_dir):
@@ -76,12 +99,7 @@ def make(w, spec_dir):
     if kind == "softmax_xent":
         logits = jnp.asarray(load(spec_dir, w["logits"]))
         labels = jnp.asarray(load(spec_dir, w["labels"]))
-
-        def loss(z):
-            logp = jax.nn.log_softmax(z, axis=-1)
-            return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
-
-        f = jax.jit(jax.value_and_grad(loss))
+        f = jax.jit(jax.value_and_grad(lambda z: cross_entropy(z, labels)))
         return lambda: jax.block_until_ready(f(logits))
     if kind == "gemm":
         a = jnp.asarray(load(spec_dir, w["a"]))
@@ -93,9 +111,9 @@ def make(w, spec_dir):
         holder = list(initial(w, spec_dir))
 
         def run():
-            params, state, x, labels = holder
-            params, state, loss = step(params, state, x, labels)
-            holder[0], holder[1] = params, state
+            p, state, x, labels = holder
+            p, state, loss = step(p, state, x, labels)
+            holder[0], holder[1] = p, state
             return float(loss)
 
         return run

@@ -6,7 +6,7 @@ common.py."""
 import torch
 import torch.nn.functional as F
 
-from common import emit, load, main, mlp_params
+from common import emit, load, main, mlp_layers, params
 
 
 def tensor(spec_dir, name):
@@ -14,18 +14,42 @@ def tensor(spec_dir, name):
 
 
 def make_model(w, spec_dir):
-    """An nn.Sequential MLP holding kiln's initial parameters (nn.Linear stores [out, in])."""
-    layers = []
-    params = mlp_params(spec_dir, w)
-    for i, (weight, bias) in enumerate(params):
-        lin = torch.nn.Linear(weight.shape[0], weight.shape[1])
+    """kiln's MLP or LeNet-5 as an nn.Sequential holding kiln's initial parameters
+    (nn.Linear stores its weight as [out, in], kiln as [in, out])."""
+    p = params(spec_dir, w)
+    nn = torch.nn
+
+    def linear(name):
+        weight = p[f"{name}.w"]
+        lin = nn.Linear(weight.shape[0], weight.shape[1])
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(weight).T)
-            lin.bias.copy_(torch.from_numpy(bias))
-        layers.append(lin)
-        if i + 1 < len(params):
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
+            lin.bias.copy_(torch.from_numpy(p[f"{name}.b"]))
+        return lin
+
+    def conv(name, padding):
+        weight = p[f"{name}.w"]
+        c = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2], padding=padding)
+        with torch.no_grad():
+            c.weight.copy_(torch.from_numpy(weight))
+            c.bias.copy_(torch.from_numpy(p[f"{name}.b"]))
+        return c
+
+    if w["net"] == "mlp":
+        layers = []
+        for i, name in enumerate(mlp_layers(w)):
+            layers += [nn.ReLU()] if i else []
+            layers.append(linear(name))
+        return nn.Sequential(*layers)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        conv("conv1", 2), nn.ReLU(), nn.MaxPool2d(2),
+        conv("conv2", 0), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        linear("fc1"), nn.ReLU(),
+        linear("fc2"), nn.ReLU(),
+        linear("fc3"),
+    )  # fmt: skip
 
 
 def make_optimizer(w, model):

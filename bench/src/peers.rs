@@ -9,7 +9,6 @@
 use crate::data::{Batch, batch, values};
 use crate::workloads::{Net, Opt, TrainSpec, Workload};
 use crate::{BenchError, Engine};
-use kiln_compiler::Array;
 use kiln_runtime::data::Dataset;
 
 /// A Rust framework the report runs beside kiln.
@@ -43,8 +42,8 @@ impl Peer {
         Some(match (self, *w) {
             (_, Workload::Compile(_)) => return None,
             (_, Workload::Train(s)) => {
-                let Net::Mlp(_) = s.net else { return None };
-                self.train(&s, &batch(data, 0, s.batch))
+                let layers = network(&s)?;
+                layers.and_then(|l| self.train_network(&l, s.opt, &batch(data, 0, s.batch)))
             }
             (Peer::Candle, Workload::Chain { n }) => candle::chain(n),
             (Peer::Burn, Workload::Chain { n }) => Ok(burn_peer::chain(n)),
@@ -59,53 +58,124 @@ impl Peer {
         })
     }
 
-    /// The training step `spec` (an MLP) from kiln's initial parameters, on `batch`.
+    /// The training step `spec` from kiln's initial parameters, on `batch`; an error for a
+    /// model the peers do not build.
     pub fn train(self, spec: &TrainSpec, batch: &Batch) -> Result<Box<dyn Engine>, BenchError> {
-        let params = layers(spec)?;
+        let layers = network(spec)
+            .ok_or_else(|| BenchError::build(spec.id(), "the peers do not build this model"))??;
+        self.train_network(&layers, spec.opt, batch)
+    }
+
+    fn train_network(
+        self,
+        layers: &[Layer],
+        opt: Opt,
+        batch: &Batch,
+    ) -> Result<Box<dyn Engine>, BenchError> {
         Ok(match self {
             Peer::Candle => {
-                Box::new(candle::Train::new(&params, spec.opt, batch).map_err(candle::error)?)
+                Box::new(candle::Train::new(layers, opt, batch).map_err(candle::error)?)
             }
-            Peer::Burn => Box::new(burn_peer::Train::new(&params, spec.opt, batch)),
+            Peer::Burn => Box::new(burn_peer::Train::new(layers, opt, batch)),
         })
     }
 }
 
-/// One fully connected layer's weights `[inputs, outputs]` and bias, as kiln initialized them.
-struct Layer {
-    inputs: usize,
-    outputs: usize,
-    w: Vec<f32>,
-    b: Vec<f32>,
+/// One layer of a peer's network, holding kiln's initial values of its parameters.
+enum Layer {
+    /// The rows of 784 pixels as one-channel 28x28 images.
+    Images,
+    /// A convolution with stride 1: weights `[out, in, k, k]` (as kiln's), bias `[out]`,
+    /// zero padding on every side.
+    Conv {
+        shape: [usize; 4],
+        w: Vec<f32>,
+        b: Vec<f32>,
+        padding: usize,
+    },
+    /// `x w + b` with `w: [inputs, outputs]` (as kiln's).
+    Linear {
+        inputs: usize,
+        outputs: usize,
+        w: Vec<f32>,
+        b: Vec<f32>,
+    },
+    Relu,
+    /// Max pooling over 2x2 windows with stride 2.
+    Pool,
+    /// `[N, C, H, W]` to `[N, C H W]`.
+    Flatten,
 }
 
-/// The layers of the MLP `spec` with kiln's initial values (parameters `fc1.w`, `fc1.b`, ...).
-fn layers(spec: &TrainSpec) -> Result<Vec<Layer>, BenchError> {
-    let params = spec.initial_params()?;
-    let get = |name: String| -> Result<&Array, BenchError> {
-        (params.iter().find(|(n, _)| *n == name).map(|(_, a)| a))
-            .ok_or_else(|| BenchError::build(spec.id(), format!("no parameter `{name}`")))
-    };
-    let count = params.len() / 2;
-    (1..=count)
-        .map(|i| {
-            let w = get(format!("fc{i}.w"))?;
-            let b = get(format!("fc{i}.b"))?;
-            let (&[inputs, outputs], Some(wv), Some(bv)) = (w.shape(), w.as_f32(), b.as_f32())
-            else {
+/// The network of `spec` with kiln's initial parameters, as kiln's frontend builds it (the
+/// MLPs; LeNet-5 with ReLU and max pooling), or `None` for a model the peers do not build.
+fn network(spec: &TrainSpec) -> Option<Result<Vec<Layer>, BenchError>> {
+    let net = spec.net;
+    if matches!(net, Net::Builtin(name) if name != "lenet") {
+        return None;
+    }
+    Some(spec.initial_params().and_then(|params| {
+        let param = |name: String| -> Result<(Vec<usize>, Vec<f32>), BenchError> {
+            (params.iter().find(|(n, _)| *n == name))
+                .and_then(|(_, a)| Some((a.shape().to_vec(), a.as_f32()?.to_vec())))
+                .ok_or_else(|| BenchError::build(spec.id(), format!("no f32 parameter `{name}`")))
+        };
+        let linear = |name: &str| -> Result<Layer, BenchError> {
+            let (shape, w) = param(format!("{name}.w"))?;
+            let (_, b) = param(format!("{name}.b"))?;
+            let &[inputs, outputs] = shape.as_slice() else {
                 return Err(BenchError::build(
                     spec.id(),
-                    "parameters are not f32 matrices",
+                    format!("`{name}.w` is not 2-d"),
                 ));
             };
-            Ok(Layer {
+            Ok(Layer::Linear {
                 inputs,
                 outputs,
-                w: wv.to_vec(),
-                b: bv.to_vec(),
+                w,
+                b,
             })
-        })
-        .collect()
+        };
+        let conv = |name: &str, padding: usize| -> Result<Layer, BenchError> {
+            let (shape, w) = param(format!("{name}.w"))?;
+            let (_, b) = param(format!("{name}.b"))?;
+            let shape: [usize; 4] = (shape.try_into())
+                .map_err(|_| BenchError::build(spec.id(), format!("`{name}.w` is not 4-d")))?;
+            Ok(Layer::Conv {
+                shape,
+                w,
+                b,
+                padding,
+            })
+        };
+        match net {
+            Net::Mlp(sizes) => {
+                let mut layers = Vec::new();
+                for i in 1..sizes.len() {
+                    if i > 1 {
+                        layers.push(Layer::Relu);
+                    }
+                    layers.push(linear(&format!("fc{i}"))?);
+                }
+                Ok(layers)
+            }
+            Net::Builtin(_) => Ok(vec![
+                Layer::Images,
+                conv("conv1", 2)?,
+                Layer::Relu,
+                Layer::Pool,
+                conv("conv2", 0)?,
+                Layer::Relu,
+                Layer::Pool,
+                Layer::Flatten,
+                linear("fc1")?,
+                Layer::Relu,
+                linear("fc2")?,
+                Layer::Relu,
+                linear("fc3")?,
+            ]),
+        }
+    }))
 }
 
 /// The inputs of the synthetic workloads, the same values kiln gets.
@@ -207,27 +277,82 @@ mod candle {
         Adam(AdamW),
     }
 
-    /// An MLP training step.
+    /// A layer with its parameters as candle variables.
+    enum Step {
+        Images,
+        Conv { w: Var, b: Var, padding: usize },
+        Linear { w: Var, b: Var },
+        Relu,
+        Pool,
+        Flatten,
+    }
+
+    impl Step {
+        fn new(layer: &Layer, dev: &Device) -> Result<Step> {
+            Ok(match layer {
+                Layer::Images => Step::Images,
+                Layer::Conv {
+                    shape,
+                    w,
+                    b,
+                    padding,
+                } => Step::Conv {
+                    w: Var::from_slice(w, shape.to_vec(), dev)?,
+                    // As [1, out, 1, 1], to broadcast over images and pixels.
+                    b: Var::from_slice(b, (1, shape[0], 1, 1), dev)?,
+                    padding: *padding,
+                },
+                Layer::Linear {
+                    inputs,
+                    outputs,
+                    w,
+                    b,
+                } => Step::Linear {
+                    w: Var::from_slice(w, (*inputs, *outputs), dev)?,
+                    b: Var::from_slice(b, *outputs, dev)?,
+                },
+                Layer::Relu => Step::Relu,
+                Layer::Pool => Step::Pool,
+                Layer::Flatten => Step::Flatten,
+            })
+        }
+
+        fn vars(&self) -> Vec<Var> {
+            match self {
+                Step::Conv { w, b, .. } | Step::Linear { w, b } => vec![w.clone(), b.clone()],
+                _ => Vec::new(),
+            }
+        }
+
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            match self {
+                Step::Images => x.reshape((x.dim(0)?, 1, 28, 28)),
+                Step::Conv { w, b, padding } => x
+                    .conv2d(w.as_tensor(), *padding, 1, 1, 1)?
+                    .broadcast_add(b.as_tensor()),
+                Step::Linear { w, b } => x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor()),
+                Step::Relu => x.relu(),
+                Step::Pool => x.max_pool2d(2),
+                Step::Flatten => x.flatten_from(1),
+            }
+        }
+    }
+
+    /// A training step.
     pub(super) struct Train {
-        layers: Vec<(Var, Var)>,
+        steps: Vec<Step>,
         optim: Optim,
         x: Tensor,
         labels: Tensor,
     }
 
     impl Train {
-        pub(super) fn new(params: &[Layer], opt: Opt, batch: &Batch) -> Result<Train> {
+        pub(super) fn new(layers: &[Layer], opt: Opt, batch: &Batch) -> Result<Train> {
             let dev = Device::Cpu;
-            let layers = (params.iter())
-                .map(|l| {
-                    let w = Var::from_slice(&l.w, (l.inputs, l.outputs), &dev)?;
-                    Ok((w, Var::from_slice(&l.b, l.outputs, &dev)?))
-                })
+            let steps = (layers.iter())
+                .map(|l| Step::new(l, &dev))
                 .collect::<Result<Vec<_>>>()?;
-            let vars: Vec<Var> = layers
-                .iter()
-                .flat_map(|(w, b)| [w.clone(), b.clone()])
-                .collect();
+            let vars: Vec<Var> = steps.iter().flat_map(Step::vars).collect();
             let optim = match opt {
                 Opt::Sgd => Optim::Sgd(SGD::new(vars, 0.1)?),
                 Opt::Adam => Optim::Adam(AdamW::new(
@@ -246,7 +371,7 @@ mod candle {
             let labels: Vec<u32> = batch.labels.iter().map(|&l| l as u32).collect();
             let labels = Tensor::from_vec(labels, rows, &dev)?;
             Ok(Train {
-                layers,
+                steps,
                 optim,
                 x,
                 labels,
@@ -255,11 +380,8 @@ mod candle {
 
         fn step(&mut self) -> Result<f64> {
             let mut h = self.x.clone();
-            for (i, (w, b)) in self.layers.iter().enumerate() {
-                h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
-                if i + 1 < self.layers.len() {
-                    h = h.relu()?;
-                }
+            for s in &self.steps {
+                h = s.forward(&h)?;
             }
             let loss = candle_nn::loss::cross_entropy(&h, &self.labels)?;
             let value = loss.to_scalar::<f32>()?;
@@ -282,8 +404,10 @@ mod burn_peer {
     use super::{Batch, Layer, Opt, Synthetic};
     use crate::{BenchError, Engine};
     use burn::module::Param;
-    use burn::nn::Linear;
+    use burn::nn::conv::{Conv2d, Conv2dConfig};
     use burn::nn::loss::CrossEntropyLoss;
+    use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+    use burn::nn::{Linear, PaddingConfig2d};
     use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
     use burn::prelude::*;
     use burn::tensor::activation::{relu, sigmoid};
@@ -360,25 +484,104 @@ mod burn_peer {
         })
     }
 
-    /// An MLP of Burn `Linear` layers with ReLU between them.
+    /// The layers with parameters, as Burn modules.
     #[derive(Module, Debug)]
-    struct Mlp {
-        layers: Vec<Linear>,
+    struct Net {
+        convs: Vec<Conv2d>,
+        linears: Vec<Linear>,
     }
 
-    impl Mlp {
-        fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-            let last = self.layers.len().saturating_sub(1);
-            (self.layers.iter().enumerate()).fold(x, |h, (i, layer)| {
-                let h = layer.forward(h);
-                if i < last { relu(h) } else { h }
-            })
+    /// A layer of the network: modules by their index in [`Net`].
+    enum Step {
+        Images,
+        Conv(usize),
+        Linear(usize),
+        Relu,
+        Pool,
+        Flatten,
+    }
+
+    /// A value between layers: rows of features or images (Burn's tensors carry their rank).
+    enum Value {
+        Rows(Tensor<2>),
+        Images(Tensor<4>),
+    }
+
+    impl Net {
+        /// The network of `layers` and the order its modules run in.
+        fn new(layers: &[Layer], dev: &Device) -> (Net, Vec<Step>) {
+            let mut net = Net {
+                convs: Vec::new(),
+                linears: Vec::new(),
+            };
+            let steps = (layers.iter())
+                .map(|layer| match layer {
+                    Layer::Images => Step::Images,
+                    Layer::Conv {
+                        shape,
+                        w,
+                        b,
+                        padding: p,
+                    } => {
+                        let [o, c, k, _] = *shape;
+                        let mut conv = Conv2dConfig::new([c, o], [k, k])
+                            .with_padding(PaddingConfig2d::Explicit(*p, *p, *p, *p))
+                            .init(dev);
+                        conv.weight = Param::from_tensor(tensor(w.clone(), *shape, dev));
+                        conv.bias = Some(Param::from_tensor(tensor(b.clone(), [o], dev)));
+                        net.convs.push(conv);
+                        Step::Conv(net.convs.len() - 1)
+                    }
+                    Layer::Linear {
+                        inputs,
+                        outputs,
+                        w,
+                        b,
+                    } => {
+                        net.linears.push(Linear {
+                            weight: Param::from_tensor(tensor(w.clone(), [*inputs, *outputs], dev)),
+                            bias: Some(Param::from_tensor(tensor(b.clone(), [*outputs], dev))),
+                        });
+                        Step::Linear(net.linears.len() - 1)
+                    }
+                    Layer::Relu => Step::Relu,
+                    Layer::Pool => Step::Pool,
+                    Layer::Flatten => Step::Flatten,
+                })
+                .collect();
+            (net, steps)
+        }
+
+        /// The logits of `x` through `steps`; `None` if a step gets a value of the wrong rank.
+        fn forward(&self, steps: &[Step], pool: &MaxPool2d, x: Tensor<2>) -> Option<Tensor<2>> {
+            let mut v = Value::Rows(x);
+            for step in steps {
+                v = match (step, v) {
+                    (Step::Images, Value::Rows(x)) => {
+                        let n = x.dims()[0];
+                        Value::Images(x.reshape([n, 1, 28, 28]))
+                    }
+                    (Step::Conv(i), Value::Images(x)) => Value::Images(self.convs[*i].forward(x)),
+                    (Step::Linear(i), Value::Rows(x)) => Value::Rows(self.linears[*i].forward(x)),
+                    (Step::Relu, Value::Rows(x)) => Value::Rows(relu(x)),
+                    (Step::Relu, Value::Images(x)) => Value::Images(relu(x)),
+                    (Step::Pool, Value::Images(x)) => Value::Images(pool.forward(x)),
+                    (Step::Flatten, Value::Images(x)) => Value::Rows(x.flatten(1, 3)),
+                    _ => return None,
+                };
+            }
+            match v {
+                Value::Rows(logits) => Some(logits),
+                Value::Images(_) => None,
+            }
         }
     }
 
-    /// An MLP training step.
+    /// A training step.
     pub(super) struct Train {
-        model: Option<Mlp>,
+        model: Option<Net>,
+        steps: Vec<Step>,
+        pool: MaxPool2d,
         optim: ModuleOptimizer,
         lr: f64,
         loss_fn: CrossEntropyLoss,
@@ -387,14 +590,9 @@ mod burn_peer {
     }
 
     impl Train {
-        pub(super) fn new(params: &[Layer], opt: Opt, batch: &Batch) -> Train {
+        pub(super) fn new(layers: &[Layer], opt: Opt, batch: &Batch) -> Train {
             let dev = device();
-            let layers = (params.iter())
-                .map(|l| Linear {
-                    weight: Param::from_tensor(tensor(l.w.clone(), [l.inputs, l.outputs], &dev)),
-                    bias: Some(Param::from_tensor(tensor(l.b.clone(), [l.outputs], &dev))),
-                })
-                .collect();
+            let (net, steps) = Net::new(layers, &dev);
             let (optim, lr) = match opt {
                 Opt::Sgd => (SgdConfig::new().init(), 0.1),
                 Opt::Adam => (
@@ -409,7 +607,9 @@ mod burn_peer {
             let x = tensor(batch.x.clone(), [batch.rows(), batch.features()], &dev);
             let labels = labels(batch.labels.iter().map(|&l| i64::from(l)).collect(), &dev);
             Train {
-                model: Some(Mlp { layers }),
+                model: Some(net),
+                steps,
+                pool: MaxPool2dConfig::new([2, 2]).init(),
                 optim,
                 lr,
                 loss_fn: CrossEntropyLoss::new(None, &dev),
@@ -425,12 +625,66 @@ mod burn_peer {
                 engine: "burn".into(),
                 reason: "an earlier step failed".into(),
             })?;
-            let logits = model.forward(self.x.clone());
+            let logits =
+                (model.forward(&self.steps, &self.pool, self.x.clone())).ok_or_else(|| {
+                    BenchError::Peer {
+                        engine: "burn".into(),
+                        reason: "the layers do not fit together".into(),
+                    }
+                })?;
             let loss = self.loss_fn.forward(logits, self.labels.clone());
             let value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             self.model = Some(self.optim.step(self.lr, model, grads));
             Ok(Some(f64::from(value)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::mnist_train;
+    use crate::trajectory::{STEPS, Verdict, compare, losses};
+    use crate::workloads::MAIN_STEP;
+
+    #[test]
+    fn the_peers_losses_match_kilns() {
+        let data = mnist_train().unwrap();
+        let adam = TrainSpec {
+            opt: Opt::Adam,
+            ..MAIN_STEP
+        };
+        let lenet = TrainSpec {
+            net: Net::Builtin("lenet"),
+            ..MAIN_STEP
+        };
+        for spec in [MAIN_STEP, adam, lenet] {
+            let b = batch(&data, 0, spec.batch);
+            let reference = losses(&mut spec.kiln(true, &b).unwrap(), STEPS).unwrap();
+            for peer in Peer::ALL {
+                let l = losses(&mut *peer.train(&spec, &b).unwrap(), STEPS).unwrap();
+                let verdict = compare(&reference, &l);
+                assert!(
+                    matches!(verdict, Verdict::Match(_)),
+                    "{} {}: {verdict:?}",
+                    peer.name(),
+                    spec.id()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn models_the_peers_do_not_build_are_left_out() {
+        let lstm = TrainSpec {
+            net: Net::Builtin("lstm"),
+            ..MAIN_STEP
+        };
+        assert!(network(&lstm).is_none());
+        let data = mnist_train().unwrap();
+        assert!(Peer::Candle.engine(&Workload::Train(lstm), &data).is_none());
+        assert!(Peer::Burn.engine(&Workload::Compile(MAIN_STEP), &data).is_none());
+        assert!(Peer::Burn.train(&lstm, &batch(&data, 0, 64)).is_err());
     }
 }

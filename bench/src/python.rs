@@ -153,7 +153,7 @@ pub fn write_spec(
     let mut specs = Vec::new();
     for w in workloads {
         let id = w.id();
-        let spec = match *w {
+        let mut spec = match *w {
             Workload::Chain { n } => json!({"kind": "chain", "n": n,
                 "x": npy(format!("{id}.x.npy"), &f32_array(&[n], 1))?}),
             Workload::SoftmaxXent { rows, classes } => {
@@ -172,31 +172,29 @@ pub fn write_spec(
                 } else {
                     "compile"
                 };
-                let Net::Mlp(sizes) = s.net else {
-                    specs.push(json!({"id": id, "kind": kind, "net": s.net.id()}));
-                    continue;
-                };
                 let mut params = Vec::new();
                 for (name, value) in s.initial_params()? {
-                    params.push(
-                        json!({"name": name, "file": npy(format!("{id}.{name}.npy"), &value)?}),
-                    );
+                    let file = npy(format!("{id}.{name}.npy"), &value)?;
+                    params.push(json!({"name": name, "file": file}));
                 }
                 let b: Batch = batch(data, 0, s.batch);
                 let x = Array::from_f32([s.batch, b.features()], b.x).expect("a full batch");
                 let labels = Array::from_i32([s.batch], b.labels).expect("a full batch");
+                let (net, sizes): (&str, &[usize]) = match s.net {
+                    Net::Mlp(sizes) => ("mlp", sizes),
+                    Net::Builtin(name) => (name, &[]),
+                };
                 let (opt, lr) = match s.opt {
                     Opt::Sgd => ("sgd", 0.1),
                     Opt::Adam => ("adam", 1e-3),
                 };
-                json!({"kind": kind, "net": "mlp", "sizes": sizes, "batch": s.batch,
+                json!({"kind": kind, "net": net, "sizes": sizes, "batch": s.batch,
                     "opt": opt, "lr": lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                     "params": params,
                     "x": npy(format!("{id}.x.npy"), &x)?,
                     "labels": npy(format!("{id}.labels.npy"), &labels)?})
             }
         };
-        let mut spec = spec;
         spec["id"] = json!(id);
         specs.push(spec);
     }
