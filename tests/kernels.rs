@@ -197,6 +197,41 @@ fn convolution_kernels_divide_no_index() {
     }
 }
 
+/// A convolution's padded input gets a buffer of its own: each element is read by up to 9
+/// windows, and the kernel writing the im2col matrix then reads it with plain loads; only the
+/// kernel writing the padded copy tests the padding (and computes the ReLU, once).
+#[test]
+fn a_padded_input_of_overlapping_windows_gets_a_buffer() {
+    let b = GraphBuilder::new("conv");
+    let nn = Layers::new(&b, Mode::Train);
+    let x = b.input("x", DType::F32, [2, 3, 8, 8]);
+    let y = nn.conv2d("c", &x.relu(), Conv2d::new(4, 3).padding(1));
+    b.output("y", &y);
+    let g = b.finish().unwrap();
+    check(&g, true);
+    let p = lower(&g, true);
+    let guarded: Vec<usize> = loops(&p)
+        .map(|k| {
+            let loads = k
+                .exprs
+                .iter()
+                .filter(|(e, _)| matches!(e, Expr::Load { guards, .. } if !guards.is_empty()));
+            loads.count()
+        })
+        .collect();
+    assert_eq!(guarded.iter().sum::<usize>(), 1, "{p}");
+    let relus = loops(&p).flat_map(|k| &k.exprs).filter(|(e, _)| {
+        matches!(
+            e,
+            Expr::Apply {
+                op: kiln::compiler::Op::Binary(kiln::compiler::BinaryOp::Max),
+                ..
+            }
+        )
+    });
+    assert_eq!(relus.count(), 1, "{p}");
+}
+
 /// A kernel whose outer loops start with one of extent 1 (a single input channel) splits the
 /// next loop across threads.
 #[test]

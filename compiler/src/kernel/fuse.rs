@@ -7,7 +7,10 @@
 //! value is materialized, so each primitive is one kernel.
 //!
 //! Fusion also materializes an elementwise value that two or more kernels need when it is
-//! expensive to recompute (see `shared`).
+//! expensive to recompute (see `shared`), and a padded tensor that overlapping windows read (a
+//! convolution's padded input): each of its elements is read by several windows, and from a
+//! buffer every read is a plain load, where inlined each would test the padding and recompute
+//! the element.
 //!
 //! Each materialized value that is not an input or constant is the root of one kernel. The
 //! kernel computes the root's expression with everything that is not materialized inlined:
@@ -76,6 +79,15 @@ fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
             }
             Op::Constant(_) if splat(op).is_none() => {
                 m.insert(id);
+            }
+            Op::Windows { window, stride, .. } if window.iter().zip(stride).any(|(w, s)| s < w) => {
+                let operand = g.operands(id)[0];
+                if matches!(g.node(operand).op, Op::Pad { .. }) {
+                    m.insert(operand);
+                }
+                if !fuse {
+                    m.insert(id);
+                }
             }
             _ if !fuse => {
                 m.insert(id);
