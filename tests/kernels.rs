@@ -232,16 +232,38 @@ fn a_padded_input_of_overlapping_windows_gets_a_buffer() {
     assert_eq!(relus.count(), 1, "{p}");
 }
 
-/// A kernel whose outer loops start with one of extent 1 (a single input channel) splits the
-/// next loop across threads.
+/// A kernel whose loops start with one of extent 1 (a single input channel) splits the next
+/// loop across threads. (A transposed read keeps the loops from merging.)
 #[test]
 fn the_parallel_loop_skips_loops_of_extent_one() {
     let b = GraphBuilder::new("unit");
     let x = b.input("x", DType::F32, [1, 64, 100]);
-    b.output("y", &x.exp());
+    b.output("y", &x.permute(&[0, 2, 1]).exp());
     let g = b.finish().unwrap();
     let p = lower(&g, true);
     let k = loops(&p).next().unwrap();
     let v = k.parallel.expect("a parallel loop");
-    assert_eq!(k.extents[v as usize], 64, "{p}");
+    assert_eq!(k.extents[v as usize], 100, "{p}");
+}
+
+/// Loops that every index walks as one merge: the rows and columns of a batch of images
+/// become one loop of 784 (vectorized), in an elementwise kernel and in the stage of a
+/// per-channel reduction (batch norm's mean); a padded read of the rows keeps them apart.
+#[test]
+fn contiguous_loops_merge() {
+    use kiln::compiler::codegen::describe_loops;
+    let b = GraphBuilder::new("merge");
+    let x = b.input("x", DType::F32, [8, 3, 28, 28]);
+    b.output("y", &x.exp());
+    b.output("mean", &x.mean(&[0, 2, 3]));
+    b.output("pad", &x.pad(&[0, 0, 0, 1], &[0, 0, 0, 1], 0.0));
+    let g = b.finish().unwrap();
+    check(&g, true);
+    let loops = describe_loops(&lower(&g, true));
+    assert!(
+        loops.contains("for v0 in 0..18816 (split across threads) by 4 lanes"),
+        "{loops}"
+    );
+    assert!(loops.contains("for v2 in 0..784 by 4 lanes"), "{loops}");
+    assert!(loops.contains("for v3 in 0..30 by 4 lanes"), "{loops}");
 }

@@ -22,6 +22,7 @@
 //! materialized, and planning starts again.
 
 use super::index::{Index, flatten};
+use super::merge::merge_loops;
 use super::shared::materialize_shared;
 use super::updates::{copy_kernel, in_place_updates};
 use super::views::{simplify, view_index};
@@ -223,8 +224,10 @@ impl<'g> Planner<'g> {
         let shape = self.g.node(source).ty.shape.clone();
         let n = shape.len();
         let first = KernelBuilder::build(self, root, source, &shape, n)?;
+        // One store stage takes every loop (its loops then merge where they can, see `merge`);
+        // with reductions, the outer loops are those their indices depend on.
         let split = if first.stages.len() == 1 {
-            n.saturating_sub(1)
+            0
         } else {
             first.min_level
         };
@@ -364,23 +367,25 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
     }
 
     fn finish(self) -> LoopKernel {
-        // Loops of extent 1 before it are no loops at all: split the first that is one.
-        let first_wide = |vars: &[Var]| {
-            let wide = vars.iter().find(|&&v| self.extents[v as usize] > 1);
-            wide.or(vars.first()).copied()
-        };
-        let parallel = match (self.outer.as_slice(), self.stages.as_slice()) {
-            ([_, ..], _) => first_wide(&self.outer),
-            ([], [only]) => first_wide(&only.vars),
-            _ => None,
-        };
-        LoopKernel {
+        let mut k = LoopKernel {
             extents: self.extents,
             outer: self.outer,
             stages: self.stages,
             exprs: self.exprs,
-            parallel,
-        }
+            parallel: None,
+        };
+        merge_loops(&mut k);
+        // Loops of extent 1 before it are no loops at all: split the first that is one.
+        let first_wide = |vars: &[Var]| {
+            let wide = vars.iter().find(|&&v| k.extents[v as usize] > 1);
+            wide.or(vars.first()).copied()
+        };
+        k.parallel = match (k.outer.as_slice(), k.stages.as_slice()) {
+            ([_, ..], _) => first_wide(&k.outer),
+            ([], [only]) => first_wide(&only.vars),
+            _ => None,
+        };
+        k
     }
 
     fn push(&mut self, e: Expr, dtype: DType) -> ExprId {
