@@ -493,7 +493,8 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
     pool: &Pool,
 ) {
     let flops = 2 * d.m * d.n * d.k;
-    let parallelism = if pool.threads() > 1 && flops >= 1 << 20 {
+    let parallel = pool.threads() > 1 && flops >= 1 << 20;
+    let parallelism = if parallel {
         gemm::Parallelism::Rayon(pool.threads())
     } else {
         gemm::Parallelism::None
@@ -526,7 +527,13 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
             )
         }
     };
-    pool.install(call);
+    // A small product runs on the caller's thread: handing it to the pool and back would cost
+    // more than it computes.
+    if parallel {
+        pool.install(call);
+    } else {
+        call();
+    }
 }
 
 /// Integer matrix product, wrapping like the interpreter.
