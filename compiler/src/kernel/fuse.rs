@@ -7,7 +7,10 @@
 //! value is materialized, so each primitive is one kernel.
 //!
 //! Fusion also materializes an elementwise value that two or more kernels need when it is
-//! expensive to recompute (see `shared`).
+//! expensive to recompute (see `shared`), and a padded tensor that overlapping windows read (a
+//! convolution's padded input): each of its elements is read by several windows, and from a
+//! buffer every read is a plain load, where inlined each would test the padding and recompute
+//! the element.
 //!
 //! Each materialized value that is not an input or constant is the root of one kernel. The
 //! kernel computes the root's expression with everything that is not materialized inlined:
@@ -19,6 +22,7 @@
 //! materialized, and planning starts again.
 
 use super::index::{Index, flatten};
+use super::merge::merge_loops;
 use super::shared::materialize_shared;
 use super::updates::{copy_kernel, in_place_updates};
 use super::views::{simplify, view_index};
@@ -76,6 +80,15 @@ fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
             }
             Op::Constant(_) if splat(op).is_none() => {
                 m.insert(id);
+            }
+            Op::Windows { window, stride, .. } if window.iter().zip(stride).any(|(w, s)| s < w) => {
+                let operand = g.operands(id)[0];
+                if matches!(g.node(operand).op, Op::Pad { .. }) {
+                    m.insert(operand);
+                }
+                if !fuse {
+                    m.insert(id);
+                }
             }
             _ if !fuse => {
                 m.insert(id);
@@ -211,8 +224,10 @@ impl<'g> Planner<'g> {
         let shape = self.g.node(source).ty.shape.clone();
         let n = shape.len();
         let first = KernelBuilder::build(self, root, source, &shape, n)?;
+        // One store stage takes every loop (its loops then merge where they can, see `merge`);
+        // with reductions, the outer loops are those their indices depend on.
         let split = if first.stages.len() == 1 {
-            n.saturating_sub(1)
+            0
         } else {
             first.min_level
         };
@@ -352,23 +367,25 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
     }
 
     fn finish(self) -> LoopKernel {
-        // Loops of extent 1 before it are no loops at all: split the first that is one.
-        let first_wide = |vars: &[Var]| {
-            let wide = vars.iter().find(|&&v| self.extents[v as usize] > 1);
-            wide.or(vars.first()).copied()
-        };
-        let parallel = match (self.outer.as_slice(), self.stages.as_slice()) {
-            ([_, ..], _) => first_wide(&self.outer),
-            ([], [only]) => first_wide(&only.vars),
-            _ => None,
-        };
-        LoopKernel {
+        let mut k = LoopKernel {
             extents: self.extents,
             outer: self.outer,
             stages: self.stages,
             exprs: self.exprs,
-            parallel,
-        }
+            parallel: None,
+        };
+        merge_loops(&mut k);
+        // Loops of extent 1 before it are no loops at all: split the first that is one.
+        let first_wide = |vars: &[Var]| {
+            let wide = vars.iter().find(|&&v| k.extents[v as usize] > 1);
+            wide.or(vars.first()).copied()
+        };
+        k.parallel = match (k.outer.as_slice(), k.stages.as_slice()) {
+            ([_, ..], _) => first_wide(&k.outer),
+            ([], [only]) => first_wide(&only.vars),
+            _ => None,
+        };
+        k
     }
 
     fn push(&mut self, e: Expr, dtype: DType) -> ExprId {
