@@ -1,11 +1,13 @@
 //! Builds a built-in model (LeNet unless another is named), prints what its graph and its
-//! compiled training step hold, and trains it a few epochs with Adam on the embedded
-//! MNIST-10k set (the first 8,000 digits train, the last 2,000 test), scoring the test set
-//! with the model's evaluation graph (batch norm's running statistics, no dropout) after
-//! each epoch.
+//! compiled training step hold, and trains it a few epochs on the embedded MNIST-10k set (the
+//! first 8,000 digits train, the last 2,000 test), scoring the test set with the model's
+//! evaluation graph (batch norm's running statistics, no dropout) after each epoch.
 //!
-//! `cargo run --release --example lenet [MODEL] [EPOCHS] [LR] [SEED]`
+//! `cargo run --release --example lenet [MODEL] [EPOCHS] [LR] [adam|momentum|sgd] [SEED]`
+//! (defaults: lenet, 3 epochs, learning rate 0.002, Adam, seed 0). With `KILN_PROFILE=1` it
+//! ends with the kernels that took the most time per training step.
 
+use kiln::compiler::kernel::{Kernel, Program};
 use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::train_step;
 use kiln::compiler::{Array, DType, InputKind};
@@ -14,7 +16,7 @@ use kiln::runtime::idx::read_idx;
 use kiln::runtime::{Executable, Options};
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const TRAIN: usize = 8000;
 const BATCH: usize = 64;
@@ -27,8 +29,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (epochs, lr, seed) = (
         number(1, 3.0) as usize,
         number(2, 2e-3),
-        number(3, 0.0) as u64,
+        number(4, 0.0) as u64,
     );
+    let opt = match args.get(3).map_or("adam", String::as_str) {
+        "adam" => Optimizer::adam(lr),
+        "momentum" => Optimizer::momentum(lr, false),
+        "sgd" => Optimizer::sgd(lr),
+        other => return Err(format!("no optimizer `{other}` (adam, momentum, sgd)").into()),
+    };
 
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     let images = read_idx(&data.join("mnist10k-images-idx3-ubyte.gz"))?;
@@ -59,7 +67,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let start = Instant::now();
-    let opt = Optimizer::adam(lr);
     let step = train_step(g, "loss", &opt)?;
     let mut trainer = Executable::compile(&step, &Options::default())?;
     for (n, v) in model.initial_values(&step, seed) {
@@ -129,5 +136,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             train_secs * 1e3 / batches as f64
         );
     }
+    if let Some(times) = trainer.profile() {
+        print_profile(trainer.program(), times, steps);
+    }
     Ok(())
+}
+
+/// The kernels that took the most time per training step (when `KILN_PROFILE` is set), with
+/// what each is: a matrix product's shape, or a loop kernel's loops and expression count.
+fn print_profile(program: &Program, times: &[Duration], steps: usize) {
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(times[i]));
+    let per_step = |t: Duration| t.as_secs_f64() * 1e6 / steps.max(1) as f64;
+    let total: f64 = times.iter().map(|&t| per_step(t)).sum();
+    println!("kernel time per training step: {total:.0} us; the 12 longest:");
+    for &i in order.iter().take(12) {
+        let what = match &program.kernels[i] {
+            Kernel::Dot(d) => format!("matrix product {:?} {}x{}x{}", d.batch, d.m, d.k, d.n),
+            Kernel::Loop(l) => {
+                let loops: Vec<i64> = l.outer.iter().map(|&v| l.extents[v as usize]).collect();
+                let stages: Vec<Vec<i64>> = (l.stages.iter())
+                    .map(|s| s.vars.iter().map(|&v| l.extents[v as usize]).collect())
+                    .collect();
+                let exprs = l.exprs.len();
+                format!("loops {loops:?} around stages {stages:?}, {exprs} expressions")
+            }
+            Kernel::Scatter(_) => "scatter".to_string(),
+        };
+        println!("  k{i}: {:7.1} us  {what}", per_step(times[i]));
+    }
 }
