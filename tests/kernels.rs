@@ -232,23 +232,25 @@ fn a_padded_input_of_overlapping_windows_gets_a_buffer() {
     assert_eq!(relus.count(), 1, "{p}");
 }
 
-/// A kernel whose loops start with one of extent 1 (a single input channel) splits the next
-/// loop across threads. (A transposed read keeps the loops from merging.)
+/// A kernel whose outer loops start with one of extent 1 (a single input channel) splits the
+/// next loop across threads.
 #[test]
 fn the_parallel_loop_skips_loops_of_extent_one() {
     let b = GraphBuilder::new("unit");
     let x = b.input("x", DType::F32, [1, 64, 100]);
-    b.output("y", &x.permute(&[0, 2, 1]).exp());
+    b.output("y", &x.sum(&[2]));
     let g = b.finish().unwrap();
     let p = lower(&g, true);
     let k = loops(&p).next().unwrap();
+    assert_eq!(k.outer.len(), 2, "{p}");
     let v = k.parallel.expect("a parallel loop");
-    assert_eq!(k.extents[v as usize], 100, "{p}");
+    assert_eq!(k.extents[v as usize], 64, "{p}");
 }
 
 /// Loops that every index walks as one merge: the rows and columns of a batch of images
 /// become one loop of 784 (vectorized), in an elementwise kernel and in the stage of a
-/// per-channel reduction (batch norm's mean); a padded read of the rows keeps them apart.
+/// per-channel reduction (batch norm's mean); a padded read of the rows keeps them apart; a
+/// loop of extent 1 merges whatever the indices (a transposed read here).
 #[test]
 fn contiguous_loops_merge() {
     use kiln::compiler::codegen::describe_loops;
@@ -257,6 +259,8 @@ fn contiguous_loops_merge() {
     b.output("y", &x.exp());
     b.output("mean", &x.mean(&[0, 2, 3]));
     b.output("pad", &x.pad(&[0, 0, 0, 1], &[0, 0, 0, 1], 0.0));
+    let t = b.input("t", DType::F32, [1, 64, 100]);
+    b.output("t", &t.permute(&[0, 2, 1]).exp());
     let g = b.finish().unwrap();
     check(&g, true);
     let loops = describe_loops(&lower(&g, true));
@@ -266,4 +270,8 @@ fn contiguous_loops_merge() {
     );
     assert!(loops.contains("for v2 in 0..784 by 4 lanes"), "{loops}");
     assert!(loops.contains("for v3 in 0..30 by 4 lanes"), "{loops}");
+    assert!(
+        loops.contains("for v0 in 0..100 (split across threads)\n      for v2 in 0..64\n"),
+        "{loops}"
+    );
 }

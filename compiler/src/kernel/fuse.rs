@@ -6,6 +6,9 @@
 //! when a reduction cannot be computed where it is needed (see below). In the unfused mode every
 //! value is materialized, so each primitive is one kernel.
 //!
+//! A maximum over a few elements (a pooling window) is an expression rather than a stage, so
+//! the kernel around it vectorizes across windows.
+//!
 //! Fusion also materializes an elementwise value that two or more kernels need when it is
 //! expensive to recompute (see `shared`), and a padded tensor that overlapping windows read (a
 //! convolution's padded input): each of its elements is read by several windows, and from a
@@ -49,6 +52,10 @@ pub fn lower(g: &Graph, fuse: bool) -> Program {
         }
     }
 }
+
+/// Maximums over at most this many elements are inlined as expressions (see
+/// `KernelBuilder::inline_max`).
+const INLINE_MAX: usize = 16;
 
 /// Planning must start again with this node materialized.
 struct Restart(NodeId);
@@ -558,6 +565,58 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         Ok(acc)
     }
 
+    /// A maximum over at most [`INLINE_MAX`] elements (a pooling window, the position of a
+    /// window's maximum) as an expression, `max(max(x0, x1), ..)` in row-major order, so the
+    /// kernel needing it has no stage for it and can vectorize across the windows. Exact: the
+    /// interpreter folds a maximum the same way, from its first element. `None` for a larger
+    /// (or empty) reduction.
+    fn inline_max(
+        &mut self,
+        node: NodeId,
+        axes: &[usize],
+        index: &[Index],
+        guards: &[Cond],
+    ) -> Result<Option<ExprId>, Restart> {
+        let g = self.planner.g;
+        let input = g.operands(node)[0];
+        let in_shape = g.node(input).ty.shape.clone();
+        let points: usize = axes.iter().map(|&a| in_shape[a]).product();
+        if points == 0 || points > INLINE_MAX {
+            return Ok(None);
+        }
+        let dtype = g.node(node).ty.dtype;
+        let mut point = vec![0usize; axes.len()];
+        let mut acc: Option<ExprId> = None;
+        loop {
+            let mut kept = index.iter();
+            let mut reduced = point.iter();
+            let at: Vec<Index> = (0..in_shape.len())
+                .map(|i| match axes.contains(&i) {
+                    true => Index::constant(*reduced.next().expect("one per axis") as i64),
+                    false => kept.next().expect("one index per kept axis").clone(),
+                })
+                .collect();
+            let x = self.value(input, &at, guards)?;
+            acc = Some(match acc {
+                None => x,
+                Some(a) => self.apply(Op::Binary(crate::op::BinaryOp::Max), &[a, x], dtype),
+            });
+            // The next point, the last axis fastest.
+            let mut d = axes.len();
+            loop {
+                if d == 0 {
+                    return Ok(acc);
+                }
+                d -= 1;
+                point[d] += 1;
+                if point[d] < in_shape[axes[d]] {
+                    break;
+                }
+                point[d] = 0;
+            }
+        }
+    }
+
     /// A reduction needed at `index`: a stage computed once per outer index.
     fn reduction(
         &mut self,
@@ -567,6 +626,11 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         index: &[Index],
         guards: &[Cond],
     ) -> Result<ExprId, Restart> {
+        if op == crate::op::ReduceOp::Max
+            && let Some(id) = self.inline_max(node, axes, index, guards)?
+        {
+            return Ok(id);
+        }
         let uses_stage_var = |i: &Index| self.scope.stage_vars.iter().any(|&v| i.uses(v));
         let guarded = guards.iter().any(|c| uses_stage_var(super::cond_index(c)));
         if guarded || index.iter().any(uses_stage_var) || index.iter().any(Index::has_data) {

@@ -11,7 +11,8 @@
 //! as `k * (E * a + b)`: `a` and `b` with coefficients `k E` and `k`, outside any division,
 //! remainder or data-dependent index (or neither). Then `a` becomes the merged loop, of extent
 //! `extent(a) * E`, with coefficient `k`, and `b` disappears: the same elements, in the same
-//! order. A guard testing `b` alone (a padded row) prevents the merge.
+//! order. A guard testing `b` alone (a padded row) prevents the merge. A loop of extent 1
+//! merges with its neighbour whatever the coefficients: it only ever takes the value 0.
 
 use super::index::{Atom, Index};
 use super::{Cond, Expr, LoopKernel, StageKind, Var};
@@ -21,25 +22,26 @@ pub(super) fn merge_loops(k: &mut LoopKernel) {
     for s in 0..k.stages.len() {
         while let Some(i) = (1..k.stages[s].vars.len()).find(|&i| mergeable(k, s, i)) {
             let (a, b) = (k.stages[s].vars[i - 1], k.stages[s].vars[i]);
-            let e = k.extents[b as usize];
-            for_each_index(k, s, &mut |index| *index = merged(index, a, b, e));
-            k.extents[a as usize] *= e;
+            let (ea, eb) = (k.extents[a as usize], k.extents[b as usize]);
+            for_each_index(k, s, &mut |index| *index = merged(index, a, b, ea, eb));
+            k.extents[a as usize] = ea * eb;
             k.stages[s].vars.remove(i);
         }
     }
 }
 
-/// True if loops `vars[i - 1]` and `vars[i]` of stage `s` merge.
+/// True if loops `vars[i - 1]` and `vars[i]` of stage `s` merge: as the module docs say, or
+/// because one of them has extent 1 (its value is always 0, so its coefficients do not matter).
 fn mergeable(k: &mut LoopKernel, s: usize, i: usize) -> bool {
     let (a, b) = (k.stages[s].vars[i - 1], k.stages[s].vars[i]);
-    let e = k.extents[b as usize];
+    let (ea, eb) = (k.extents[a as usize], k.extents[b as usize]);
     let mut ok = true;
     for_each_index(k, s, &mut |index| {
         let (ka, kb) = (coefficient(index, a), coefficient(index, b));
         let hidden = index.terms.iter().any(|(_, atom)| {
             !matches!(atom, Atom::Var(_)) && (atom_uses(atom, a) || atom_uses(atom, b))
         });
-        ok &= !hidden && ka == e * kb;
+        ok &= !hidden && (ea == 1 || eb == 1 || ka == eb * kb);
     });
     ok
 }
@@ -62,10 +64,16 @@ fn atom_uses(atom: &Atom, v: Var) -> bool {
     .uses(v)
 }
 
-/// `index` with `k E a + k b` written `k a` (the merged loop is `a`).
-fn merged(index: &Index, a: Var, b: Var, e: i64) -> Index {
-    let kb = coefficient(index, b);
-    debug_assert_eq!(coefficient(index, a), e * kb, "merged only where mergeable");
+/// `index` with loops `a` (extent `ea`) and `b` (extent `eb`) merged into `a`: `k eb a + k b`
+/// becomes `k a`; with `eb = 1`, `b` (always 0) drops out and `a` keeps its coefficient; with
+/// `ea = 1`, `a` (always 0) drops out and takes `b`'s.
+fn merged(index: &Index, a: Var, b: Var, ea: i64, eb: i64) -> Index {
+    let (ka, kb) = (coefficient(index, a), coefficient(index, b));
+    debug_assert!(
+        ea == 1 || eb == 1 || ka == eb * kb,
+        "merged only where mergeable"
+    );
+    let k = if eb == 1 { ka } else { kb };
     let rest = Index {
         terms: index
             .terms
@@ -75,7 +83,7 @@ fn merged(index: &Index, a: Var, b: Var, e: i64) -> Index {
             .collect(),
         constant: index.constant,
     };
-    rest.add(&Index::var(a).scale(kb))
+    rest.add(&Index::var(a).scale(k))
 }
 
 /// Calls `f` on every index of stage `s` of `k` that uses one of its loops: its stores'
