@@ -1,5 +1,5 @@
-//! Values worth a buffer although fusion could inline them: elementwise values and reductions
-//! that two or more kernels need and that cost much to recompute.
+//! Values worth a buffer although fusion could inline them: elementwise values, reductions and
+//! concatenations that two or more kernels need and that cost much to recompute.
 //!
 //! Fusion recomputes a value that has no buffer in every kernel that needs it. For a cheap
 //! value (a bias added, a ReLU) that beats writing and reading it back; for a chain of
@@ -19,6 +19,7 @@
 //! The rule: a reduction or a concatenation needed by at least two kernels gets a buffer; so
 //! does an elementwise value needed by at least two kernels when recomputing it costs at
 //! least [`SHARED_COST`].
+//!
 //! The cost of an elementwise value is that of its op plus that of every operand: a buffer's
 //! element costs 2 to read again, an operand without a buffer what it costs to recompute (views
 //! cost nothing, and a reduction, a stage of its own, stops the count); an op costs 1, a
@@ -27,8 +28,8 @@
 //! where the inputs have gone cold: an LSTM's backward pass, recomputing a gate's
 //! pre-activation from four buffers written many kernels earlier, ran slower than reading it.
 //! Of a chain of such values, each the only use of the one before (the partial sums of a long
-//! addition), only the last gets a buffer. Giving values buffers changes which kernels need what, so the rule is
-//! applied again until it gives no more buffers.
+//! addition), only the last gets a buffer. Giving values buffers changes which kernels need
+//! what, so the rule is applied again until it gives no more buffers.
 
 use crate::graph::{Graph, NodeId};
 use crate::op::{BinaryOp, Op, OpGroup, UnaryOp};
