@@ -1,0 +1,143 @@
+//! Peak memory of a training run, each engine in a child process of its own so that peaks do
+//! not mix: the child (`kiln-bench memory ENGINE`) runs [`STEPS`] steps of
+//! [`MEMORY_STEP`] and prints one JSON line with its peak resident set (`VmHWM` of
+//! `/proc/self/status`) and, for kiln, the compiled program's arena size.
+//!
+//! The `baseline` engine loads the data and trains nothing: its peak is what every child
+//! holds before training (the binary, the MNIST images), subtracted in the report.
+
+use crate::data::{batch, mnist_train};
+use crate::workloads::MEMORY_STEP;
+use crate::{BenchError, Engine};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Training steps of the measured run.
+pub const STEPS: usize = 200;
+
+/// The engines a child can measure; the peers only with the `peers` feature.
+pub fn engines() -> Vec<&'static str> {
+    let mut e = vec!["baseline", "kiln fused", "kiln unfused"];
+    if cfg!(feature = "peers") {
+        e.extend(["candle", "burn"]);
+    }
+    e
+}
+
+/// The peak resident set of this process so far, in KiB (Linux only).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What one child measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// The engine.
+    pub engine: String,
+    /// Peak resident set, KiB.
+    pub peak_kib: u64,
+    /// The compiled program's arena, bytes (kiln only).
+    pub arena_bytes: Option<u64>,
+}
+
+/// In the child: trains `engine` for [`STEPS`] steps on the first batch and gives the JSON
+/// line to print.
+pub fn child(engine: &str) -> Result<String, BenchError> {
+    let data = mnist_train()?;
+    let b = batch(&data, 0, MEMORY_STEP.batch);
+    let mut arena = None;
+    let mut run: Box<dyn Engine> = match engine {
+        "baseline" => return line(engine, None),
+        "kiln fused" | "kiln unfused" => {
+            let p = MEMORY_STEP.kiln(engine == "kiln fused", &b)?;
+            arena = Some(p.executable().stats().arena_bytes as u64);
+            Box::new(p)
+        }
+        _ => peer(engine, &b)?,
+    };
+    for _ in 0..STEPS {
+        run.run()?;
+    }
+    line(engine, arena)
+}
+
+#[cfg(feature = "peers")]
+fn peer(engine: &str, b: &crate::data::Batch) -> Result<Box<dyn Engine>, BenchError> {
+    use crate::peers::Peer;
+    match Peer::ALL.into_iter().find(|p| p.name() == engine) {
+        Some(p) => p.train(&MEMORY_STEP, b),
+        None => Err(unknown(engine)),
+    }
+}
+
+#[cfg(not(feature = "peers"))]
+fn peer(engine: &str, _: &crate::data::Batch) -> Result<Box<dyn Engine>, BenchError> {
+    Err(unknown(engine))
+}
+
+fn unknown(engine: &str) -> BenchError {
+    BenchError::Protocol(format!(
+        "no engine `{engine}` to measure (known: {})",
+        engines().join(", ")
+    ))
+}
+
+/// The JSON line of a finished child.
+fn line(engine: &str, arena: Option<u64>) -> Result<String, BenchError> {
+    let peak = peak_rss_kib()
+        .ok_or_else(|| BenchError::Protocol("no VmHWM in /proc/self/status".into()))?;
+    Ok(serde_json::json!({"engine": engine, "peak_kib": peak, "arena_bytes": arena}).to_string())
+}
+
+/// In the parent: measures `engine` in a child process of this executable.
+pub fn measure(engine: &str) -> Result<Measurement, BenchError> {
+    let exe = std::env::current_exe().map_err(|source| BenchError::Io {
+        path: PathBuf::from("the current executable"),
+        source,
+    })?;
+    let out = Command::new(&exe)
+        .args(["memory", engine])
+        .output()
+        .map_err(|source| BenchError::Io { path: exe, source })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(BenchError::Protocol(format!(
+            "the memory child for {engine} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    parse(stdout.lines().last().unwrap_or_default())
+        .ok_or_else(|| BenchError::Protocol(format!("unreadable memory line `{stdout}`")))
+}
+
+/// A child's JSON line.
+fn parse(line: &str) -> Option<Measurement> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(Measurement {
+        engine: v.get("engine")?.as_str()?.to_string(),
+        peak_kib: v.get("peak_kib")?.as_u64()?,
+        arena_bytes: v.get("arena_bytes").and_then(|a| a.as_u64()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_peak() {
+        assert!(peak_rss_kib().unwrap() > 100);
+    }
+
+    #[test]
+    fn lines_round_trip() {
+        let l = line("kiln fused", Some(42)).unwrap();
+        let m = parse(&l).unwrap();
+        assert_eq!((m.engine.as_str(), m.arena_bytes), ("kiln fused", Some(42)));
+        assert_eq!(parse("{}"), None);
+        assert!(child("nobody").is_err());
+    }
+}

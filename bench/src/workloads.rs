@@ -1,0 +1,532 @@
+//! Every workload, defined once, and how kiln runs it.
+//!
+//! A [`Workload`] names what is measured; [`Workload::kiln`] builds it as a kiln [`Engine`],
+//! fused or unfused. The criterion benches, the report and the peers' checks all start here,
+//! so a workload means the same thing everywhere.
+
+use crate::data::{Batch, batch, values};
+use crate::{BenchError, Engine};
+use kiln_compiler::optim::Optimizer;
+use kiln_compiler::train::{gradients, train_step};
+use kiln_compiler::{Array, DType, Graph};
+use kiln_frontend::GraphBuilder;
+use kiln_frontend::losses::{Reduction, cross_entropy};
+use kiln_frontend::models::{BUILTINS, Mode, Settings, builtin, mlp};
+use kiln_frontend::{Model, Tensor};
+use kiln_runtime::data::Dataset;
+use kiln_runtime::{Executable, Options};
+
+/// The seed of every model's initial parameters.
+pub const SEED: u64 = 0;
+
+/// The optimizer of a training-step workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opt {
+    /// SGD with learning rate 0.1 (the main job's).
+    Sgd,
+    /// Adam with learning rate 1e-3, betas 0.9 and 0.999, eps 1e-8.
+    Adam,
+}
+
+impl Opt {
+    /// kiln's optimizer with this workload's hyperparameters.
+    pub fn optimizer(self) -> Optimizer {
+        match self {
+            Opt::Sgd => Optimizer::sgd(0.1),
+            Opt::Adam => Optimizer::adam(1e-3),
+        }
+    }
+
+    /// `sgd` or `adam`.
+    pub fn name(self) -> &'static str {
+        self.optimizer().name()
+    }
+}
+
+/// The model of a training-step workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// kiln's MLP with these widths, from the 784 pixels to the 10 classes (ReLU between).
+    Mlp(&'static [usize]),
+    /// A built-in model of `kiln_frontend::models` at its default width.
+    Builtin(&'static str),
+}
+
+impl Net {
+    /// A short name: `mlp_784_128_10`, `lenet`.
+    pub fn id(self) -> String {
+        match self {
+            Net::Mlp(sizes) => format!("mlp_{}", join(sizes, "_")),
+            Net::Builtin(name) => name.to_string(),
+        }
+    }
+
+    /// A name for people: `MLP 784-128-10`, `lenet`.
+    pub fn title(self) -> String {
+        match self {
+            Net::Mlp(sizes) => format!("MLP {}", join(sizes, "-")),
+            Net::Builtin("lenet") => "LeNet".into(),
+            Net::Builtin("lstm") => "LSTM".into(),
+            Net::Builtin(name) => name.into(),
+        }
+    }
+}
+
+fn join(sizes: &[usize], sep: &str) -> String {
+    let parts: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    parts.join(sep)
+}
+
+/// A training step: a model, a batch size and an optimizer, on MNIST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainSpec {
+    /// The model.
+    pub net: Net,
+    /// Rows per batch.
+    pub batch: usize,
+    /// The optimizer.
+    pub opt: Opt,
+}
+
+impl TrainSpec {
+    /// `mlp_784_128_10_b64_sgd`.
+    pub fn id(&self) -> String {
+        format!("{}_b{}_{}", self.net.id(), self.batch, self.opt.name())
+    }
+
+    /// `MLP 784-128-10 training step, batch 64, SGD`.
+    pub fn title(&self) -> String {
+        let opt = match self.opt {
+            Opt::Sgd => "SGD lr 0.1",
+            Opt::Adam => "Adam lr 1e-3",
+        };
+        format!(
+            "{} training step, batch {}, {opt}",
+            self.net.title(),
+            self.batch
+        )
+    }
+
+    /// The model (forward pass, loss and metrics).
+    pub fn model(&self) -> Result<Model, BenchError> {
+        let built = match self.net {
+            Net::Mlp(sizes) => mlp(self.batch, sizes),
+            Net::Builtin(name) => {
+                let settings = Settings {
+                    batch: self.batch,
+                    mode: Mode::Train,
+                    width: None,
+                };
+                builtin(name, &settings)
+                    .ok_or_else(|| BenchError::build(name, "no such built-in model"))?
+            }
+        };
+        built.map_err(|e| BenchError::build(self.id(), e))
+    }
+
+    /// The model's initial parameters (drawn with [`SEED`]), by name: what every engine
+    /// starts from.
+    pub fn initial_params(&self) -> Result<Vec<(String, Array)>, BenchError> {
+        let model = self.model()?;
+        Ok(model.initial_values(&model.graph, SEED))
+    }
+
+    /// The whole training step as one graph, and the model it came from.
+    pub fn step_graph(&self) -> Result<(Model, Graph), BenchError> {
+        let model = self.model()?;
+        let step = train_step(&model.graph, "loss", &self.opt.optimizer())
+            .map_err(|e| BenchError::build(self.id(), e))?;
+        Ok((model, step))
+    }
+
+    /// The training step compiled by kiln, initialized with [`SEED`], bound to `batch`.
+    pub fn kiln(&self, fuse: bool, batch: &Batch) -> Result<KilnProgram, BenchError> {
+        let (model, step) = self.step_graph()?;
+        let state = model.initial_values(&step, SEED);
+        let mut data = batch_inputs(batch)?;
+        data.push(("step_seed".into(), Array::scalar(DType::I32, 0.0)));
+        for (name, value) in self.opt.optimizer().hyperparameters() {
+            data.push((name.into(), Array::scalar(DType::F32, value)));
+        }
+        KilnProgram::new(&self.id(), &step, fuse, data, &state, true)
+    }
+}
+
+/// `x` and `labels` of `batch` as kiln arrays.
+fn batch_inputs(batch: &Batch) -> Result<Vec<(String, Array)>, BenchError> {
+    let rows = batch.rows();
+    let x = Array::from_f32([rows, batch.features()], batch.x.clone());
+    let labels = Array::from_i32([rows], batch.labels.clone());
+    match (x, labels) {
+        (Ok(x), Ok(labels)) => Ok(vec![("x".into(), x), ("labels".into(), labels)]),
+        _ => Err(BenchError::build("a batch", "ragged rows")),
+    }
+}
+
+/// What one iteration processes, for a throughput figure beside its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Throughput {
+    /// Bytes read and written (GiB/s).
+    Bytes(u64),
+    /// Floating-point operations (GFLOP/s).
+    Flops(u64),
+}
+
+/// One thing measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// `tanh(x * a + b) * sigmoid(x) + relu(x)` over `n` f32 elements.
+    Chain {
+        /// Elements.
+        n: usize,
+    },
+    /// Mean cross-entropy of softmax over `[rows, classes]` logits, forward and the gradient
+    /// with respect to the logits.
+    SoftmaxXent {
+        /// Rows.
+        rows: usize,
+        /// Classes.
+        classes: usize,
+    },
+    /// A matrix product `[m, k] x [k, n]` through kiln's `dot`.
+    Gemm {
+        /// Rows of the result.
+        m: usize,
+        /// The contracted extent.
+        k: usize,
+        /// Columns of the result.
+        n: usize,
+    },
+    /// One training step (forward, backward, update) on a fixed MNIST batch.
+    Train(TrainSpec),
+    /// Compiling a training step: building the model's graph, differentiating it, appending
+    /// the optimizer, optimizing, fusing, planning memory and generating code.
+    Compile(TrainSpec),
+}
+
+/// The training steps of the MLPs: both sizes, both batches, both optimizers.
+fn mlp_specs() -> Vec<TrainSpec> {
+    const SIZES: [&[usize]; 2] = [&[784, 128, 10], &[784, 512, 256, 10]];
+    let mut specs = Vec::new();
+    for sizes in SIZES {
+        for batch in [64, 256] {
+            for opt in [Opt::Sgd, Opt::Adam] {
+                specs.push(TrainSpec {
+                    net: Net::Mlp(sizes),
+                    batch,
+                    opt,
+                });
+            }
+        }
+    }
+    specs
+}
+
+/// The training steps of the built-in LeNet and LSTM at batch 64 with SGD, for those the
+/// frontend has.
+fn builtin_specs() -> Vec<TrainSpec> {
+    (["lenet", "lstm"].into_iter())
+        .filter(|name| BUILTINS.contains(name))
+        .map(|name| TrainSpec {
+            net: Net::Builtin(name),
+            batch: 64,
+            opt: Opt::Sgd,
+        })
+        .collect()
+}
+
+/// Every workload, in the report's order.
+pub fn all() -> Vec<Workload> {
+    let mut w = vec![
+        Workload::Chain { n: 1 << 20 },
+        Workload::Chain { n: 1 << 24 },
+        Workload::SoftmaxXent {
+            rows: 256,
+            classes: 1000,
+        },
+    ];
+    let specs: Vec<TrainSpec> = mlp_specs().into_iter().chain(builtin_specs()).collect();
+    w.extend(specs.iter().map(|&s| Workload::Train(s)));
+    w.extend(
+        [(128, 784, 512), (512, 512, 512), (2048, 2048, 2048)].map(|(m, k, n)| Workload::Gemm {
+            m,
+            k,
+            n,
+        }),
+    );
+    w.extend(specs.iter().map(|&s| Workload::Compile(s)));
+    w
+}
+
+/// The MLP 784-128-10 training step at batch 64 with SGD: the main job, the one every peer
+/// runs.
+pub const MAIN_STEP: TrainSpec = TrainSpec {
+    net: Net::Mlp(&[784, 128, 10]),
+    batch: 64,
+    opt: Opt::Sgd,
+};
+
+/// The training run whose peak memory is measured: MLP 784-512-256-10, batch 256, SGD.
+pub const MEMORY_STEP: TrainSpec = TrainSpec {
+    net: Net::Mlp(&[784, 512, 256, 10]),
+    batch: 256,
+    opt: Opt::Sgd,
+};
+
+impl Workload {
+    /// A short name, unique among the workloads: file names and JSON.
+    pub fn id(&self) -> String {
+        match self {
+            Workload::Chain { n } => format!("chain_{}m", n >> 20),
+            Workload::SoftmaxXent { rows, classes } => format!("softmax_xent_{rows}x{classes}"),
+            Workload::Gemm { m, k, n } => format!("gemm_{m}x{k}x{n}"),
+            Workload::Train(s) => format!("train_{}", s.id()),
+            Workload::Compile(s) => format!("compile_{}", s.id()),
+        }
+    }
+
+    /// A name for people.
+    pub fn title(&self) -> String {
+        match self {
+            Workload::Chain { n } => format!(
+                "elementwise chain tanh(x*a+b)*sigmoid(x)+relu(x), {}M f32",
+                n >> 20
+            ),
+            Workload::SoftmaxXent { rows, classes } => {
+                format!("softmax + cross-entropy, forward and backward, [{rows},{classes}]")
+            }
+            Workload::Gemm { m, k, n } => format!("GEMM {m}x{k} times {k}x{n}, f32"),
+            Workload::Train(s) => s.title(),
+            Workload::Compile(s) => format!("compiling the {}", s.title()),
+        }
+    }
+
+    /// What one iteration processes, if a rate says more than a time.
+    pub fn throughput(&self) -> Option<Throughput> {
+        match *self {
+            // One 4-byte read and one 4-byte write per element.
+            Workload::Chain { n } => Some(Throughput::Bytes(8 * n as u64)),
+            Workload::Gemm { m, k, n } => Some(Throughput::Flops(2 * (m * k * n) as u64)),
+            _ => None,
+        }
+    }
+
+    /// The training step this workload runs or compiles, if any.
+    pub fn train_spec(&self) -> Option<TrainSpec> {
+        match *self {
+            Workload::Train(s) | Workload::Compile(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// This workload as kiln runs it, fused or not; training steps on the first batch of
+    /// `data`.
+    pub fn kiln(&self, fuse: bool, data: &dyn Dataset) -> Result<Box<dyn Engine>, BenchError> {
+        let id = self.id();
+        let no_state: &[(String, Array)] = &[];
+        Ok(match *self {
+            Workload::Chain { n } => {
+                let inputs = vec![
+                    ("x".into(), f32_array(&[n], 1)),
+                    ("a".into(), Array::scalar(DType::F32, 0.5)),
+                    ("b".into(), Array::scalar(DType::F32, 0.1)),
+                ];
+                Box::new(KilnProgram::new(
+                    &id,
+                    &chain_graph(n)?,
+                    fuse,
+                    inputs,
+                    no_state,
+                    false,
+                )?)
+            }
+            Workload::SoftmaxXent { rows, classes } => {
+                let labels = (0..rows).map(|i| (i * 7 % classes) as i32).collect();
+                let inputs = vec![
+                    ("logits".into(), f32_array(&[rows, classes], 2)),
+                    ("labels".into(), i32_array(rows, labels)),
+                ];
+                let g = softmax_xent_graph(rows, classes)?;
+                Box::new(KilnProgram::new(&id, &g, fuse, inputs, no_state, false)?)
+            }
+            Workload::Gemm { m, k, n } => {
+                let inputs = vec![
+                    ("a".into(), f32_array(&[m, k], 4)),
+                    ("b".into(), f32_array(&[k, n], 5)),
+                ];
+                let g = gemm_graph(m, k, n)?;
+                Box::new(KilnProgram::new(&id, &g, fuse, inputs, no_state, false)?)
+            }
+            Workload::Train(s) => Box::new(s.kiln(fuse, &batch(data, 0, s.batch))?),
+            Workload::Compile(spec) => Box::new(CompileStep { spec, fuse }),
+        })
+    }
+}
+
+/// Deterministic values of shape `shape` (see [`values`]).
+pub fn f32_array(shape: &[usize], seed: u64) -> Array {
+    let n = shape.iter().product();
+    Array::from_f32(shape, values(n, seed)).expect("one value per element")
+}
+
+fn i32_array(n: usize, v: Vec<i32>) -> Array {
+    Array::from_i32([n], v).expect("one value per element")
+}
+
+/// The graph of [`Workload::Chain`]: inputs `x: f32[n]`, `a`, `b` (scalars), output `y`.
+pub fn chain_graph(n: usize) -> Result<Graph, BenchError> {
+    let b = GraphBuilder::new("chain");
+    let x = b.input("x", DType::F32, [n]);
+    let a = b.input("a", DType::F32, []);
+    let c = b.input("b", DType::F32, []);
+    let y = (&x * &a + &c).tanh() * x.sigmoid() + x.relu();
+    b.output("y", &y);
+    b.finish().map_err(|e| BenchError::build("chain", e))
+}
+
+/// The graph of [`Workload::SoftmaxXent`]: inputs `logits`, `labels`; outputs `loss` and the
+/// gradient of `loss` with respect to `logits`.
+pub fn softmax_xent_graph(rows: usize, classes: usize) -> Result<Graph, BenchError> {
+    let b = GraphBuilder::new("softmax_xent");
+    let logits = b.input("logits", DType::F32, [rows, classes]);
+    let labels = b.input("labels", DType::I32, [rows]);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    let g = b
+        .finish()
+        .map_err(|e| BenchError::build("softmax_xent", e))?;
+    gradients(&g, "loss", &["logits"]).map_err(|e| BenchError::build("softmax_xent", e))
+}
+
+/// The graph of [`Workload::Gemm`]: inputs `a: f32[m, k]`, `b: f32[k, n]`, output `c`.
+pub fn gemm_graph(m: usize, k: usize, n: usize) -> Result<Graph, BenchError> {
+    let b = GraphBuilder::new("gemm");
+    let x: Tensor = b.input("a", DType::F32, [m, k]);
+    let y = b.input("b", DType::F32, [k, n]);
+    b.output("c", &x.matmul(&y));
+    b.finish().map_err(|e| BenchError::build("gemm", e))
+}
+
+/// Compile options: optimized, fused or not, on every core.
+fn options(fuse: bool) -> Options {
+    Options {
+        fuse,
+        ..Options::default()
+    }
+}
+
+/// A compiled kiln program with its data inputs bound, in the order it takes them.
+pub struct KilnProgram {
+    exe: Executable,
+    inputs: Vec<(String, Array)>,
+    loss: bool,
+}
+
+impl KilnProgram {
+    /// Compiles `g`, sets its state from `state` and binds its data inputs from `data` (by
+    /// name; unused entries are ignored). With `loss`, each run reads the scalar output `loss`.
+    pub fn new(
+        what: &str,
+        g: &Graph,
+        fuse: bool,
+        mut data: Vec<(String, Array)>,
+        state: &[(String, Array)],
+        loss: bool,
+    ) -> Result<KilnProgram, BenchError> {
+        let mut exe =
+            Executable::compile(g, &options(fuse)).map_err(|e| BenchError::build(what, e))?;
+        for (name, value) in state {
+            exe.set_state(name, value)
+                .map_err(|e| BenchError::build(what, e))?;
+        }
+        let inputs = (exe.input_names().into_iter())
+            .map(|(name, _)| {
+                let i = (data.iter().position(|(n, _)| *n == name))
+                    .ok_or_else(|| BenchError::build(what, format!("no value for `{name}`")))?;
+                Ok(data.swap_remove(i))
+            })
+            .collect::<Result<_, BenchError>>()?;
+        Ok(KilnProgram { exe, inputs, loss })
+    }
+
+    /// The compiled program, for its statistics.
+    pub fn executable(&self) -> &Executable {
+        &self.exe
+    }
+}
+
+impl Engine for KilnProgram {
+    fn run(&mut self) -> Result<Option<f64>, BenchError> {
+        let args: Vec<&Array> = self.inputs.iter().map(|(_, a)| a).collect();
+        self.exe.execute_ordered(&args)?;
+        Ok(if self.loss {
+            self.exe.scalar_output("loss")
+        } else {
+            None
+        })
+    }
+}
+
+/// [`Workload::Compile`] as an engine: each run builds and compiles the step anew.
+struct CompileStep {
+    spec: TrainSpec,
+    fuse: bool,
+}
+
+impl Engine for CompileStep {
+    fn run(&mut self) -> Result<Option<f64>, BenchError> {
+        let (_, step) = self.spec.step_graph()?;
+        let exe = Executable::compile(&step, &options(self.fuse))
+            .map_err(|e| BenchError::build(self.spec.id(), e))?;
+        std::hint::black_box(exe.stats().loops);
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::mnist_train;
+
+    #[test]
+    fn ids_are_unique() {
+        let ids: Vec<String> = all().iter().map(Workload::id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "{ids:?}");
+        assert!(ids.contains(&"train_mlp_784_128_10_b64_sgd".to_string()));
+    }
+
+    #[test]
+    fn fused_and_unfused_train_steps_agree() {
+        let data = mnist_train().unwrap();
+        let b = batch(&data, 0, MAIN_STEP.batch);
+        let mut fused = MAIN_STEP.kiln(true, &b).unwrap();
+        let mut unfused = MAIN_STEP.kiln(false, &b).unwrap();
+        for _ in 0..3 {
+            let (f, u) = (
+                fused.run().unwrap().unwrap(),
+                unfused.run().unwrap().unwrap(),
+            );
+            assert!((f - u).abs() < 1e-4, "{f} {u}");
+        }
+    }
+
+    #[test]
+    fn the_small_workloads_run() {
+        let data = mnist_train().unwrap();
+        let small = [
+            Workload::SoftmaxXent {
+                rows: 4,
+                classes: 10,
+            },
+            Workload::Gemm { m: 3, k: 5, n: 2 },
+            Workload::Chain { n: 100 },
+            Workload::Compile(MAIN_STEP),
+        ];
+        for w in small {
+            let mut e = w.kiln(true, &data).unwrap();
+            assert_eq!(e.run().unwrap(), None, "{}", w.id());
+        }
+    }
+}
