@@ -684,7 +684,11 @@ mod tests {
         assert!(network(&lstm).is_none());
         let data = mnist_train().unwrap();
         assert!(Peer::Candle.engine(&Workload::Train(lstm), &data).is_none());
-        assert!(Peer::Burn.engine(&Workload::Compile(MAIN_STEP), &data).is_none());
+        assert!(
+            Peer::Burn
+                .engine(&Workload::Compile(MAIN_STEP), &data)
+                .is_none()
+        );
         assert!(Peer::Burn.train(&lstm, &batch(&data, 0, 64)).is_err());
     }
 }
