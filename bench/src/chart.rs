@@ -56,7 +56,8 @@ fn render(title: &str, bars: &[Bar]) -> Result<String, Box<dyn std::error::Error
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..y_max)?;
+            // A segmented range `0..k` has a segment for each of 0 to k inclusive.
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..y_max)?;
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         chart
             .configure_mesh()

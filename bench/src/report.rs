@@ -317,9 +317,8 @@ fn python_line(
     rows: &mut [(Row, Option<Vec<f64>>)],
     versions: &mut Vec<(String, String)>,
 ) {
-    let find = |rows: &mut [(Row, Option<Vec<f64>>)], id: &str| {
-        let i = rows.iter().position(|(r, _)| r.workload.id() == id)?;
-        Some(i)
+    let find = |rows: &[(Row, Option<Vec<f64>>)], id: &str| {
+        rows.iter().position(|(r, _)| r.workload.id() == id)
     };
     match line {
         Line::Version { engine, version } => versions.push((engine, version)),
