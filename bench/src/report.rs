@@ -585,9 +585,10 @@ impl Report {
             "\n## Memory\n\n\
              Peak resident memory (`VmHWM`) of a {}-step training run of the {}, each engine \
              in a child process of its own. `baseline` loads the data and trains nothing: \
-             what every child holds before it trains; the third column subtracts it. The \
-             arena is the one block kiln's compiled step allocates for parameters, optimizer \
-             state and every temporary.\n\n\
+             what every child holds before it trains; the third column subtracts it. kiln's \
+             peak includes compiling the step (Cranelift's working memory). The arena is the \
+             one block kiln's compiled step allocates for parameters, optimizer state and every \
+             temporary.\n\n\
              | engine | peak resident | above baseline | kiln arena |\n|---|---|---|---|\n",
             memory::STEPS,
             spec.title(),
