@@ -208,6 +208,12 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
                 .is_none_or(|o| w.id().contains(o.as_str()))
         })
         .collect();
+    if workloads.is_empty() {
+        return Err(BenchError::Protocol(format!(
+            "no workload's id contains `{}` (`kiln-bench list` shows them)",
+            settings.only.as_deref().unwrap_or_default()
+        )));
+    }
     let mut versions = machine::crate_versions(&["cranelift-codegen", "gemm"]);
     let mut notes = Vec::new();
     if cfg!(feature = "peers") {
@@ -672,6 +678,20 @@ mod tests {
         assert_eq!(time(25.2e-3), "25.2 ms");
         assert_eq!(time(1.5), "1.50 s");
         assert_eq!(time(f64::NAN), "n/a");
+    }
+
+    #[test]
+    fn a_filter_matching_nothing_is_an_error() {
+        let settings = Settings {
+            config: Config::default(),
+            only: Some("no such workload".into()),
+            python: None,
+            memory: false,
+            out: PathBuf::from("unused"),
+            command: "test".into(),
+        };
+        let e = run(settings).unwrap_err().to_string();
+        assert!(e.contains("no workload"), "{e}");
     }
 
     #[test]
