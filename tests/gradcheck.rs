@@ -564,7 +564,7 @@ fn layers_match_finite_differences() {
             "flatten-concat",
             Mode::Train,
             &[img(&[2, 1, 2, 3]), img(&[2, 2, 2, 3])],
-            |_, x| Tensor::concat(&[&x[0], &x[1]], 1).flatten_from(1),
+            |_, x| x[0].concat(&[&x[1]], 1).flatten_from(1),
         ),
         layer_case(
             "batch_norm2d",
@@ -589,7 +589,7 @@ fn layers_match_finite_differences() {
         }),
         layer_case("lstm", Mode::Train, &[img(&[2, 3, 3])], |nn, x| {
             let out = nn.lstm("lstm", &x[0], 2);
-            Tensor::concat(&[&out.hidden, &out.cell.unwrap()], 1)
+            out.hidden.concat(&[&out.cell.unwrap()], 1)
         }),
     ];
     for case in cases {

@@ -175,3 +175,51 @@ fn padded_views_run_in_vector_lanes() {
         }
     }
 }
+
+/// A 2x2 max pooling of a buffer in the arena: its maximums are expressions (no reduce stage),
+/// and its loads, two elements apart, run in vector lanes (two vector loads and a shuffle). So
+/// do every other column of a matrix, and the position of each window's maximum. Maximums and
+/// copies are exact, so the results must equal the interpreter's bit for bit.
+#[test]
+fn strided_loads_run_in_vector_lanes() {
+    use kiln::compiler::codegen::describe_loops;
+    use kiln::compiler::kernel::lower;
+    use kiln::frontend::GraphBuilder;
+    let b = GraphBuilder::new("strided");
+    let x = b.input("x", DType::F32, [2, 3, 8, 40]);
+    // A matrix product puts x in the arena (the identity keeps its values).
+    let eye: Vec<f32> = (0..40 * 40)
+        .map(|i| if i % 41 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let t = x.matmul(&b.constant(Array::from_f32([40, 40], eye).unwrap()));
+    b.output("pool", &t.max_pool2d(2, 2, 0));
+    b.output(
+        "odd",
+        &t.slice(&[0, 0, 0, 1], &[2, 3, 8, 40], &[1, 1, 1, 2]),
+    );
+    let windows = t.reshape(&[2, 3, 4, 2, 20, 2]).permute(&[0, 1, 2, 4, 3, 5]);
+    b.output("argmax", &windows.reshape(&[2, 3, 4, 20, 4]).argmax(-1));
+    let g = b.finish().unwrap();
+    let loops = describe_loops(&lower(&g, true));
+    assert_eq!(loops.matches("by 4 lanes").count(), 3, "{loops}");
+    assert!(!loops.contains("reduce"), "{loops}");
+    let mut rng = common::Rng::new(4);
+    let xs = rng.vec(2 * 3 * 8 * 40, -1.0, 1.0);
+    let xs = xs.into_iter().map(|v| v as f32).collect();
+    let inputs: HashMap<String, Array> =
+        [("x".to_string(), Array::from_f32([2, 3, 8, 40], xs).unwrap())].into();
+    let want = interp::run(&g, &inputs).unwrap();
+    for fuse in [true, false] {
+        let options = Options {
+            fuse,
+            ..Options::default()
+        };
+        let got = Executable::compile(&g, &options)
+            .unwrap()
+            .run(&inputs)
+            .unwrap();
+        for ((name, a), (_, w)) in got.iter().zip(&want.outputs) {
+            assert_eq!(a, w, "{name} fuse={fuse}");
+        }
+    }
+}

@@ -157,7 +157,7 @@ fn a_concatenation_two_kernels_need_gets_a_buffer() {
         .map(|i| b.input(&format!("x{i}"), DType::F32, [8, 3]).exp())
         .collect();
     let refs: Vec<_> = parts.iter().collect();
-    let cat = kiln::frontend::Tensor::concat(&refs, 1);
+    let cat = refs[0].concat(&refs[1..], 1);
     b.output("sum", &cat.sum(&[1]));
     b.output("max", &cat.max(&[0]));
     let g = b.finish().unwrap();
@@ -197,16 +197,81 @@ fn convolution_kernels_divide_no_index() {
     }
 }
 
+/// A convolution's padded input gets a buffer of its own: each element is read by up to 9
+/// windows, and the kernel writing the im2col matrix then reads it with plain loads; only the
+/// kernel writing the padded copy tests the padding (and computes the ReLU, once).
+#[test]
+fn a_padded_input_of_overlapping_windows_gets_a_buffer() {
+    let b = GraphBuilder::new("conv");
+    let nn = Layers::new(&b, Mode::Train);
+    let x = b.input("x", DType::F32, [2, 3, 8, 8]);
+    let y = nn.conv2d("c", &x.relu(), Conv2d::new(4, 3).padding(1));
+    b.output("y", &y);
+    let g = b.finish().unwrap();
+    check(&g, true);
+    let p = lower(&g, true);
+    let guarded: Vec<usize> = loops(&p)
+        .map(|k| {
+            let loads = k
+                .exprs
+                .iter()
+                .filter(|(e, _)| matches!(e, Expr::Load { guards, .. } if !guards.is_empty()));
+            loads.count()
+        })
+        .collect();
+    assert_eq!(guarded.iter().sum::<usize>(), 1, "{p}");
+    let relus = loops(&p).flat_map(|k| &k.exprs).filter(|(e, _)| {
+        matches!(
+            e,
+            Expr::Apply {
+                op: kiln::compiler::Op::Binary(kiln::compiler::BinaryOp::Max),
+                ..
+            }
+        )
+    });
+    assert_eq!(relus.count(), 1, "{p}");
+}
+
 /// A kernel whose outer loops start with one of extent 1 (a single input channel) splits the
 /// next loop across threads.
 #[test]
 fn the_parallel_loop_skips_loops_of_extent_one() {
     let b = GraphBuilder::new("unit");
     let x = b.input("x", DType::F32, [1, 64, 100]);
-    b.output("y", &x.exp());
+    b.output("y", &x.sum(&[2]));
     let g = b.finish().unwrap();
     let p = lower(&g, true);
     let k = loops(&p).next().unwrap();
+    assert_eq!(k.outer.len(), 2, "{p}");
     let v = k.parallel.expect("a parallel loop");
     assert_eq!(k.extents[v as usize], 64, "{p}");
+}
+
+/// Loops that every index walks as one merge: the rows and columns of a batch of images
+/// become one loop of 784 (vectorized), in an elementwise kernel and in the stage of a
+/// per-channel reduction (batch norm's mean); a padded read of the rows keeps them apart; a
+/// loop of extent 1 merges whatever the indices (a transposed read here).
+#[test]
+fn contiguous_loops_merge() {
+    use kiln::compiler::codegen::describe_loops;
+    let b = GraphBuilder::new("merge");
+    let x = b.input("x", DType::F32, [8, 3, 28, 28]);
+    b.output("y", &x.exp());
+    b.output("mean", &x.mean(&[0, 2, 3]));
+    b.output("pad", &x.pad(&[0, 0, 0, 1], &[0, 0, 0, 1], 0.0));
+    let t = b.input("t", DType::F32, [1, 64, 100]);
+    b.output("t", &t.permute(&[0, 2, 1]).exp());
+    let g = b.finish().unwrap();
+    check(&g, true);
+    let loops = describe_loops(&lower(&g, true));
+    assert!(
+        loops.contains("for v0 in 0..18816 (split across threads) by 4 lanes"),
+        "{loops}"
+    );
+    assert!(loops.contains("for v2 in 0..784 by 4 lanes"), "{loops}");
+    assert!(loops.contains("for v3 in 0..30 by 4 lanes"), "{loops}");
+    assert!(
+        loops.contains("for v0 in 0..100 (split across threads)\n      for v2 in 0..64\n"),
+        "{loops}"
+    );
 }

@@ -115,7 +115,7 @@ fn cases() -> Vec<Case> {
             "flatten-concat",
             Mode::Train,
             &[&[2, 1, 3, 3], &[2, 2, 3, 3]],
-            |_, x| Tensor::concat(&[&x[0], &x[1]], 1).flatten_from(1),
+            |_, x| x[0].concat(&[&x[1]], 1).flatten_from(1),
         ),
         Case {
             tolerance: 5e-5,
@@ -140,7 +140,7 @@ fn cases() -> Vec<Case> {
         }),
         case("lstm", Mode::Train, &[&[3, 5, 4]], |nn, x| {
             let out = nn.lstm("lstm", &x[0], 6);
-            Tensor::concat(&[&out.hidden, &out.cell.unwrap()], 1)
+            out.hidden.concat(&[&out.cell.unwrap()], 1)
         }),
     ]
 }

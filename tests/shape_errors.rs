@@ -2,7 +2,7 @@
 //! that disagree, and the line of this file that asked for the op.
 
 use kiln::compiler::DType;
-use kiln::frontend::{GraphBuilder, Tensor, graph};
+use kiln::frontend::{GraphBuilder, graph};
 
 /// The error `f` makes while building, as displayed.
 fn error(f: impl FnOnce(&GraphBuilder)) -> String {
@@ -48,7 +48,7 @@ fn shape_error_messages() {
         error(|b| {
             let a = b.input("a", DType::F32, [2, 3]);
             let c = b.input("c", DType::F32, [3, 3]);
-            let _ = Tensor::concat(&[&a, &c], 1);
+            let _ = a.concat(&[&c], 1);
         }),
         error(|b| {
             let i = b.input("i", DType::I32, [3]);

@@ -444,9 +444,16 @@ impl Report {
             let path = charts.join(format!("{}.svg", row.workload.id()));
             chart::write(&path, &row.workload.title(), &bars).map_err(BenchError::Protocol)?;
         }
+        // Figures measured by other commands (training accuracy, profiles) are kept by hand in
+        // bench/NOTES.md and carried over below the generated part.
+        let mut md = self.markdown();
+        let notes = self.settings.out.join("bench/NOTES.md");
+        if let Ok(text) = std::fs::read_to_string(&notes) {
+            md.push('\n');
+            md.push_str(&text);
+        }
         let path = self.settings.out.join("BENCHMARKS.md");
-        kiln_runtime::atomic::write(&path, |w| w.write_all(self.markdown().as_bytes()))
-            .map_err(|e| io(&path, e))
+        kiln_runtime::atomic::write(&path, |w| w.write_all(md.as_bytes())).map_err(|e| io(&path, e))
     }
 
     /// The text of BENCHMARKS.md.

@@ -190,7 +190,7 @@ fn inception(nn: &Layers, x: &Tensor) -> Tensor {
     let b5 = conv_relu(nn, "b5_reduce", &h, Conv2d::new(4, 1));
     let b5 = conv_relu(nn, "b5", &b5, Conv2d::new(4, 5).padding(2));
     let pool = conv_relu(nn, "pool_proj", &h.max_pool2d(3, 1, 1), Conv2d::new(8, 1));
-    let block = Tensor::concat(&[&b1, &b3, &b5, &pool], 1);
+    let block = b1.concat(&[&b3, &b5, &pool], 1);
     let h = block.max_pool2d(2, 2, 0).flatten_from(1);
     nn.linear("fc", &nn.dropout(&h, 0.2), CLASSES)
 }

@@ -596,14 +596,16 @@ impl Tensor {
         self.op(Op::Gather { axis }, &[self, indices])
     }
 
-    /// Tensors joined along `axis` (negative counts from the end).
+    /// `self` and `others` joined along `axis` (negative counts from the end), in that order.
     #[track_caller]
-    pub fn concat(tensors: &[&Tensor], axis: isize) -> Tensor {
-        let first = tensors[0];
-        let Some(axes) = first.axes("concat", &[axis]) else {
-            return Tensor::poisoned(&first.state);
+    pub fn concat(&self, others: &[&Tensor], axis: isize) -> Tensor {
+        let Some(axes) = self.axes("concat", &[axis]) else {
+            return Tensor::poisoned(&self.state);
         };
-        first.op(Op::Concat { axis: axes[0] }, tensors)
+        let all: Vec<&Tensor> = std::iter::once(self)
+            .chain(others.iter().copied())
+            .collect();
+        self.op(Op::Concat { axis: axes[0] }, &all)
     }
 
     /// The index of the largest element along `axis` (the first one among ties), as `i32`.

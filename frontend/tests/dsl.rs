@@ -1,7 +1,7 @@
 //! The DSL builds the graphs it says it builds, and reports mistakes at the user's line.
 
 use kiln_compiler::{DType, Op, OpGroup};
-use kiln_frontend::{BuildError, GraphBuilder, Tensor, broadcast_shapes, graph};
+use kiln_frontend::{BuildError, GraphBuilder, broadcast_shapes, graph};
 
 fn ops(g: &kiln_compiler::Graph) -> Vec<&'static str> {
     g.topo_order()
@@ -136,7 +136,7 @@ fn views_reshape_permute_and_window() {
     assert_eq!(img.flatten().shape(), &[8 * 784]);
     assert_eq!(img.permute(&[0, 2, 3, 1]).shape(), &[8, 28, 28, 1]);
     assert_eq!(img.narrow(2, 3, 10).shape(), &[8, 1, 10, 28]);
-    let cat = Tensor::concat(&[&img, &img], 1);
+    let cat = img.concat(&[&img], 1);
     assert_eq!(cat.shape(), &[8, 2, 28, 28]);
     let g = b.finish().unwrap();
     let views = g

@@ -2,7 +2,7 @@
 //! that failed) at the line of the user's call, and nothing panics, whatever the input.
 
 use kiln_frontend::layers::{Conv2d, Layers, Mode};
-use kiln_frontend::{BuildError, DType, GraphBuilder, Tensor};
+use kiln_frontend::{BuildError, DType, GraphBuilder};
 
 /// The error `f` makes with layers in training mode, and the line `f` says it made it on.
 fn mistake(f: impl FnOnce(&Layers, &GraphBuilder) -> u32) -> (String, u32, u32) {
@@ -116,7 +116,7 @@ fn layer_mistakes_point_at_the_users_line() {
                 let x = b.input("x", DType::F32, [2, 3, 4, 4]);
                 let y = b.input("y", DType::F32, [2, 3, 5, 5]);
                 let line = line!() + 1;
-                let _ = Tensor::concat(&[&x, &y], 1);
+                let _ = x.concat(&[&y], 1);
                 line
             }),
         ),

@@ -171,7 +171,7 @@ pub fn defaults(model: &str) -> Defaults {
             0,
         ),
         "lenet" | "inception" => (OptimizerArg::Adam, 2e-3, 64, 15, None, Schedule::Cosine, 2),
-        "resnet" => (OptimizerArg::Adam, 2e-3, 64, 10, None, Schedule::Cosine, 0),
+        "resnet" => (OptimizerArg::Adam, 2e-3, 64, 12, None, Schedule::Cosine, 2),
         "lstm" => (
             OptimizerArg::Adam,
             5e-3,

@@ -232,6 +232,10 @@ impl Gen<'_, '_> {
         if let Some(v) = guarded_lanes {
             return self.guarded_vector_load(v, buffer, offset, guards, dtype, lanes, flags);
         }
+        let strided = self.vector_var.filter(|&v| offset.stride_of(v) == Some(2));
+        if lanes > 1 && strided.is_some() {
+            return self.every_other(buffer, offset, guards, dtype, lanes, flags);
+        }
         let mut i = self.index(offset);
         if !guards.is_empty() {
             let ok = self.test(guards);
@@ -302,6 +306,43 @@ impl Gen<'_, '_> {
 
         self.b.switch_to_block(done);
         result
+    }
+
+    /// A vector of `lanes` elements two apart (stride 2 in the vector variable; guards, if
+    /// any, the same for every lane): the even lanes of two consecutive vector loads, one
+    /// element more than the last lane reads (inside the arena's slack, `memory::SLACK`).
+    fn every_other(
+        &mut self,
+        buffer: BufferId,
+        offset: &Index,
+        guards: &[Cond],
+        dtype: DType,
+        lanes: u8,
+        flags: MemFlagsData,
+    ) -> Value {
+        let ty = ir_type(dtype, lanes);
+        let mut i = self.index(offset);
+        if !guards.is_empty() {
+            let ok = self.test(guards);
+            let zero = self.b.ins().iconst(types::I64, 0);
+            i = self.b.ins().select(ok, i, zero);
+        }
+        let addr = self.element(buffer, i, dtype);
+        let low = self.b.ins().load(ty, flags, addr, 0);
+        let bytes = 16 / lanes as usize;
+        let high = self.b.ins().load(ty, flags, addr, 16);
+        // Bytes 0..16 are `low`'s, 16..32 `high`'s; lane j of the result is lane 2j of the pair.
+        let mask: Vec<u8> = (0..lanes as usize)
+            .flat_map(|j| (0..bytes).map(move |b| (2 * j * bytes + b) as u8))
+            .collect();
+        let mask = self.b.func.dfg.immediates.push(mask.into());
+        let little = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        let (low, high) = (
+            self.b.ins().bitcast(types::I8X16, little, low),
+            self.b.ins().bitcast(types::I8X16, little, high),
+        );
+        let even = self.b.ins().shuffle(low, high, mask);
+        self.b.ins().bitcast(ty, little, even)
     }
 
     /// The number of elements of `buffer`.

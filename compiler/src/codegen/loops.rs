@@ -3,7 +3,7 @@
 
 use super::math::MathTarget;
 use crate::kernel::{
-    Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, StageKind, Var,
+    Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, Role, StageKind, Var,
 };
 use crate::op::{BinaryOp, Op, ReduceOp};
 use crate::types::DType;
@@ -279,7 +279,7 @@ impl Gen<'_, '_> {
 
     /// The lanes stage `s`'s innermost loop runs with.
     fn lanes(&self, s: usize, needed: &[ExprId]) -> u8 {
-        lanes(self.k, &self.uses, s, needed)
+        lanes(self.k, self.buffers, &self.uses, s, needed)
     }
 
     /// Emits stage `s` inside the current outer iteration.
@@ -527,6 +527,11 @@ pub(super) fn unrolls(k: &LoopKernel, s: usize) -> bool {
     matches!(stage.kind, StageKind::Reduce { .. }) && (1..=UNROLL).contains(&points)
 }
 
+/// True if the index condition `c` tests uses loop variable `v`.
+fn c_uses(c: &Cond, v: Var) -> bool {
+    crate::kernel::cond_index(c).uses(v)
+}
+
 /// The expressions holding data-dependent indices in `i`.
 fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
     for (_, a) in &i.terms {
@@ -576,8 +581,16 @@ pub(super) fn needed(k: &LoopKernel, s: usize) -> Vec<ExprId> {
 }
 
 /// The lanes stage `s`'s innermost loop runs with: 4 (f32, i32) or 2 (f64) when every access
-/// in it is unit stride or invariant and every operation has a vector form, else 1.
-pub(super) fn lanes(k: &LoopKernel, uses: &[BTreeSet<Var>], s: usize, needed: &[ExprId]) -> u8 {
+/// in it is unit stride, invariant, or of stride 2 in a buffer of the arena (a pooling window's
+/// step: two vector loads and a shuffle, reading one element past the last lane's, inside the
+/// arena's slack), and every operation has a vector form; else 1.
+pub(super) fn lanes(
+    k: &LoopKernel,
+    buffers: &[Buffer],
+    uses: &[BTreeSet<Var>],
+    s: usize,
+    needed: &[ExprId],
+) -> u8 {
     let stage = &k.stages[s];
     let Some(&v) = stage.vars.last() else {
         return 1;
@@ -598,11 +611,18 @@ pub(super) fn lanes(k: &LoopKernel, uses: &[BTreeSet<Var>], s: usize, needed: &[
                 || (matches!(c, Cond::Range { .. }) && i.stride_of(v).is_some() && !i.has_data())
         };
         let ok = match expr {
-            Expr::Load { offset, guards, .. } => {
-                *dtype != DType::Bool
-                    && !offset.has_data()
-                    && matches!(offset.stride_of(v), Some(0 | 1))
-                    && guards.iter().all(lane_cond)
+            Expr::Load {
+                buffer,
+                offset,
+                guards,
+            } => {
+                let in_arena = !matches!(buffers[*buffer as usize].role, Role::Input(_));
+                let ok = match offset.stride_of(v) {
+                    Some(0 | 1) => guards.iter().all(lane_cond),
+                    Some(2) => in_arena && guards.iter().all(|c| !c_uses(c, v)),
+                    _ => false,
+                };
+                *dtype != DType::Bool && !offset.has_data() && ok
             }
             Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
             Expr::Test(conds) => conds.iter().all(lane_cond),

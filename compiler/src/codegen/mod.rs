@@ -196,7 +196,7 @@ pub fn describe_loops(program: &Program) -> String {
         let uses = loops::uses(lk);
         for s in 0..lk.stages.len() {
             let needed = loops::needed(lk, s);
-            let lanes = loops::lanes(lk, &uses, s, &needed);
+            let lanes = loops::lanes(lk, &program.buffers, &uses, s, &needed);
             let stage = &lk.stages[s];
             let what = match &stage.kind {
                 StageKind::Reduce { op, value } => format!("s{s}: reduce {:?} of e{value}", op),

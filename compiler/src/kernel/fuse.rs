@@ -6,8 +6,14 @@
 //! when a reduction cannot be computed where it is needed (see below). In the unfused mode every
 //! value is materialized, so each primitive is one kernel.
 //!
+//! A maximum over a few elements (a pooling window) is an expression rather than a stage, so
+//! the kernel around it vectorizes across windows.
+//!
 //! Fusion also materializes an elementwise value that two or more kernels need when it is
-//! expensive to recompute (see `shared`).
+//! expensive to recompute (see `shared`), and a padded tensor that overlapping windows read (a
+//! convolution's padded input): each of its elements is read by several windows, and from a
+//! buffer every read is a plain load, where inlined each would test the padding and recompute
+//! the element.
 //!
 //! Each materialized value that is not an input or constant is the root of one kernel. The
 //! kernel computes the root's expression with everything that is not materialized inlined:
@@ -19,6 +25,7 @@
 //! materialized, and planning starts again.
 
 use super::index::{Index, flatten};
+use super::merge::merge_loops;
 use super::shared::materialize_shared;
 use super::updates::{copy_kernel, in_place_updates};
 use super::views::{simplify, view_index};
@@ -45,6 +52,10 @@ pub fn lower(g: &Graph, fuse: bool) -> Program {
         }
     }
 }
+
+/// Maximums over at most this many elements are inlined as expressions (see
+/// `KernelBuilder::inline_max`).
+const INLINE_MAX: usize = 16;
 
 /// Planning must start again with this node materialized.
 struct Restart(NodeId);
@@ -76,6 +87,15 @@ fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
             }
             Op::Constant(_) if splat(op).is_none() => {
                 m.insert(id);
+            }
+            Op::Windows { window, stride, .. } if window.iter().zip(stride).any(|(w, s)| s < w) => {
+                let operand = g.operands(id)[0];
+                if matches!(g.node(operand).op, Op::Pad { .. }) {
+                    m.insert(operand);
+                }
+                if !fuse {
+                    m.insert(id);
+                }
             }
             _ if !fuse => {
                 m.insert(id);
@@ -211,8 +231,10 @@ impl<'g> Planner<'g> {
         let shape = self.g.node(source).ty.shape.clone();
         let n = shape.len();
         let first = KernelBuilder::build(self, root, source, &shape, n)?;
+        // One store stage takes every loop (its loops then merge where they can, see `merge`);
+        // with reductions, the outer loops are those their indices depend on.
         let split = if first.stages.len() == 1 {
-            n.saturating_sub(1)
+            0
         } else {
             first.min_level
         };
@@ -352,23 +374,25 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
     }
 
     fn finish(self) -> LoopKernel {
-        // Loops of extent 1 before it are no loops at all: split the first that is one.
-        let first_wide = |vars: &[Var]| {
-            let wide = vars.iter().find(|&&v| self.extents[v as usize] > 1);
-            wide.or(vars.first()).copied()
-        };
-        let parallel = match (self.outer.as_slice(), self.stages.as_slice()) {
-            ([_, ..], _) => first_wide(&self.outer),
-            ([], [only]) => first_wide(&only.vars),
-            _ => None,
-        };
-        LoopKernel {
+        let mut k = LoopKernel {
             extents: self.extents,
             outer: self.outer,
             stages: self.stages,
             exprs: self.exprs,
-            parallel,
-        }
+            parallel: None,
+        };
+        merge_loops(&mut k);
+        // Loops of extent 1 before it are no loops at all: split the first that is one.
+        let first_wide = |vars: &[Var]| {
+            let wide = vars.iter().find(|&&v| k.extents[v as usize] > 1);
+            wide.or(vars.first()).copied()
+        };
+        k.parallel = match (k.outer.as_slice(), k.stages.as_slice()) {
+            ([_, ..], _) => first_wide(&k.outer),
+            ([], [only]) => first_wide(&only.vars),
+            _ => None,
+        };
+        k
     }
 
     fn push(&mut self, e: Expr, dtype: DType) -> ExprId {
@@ -541,6 +565,58 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         Ok(acc)
     }
 
+    /// A maximum over at most [`INLINE_MAX`] elements (a pooling window, the position of a
+    /// window's maximum) as an expression, `max(max(x0, x1), ..)` in row-major order, so the
+    /// kernel needing it has no stage for it and can vectorize across the windows. Exact: the
+    /// interpreter folds a maximum the same way, from its first element. `None` for a larger
+    /// (or empty) reduction.
+    fn inline_max(
+        &mut self,
+        node: NodeId,
+        axes: &[usize],
+        index: &[Index],
+        guards: &[Cond],
+    ) -> Result<Option<ExprId>, Restart> {
+        let g = self.planner.g;
+        let input = g.operands(node)[0];
+        let in_shape = g.node(input).ty.shape.clone();
+        let points: usize = axes.iter().map(|&a| in_shape[a]).product();
+        if points == 0 || points > INLINE_MAX {
+            return Ok(None);
+        }
+        let dtype = g.node(node).ty.dtype;
+        let mut point = vec![0usize; axes.len()];
+        let mut acc: Option<ExprId> = None;
+        loop {
+            let mut kept = index.iter();
+            let mut reduced = point.iter();
+            let at: Vec<Index> = (0..in_shape.len())
+                .map(|i| match axes.contains(&i) {
+                    true => Index::constant(*reduced.next().expect("one per axis") as i64),
+                    false => kept.next().expect("one index per kept axis").clone(),
+                })
+                .collect();
+            let x = self.value(input, &at, guards)?;
+            acc = Some(match acc {
+                None => x,
+                Some(a) => self.apply(Op::Binary(crate::op::BinaryOp::Max), &[a, x], dtype),
+            });
+            // The next point, the last axis fastest.
+            let mut d = axes.len();
+            loop {
+                if d == 0 {
+                    return Ok(acc);
+                }
+                d -= 1;
+                point[d] += 1;
+                if point[d] < in_shape[axes[d]] {
+                    break;
+                }
+                point[d] = 0;
+            }
+        }
+    }
+
     /// A reduction needed at `index`: a stage computed once per outer index.
     fn reduction(
         &mut self,
@@ -550,6 +626,11 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         index: &[Index],
         guards: &[Cond],
     ) -> Result<ExprId, Restart> {
+        if op == crate::op::ReduceOp::Max
+            && let Some(id) = self.inline_max(node, axes, index, guards)?
+        {
+            return Ok(id);
+        }
         let uses_stage_var = |i: &Index| self.scope.stage_vars.iter().any(|&v| i.uses(v));
         let guarded = guards.iter().any(|c| uses_stage_var(super::cond_index(c)));
         if guarded || index.iter().any(uses_stage_var) || index.iter().any(Index::has_data) {

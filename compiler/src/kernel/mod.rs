@@ -14,6 +14,7 @@
 mod eval;
 mod fuse;
 pub mod index;
+mod merge;
 mod print;
 mod shared;
 mod updates;

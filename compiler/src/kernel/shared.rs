@@ -1,5 +1,5 @@
-//! Values worth a buffer although fusion could inline them: elementwise values and reductions
-//! that two or more kernels need and that cost much to recompute.
+//! Values worth a buffer although fusion could inline them: elementwise values, reductions and
+//! concatenations that two or more kernels need and that cost much to recompute.
 //!
 //! Fusion recomputes a value that has no buffer in every kernel that needs it. For a cheap
 //! value (a bias added, a ReLU) that beats writing and reading it back; for a chain of
@@ -19,13 +19,17 @@
 //! The rule: a reduction or a concatenation needed by at least two kernels gets a buffer; so
 //! does an elementwise value needed by at least two kernels when recomputing it costs at
 //! least [`SHARED_COST`].
-//! The cost of an elementwise value is that of its op plus that of every operand without a
-//! buffer (views cost nothing, and a reduction, a stage of its own, stops the count); an op
-//! costs 1, a division, square root or reciprocal 4, and an exponential, logarithm, tanh or
-//! power 8 (shared operands count once per path, which only overestimates). Of a chain of such
-//! values, each the only use of the one before (the partial sums of a long addition), only the
-//! last gets a buffer. Giving values buffers changes which kernels need what, so the rule is
-//! applied again until it gives no more buffers.
+//!
+//! The cost of an elementwise value is that of its op plus that of every operand: a buffer's
+//! element costs 2 to read again, an operand without a buffer what it costs to recompute (views
+//! cost nothing, and a reduction, a stage of its own, stops the count); an op costs 1, a
+//! division, square root or reciprocal 4, and an exponential, logarithm, tanh or power 8
+//! (shared operands count once per path, which only overestimates). Counting the reads matters
+//! where the inputs have gone cold: an LSTM's backward pass, recomputing a gate's
+//! pre-activation from four buffers written many kernels earlier, ran slower than reading it.
+//! Of a chain of such values, each the only use of the one before (the partial sums of a long
+//! addition), only the last gets a buffer. Giving values buffers changes which kernels need
+//! what, so the rule is applied again until it gives no more buffers.
 
 use crate::graph::{Graph, NodeId};
 use crate::op::{BinaryOp, Op, OpGroup, UnaryOp};
@@ -71,10 +75,14 @@ pub(super) fn materialize_shared(
             } else {
                 0
             };
+            let read = |o: &NodeId| match materialized.contains(o) {
+                true => LOAD_COST,
+                false => *cost.get(o).unwrap_or(&0),
+            };
             let c = g
                 .operands(id)
                 .iter()
-                .fold(own, |acc, o| acc.saturating_add(*cost.get(o).unwrap_or(&0)));
+                .fold(own, |acc, o| acc.saturating_add(read(o)));
             if op.group() == OpGroup::Elementwise && shared(&id) && c >= SHARED_COST {
                 wanted.insert(id);
             }
@@ -95,6 +103,9 @@ pub(super) fn materialize_shared(
         materialized.extend(chosen);
     }
 }
+
+/// The cost of reading an element of a buffer again (a recomputed value re-reads its inputs).
+const LOAD_COST: u32 = 2;
 
 /// The cost of computing one element of `op`'s result from its operands' elements.
 fn weight(op: &Op) -> u32 {

@@ -84,16 +84,15 @@ impl Layers<'_> {
         let columns = windows
             .permute(&[1, 4, 5, 0, 2, 3])
             .reshape(&[fan_in as isize, (n * oh * ow) as isize]);
-        let y = w
-            .reshape(&[oc as isize, fan_in as isize])
-            .matmul(&columns)
-            .reshape(&[oc as isize, n as isize, oh as isize, ow as isize])
-            .permute(&[1, 0, 2, 3]);
-        if !bias {
-            return y;
+        let mut y = w.reshape(&[oc as isize, fan_in as isize]).matmul(&columns);
+        // The bias is added to the product's rows, before they are laid out as images: its
+        // gradient then sums the rows of the gradient that the weights' product reads too.
+        if bias {
+            let b = self.fan_in_param(&format!("{name}.b"), x, &[oc], fan_in);
+            y = y + b.reshape(&[oc as isize, 1]);
         }
-        let b = self.fan_in_param(&format!("{name}.b"), x, &[oc], fan_in);
-        y + b.reshape(&[1, oc as isize, 1, 1])
+        y.reshape(&[oc as isize, n as isize, oh as isize, ow as isize])
+            .permute(&[1, 0, 2, 3])
     }
 }
 
