@@ -223,3 +223,33 @@ fn strided_loads_run_in_vector_lanes() {
         }
     }
 }
+
+/// An empty input joined to another is never read: the loads of an empty buffer become
+/// constants (reading element 0 of an empty array, as a guarded load does where its guard
+/// fails, would read outside the caller's allocation).
+#[test]
+fn an_empty_operand_of_a_concat_or_pad_is_never_read() {
+    let g = kiln::compiler::text::parse(
+        "graph g {
+          %e = input \"e\" : f32[0,3]
+          %x = input \"x\" : f32[2,3]
+          %0 = concat %e, %x, %e, axis=0 : f32[2,3]
+          %1 = pad %e, low=[1,0], high=[0,0], interior=[0,0], value=5.0 : f32[1,3]
+          %2 = concat %0, %1, axis=0 : f32[3,3]
+          output out = %2
+        }",
+    )
+    .unwrap();
+    let x = Array::from_f32([2, 3], (0..6).map(|i| i as f32).collect()).unwrap();
+    let e = Array::from_f32([0, 3], vec![]).unwrap();
+    let inputs = HashMap::from([("e".to_string(), e), ("x".to_string(), x)]);
+    let want = interp::run(&g, &inputs).unwrap().outputs;
+    for fuse in [true, false] {
+        let options = Options {
+            fuse,
+            ..Options::default()
+        };
+        let mut exe = Executable::compile(&g, &options).unwrap();
+        assert_eq!(exe.run(&inputs).unwrap(), want, "fuse={fuse}");
+    }
+}

@@ -5,6 +5,7 @@
 use crate::pool::Pool;
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
+use kiln_compiler::kernel::bounds::{self, BoundsError};
 use kiln_compiler::kernel::{DotKernel, Kernel, Program, Role, ScatterKernel, lower};
 use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
@@ -44,6 +45,10 @@ pub enum CompileError {
     /// The graph breaks an invariant of the IR.
     #[error(transparent)]
     Invalid(#[from] VerifyError),
+    /// A kernel may access memory outside a buffer (a compiler bug, caught before any code
+    /// is generated).
+    #[error(transparent)]
+    OutOfBounds(#[from] BoundsError),
     /// Cranelift refused a kernel.
     #[error(transparent)]
     Codegen(#[from] CodegenError),
@@ -139,6 +144,7 @@ impl Executable {
             optimize(&mut g);
         }
         let program = lower(&g, options.fuse);
+        bounds::check(&program)?;
         let plan = plan(&program);
         let compiled = codegen::compile(&program, options.keep_clif)?;
         let arena = Arena::new(plan.arena_bytes);

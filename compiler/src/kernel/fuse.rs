@@ -440,6 +440,11 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         let n = g.node(node);
         let dtype = n.ty.dtype;
         if node != self.root && self.planner.materialized.contains(&node) {
+            if n.ty.numel() == 0 {
+                // Only read where a guard fails (a concat or pad operand with no elements),
+                // so the value is never used; a load would read past an empty buffer.
+                return Ok(self.constant(0.0, dtype));
+            }
             let load = Expr::Load {
                 buffer: self.planner.buffer_of[&node],
                 offset: flatten(index, &n.ty.shape),

@@ -11,6 +11,7 @@
 //! variables and either reduces an expression to one value per outer index, or stores
 //! expressions into buffers. Matrix products are [`DotKernel`]s, handed to a tuned GEMM.
 
+pub mod bounds;
 mod eval;
 mod fuse;
 pub mod index;
