@@ -131,14 +131,14 @@ mod tests {
     use crate::op::{InputKind, Op, UnaryOp};
     use crate::types::DType;
 
-    #[test]
-    fn a_well_built_graph_verifies() {
+    /// A graph of `exp(x)` for a `[3]` input `x` of `kind`, with `exp(x)` output as `y`.
+    fn exp_of_input(kind: InputKind) -> (Graph, crate::graph::NodeId) {
         let mut g = Graph::new("t");
         let ty = Type::new(DType::F32, [3]);
         let x = g
             .add(
                 Op::Input {
-                    kind: InputKind::Param,
+                    kind,
                     name: "x".into(),
                     ty,
                 },
@@ -148,27 +148,19 @@ mod tests {
             .unwrap();
         let y = g.add(Op::Unary(UnaryOp::Exp), &[x], None).unwrap();
         g.set_output("y", y).unwrap();
+        (g, y)
+    }
+
+    #[test]
+    fn a_well_built_graph_verifies() {
+        let (mut g, y) = exp_of_input(InputKind::Param);
         g.set_update("x", y).unwrap();
         assert_eq!(verify(&g), Ok(()));
     }
 
     #[test]
     fn an_output_of_a_removed_node_is_caught() {
-        let mut g = Graph::new("t");
-        let ty = Type::new(DType::F32, [3]);
-        let x = g
-            .add(
-                Op::Input {
-                    kind: InputKind::Data,
-                    name: "x".into(),
-                    ty,
-                },
-                &[],
-                None,
-            )
-            .unwrap();
-        let y = g.add(Op::Unary(UnaryOp::Exp), &[x], None).unwrap();
-        g.set_output("y", y).unwrap();
+        let (mut g, y) = exp_of_input(InputKind::Data);
         g.remove(y);
         let err = verify(&g).unwrap_err();
         assert_eq!(

@@ -236,12 +236,7 @@ impl Gen<'_, '_> {
         if lanes > 1 && strided.is_some() {
             return self.every_other(buffer, offset, guards, dtype, lanes, flags);
         }
-        let mut i = self.index(offset);
-        if !guards.is_empty() {
-            let ok = self.test(guards);
-            let zero = self.b.ins().iconst(types::I64, 0);
-            i = self.b.ins().select(ok, i, zero);
-        }
+        let i = self.guarded_index(offset, guards);
         let addr = self.element(buffer, i, dtype);
         let ty = if dtype == DType::Bool {
             types::I8
@@ -321,12 +316,7 @@ impl Gen<'_, '_> {
         flags: MemFlagsData,
     ) -> Value {
         let ty = ir_type(dtype, lanes);
-        let mut i = self.index(offset);
-        if !guards.is_empty() {
-            let ok = self.test(guards);
-            let zero = self.b.ins().iconst(types::I64, 0);
-            i = self.b.ins().select(ok, i, zero);
-        }
+        let i = self.guarded_index(offset, guards);
         let addr = self.element(buffer, i, dtype);
         let low = self.b.ins().load(ty, flags, addr, 0);
         let bytes = 16 / lanes as usize;
@@ -343,6 +333,18 @@ impl Gen<'_, '_> {
         );
         let even = self.b.ins().shuffle(low, high, mask);
         self.b.ins().bitcast(ty, little, even)
+    }
+
+    /// The element `offset` where every guard holds, else element 0 (which a load may read
+    /// safely: `kernel::bounds` proves it exists).
+    fn guarded_index(&mut self, offset: &Index, guards: &[Cond]) -> Value {
+        let i = self.index(offset);
+        if guards.is_empty() {
+            return i;
+        }
+        let ok = self.test(guards);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().select(ok, i, zero)
     }
 
     /// The number of elements of `buffer`.
