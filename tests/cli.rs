@@ -446,3 +446,41 @@ fn run_compiled_and_interpreted_agree() {
         );
     }
 }
+
+/// `y = log(x)` with the source location `model.rs:3:8` on the log.
+const LOG_KIR: &str = "graph logs {
+  %x = input \"x\" : f32[4]
+  %y = log %x : f32[4] loc(\"model.rs\":3:8)
+  output y = %y
+}
+";
+
+#[test]
+fn run_check_numerics_names_the_kernel_node_and_line_of_a_nan() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("logs.kir");
+    fs::write(&kir, LOG_KIR).unwrap();
+    let x = tmp.path().join("x.npy");
+    write_npy(
+        &x,
+        &Array::from_f32([4], vec![1.0, 2.0, -1.0, 4.0]).unwrap(),
+    )
+    .unwrap();
+    let binding = format!("x={}", path_str(&x));
+    let dir = tmp.path().join("out");
+    let mut args = vec!["run", path_str(&kir), "-i", &binding, "-o", path_str(&dir)];
+    let unchecked = kiln(&args, Some(&tmp));
+    assert_eq!(unchecked.status, Some(0), "{}", unchecked.stderr);
+    fs::remove_dir_all(&dir).unwrap();
+    args.push("--check-numerics");
+    let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
+    insta::assert_snapshot!(msg, @"error: kernel k0 produced NaN in `log` %y at element [2] (model.rs:3:8)");
+    let x = tmp.path().join("x.npy");
+    write_npy(
+        &x,
+        &Array::from_f32([4], vec![1.0, f32::INFINITY, 3.0, 4.0]).unwrap(),
+    )
+    .unwrap();
+    let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
+    insta::assert_snapshot!(msg, @"error: input `x` holds infinity at element [1]");
+}

@@ -348,3 +348,25 @@ fn sweep_ranks_trials_and_compiles_once_per_shape() {
         "{table}"
     );
 }
+
+#[test]
+fn the_numerics_check_changes_no_result_and_stops_a_diverging_run_where_it_diverges() {
+    let tmp = TempDir::new().unwrap();
+    let plain = train(&tmp, "plain", &["--epochs", "1"]);
+    assert_eq!(plain.status, Some(0), "{}", plain.stderr);
+    let checked = train(&tmp, "checked", &["--epochs", "1", "--check-numerics"]);
+    assert_eq!(checked.status, Some(0), "{}", checked.stderr);
+    assert_eq!(
+        bits(&checkpoint(&tmp, "plain")),
+        bits(&checkpoint(&tmp, "checked"))
+    );
+    let args = ["--epochs", "1", "--lr", "1e30", "--check-numerics"];
+    let out = train(&tmp, "diverging", &args);
+    assert_eq!(out.status, Some(2));
+    let err = out.stderr.trim_end();
+    assert!(
+        err.starts_with("error: at step ") && err.contains(" (epoch 1): kernel k"),
+        "{err}"
+    );
+    assert!(err.contains(" produced ") && err.ends_with(')'), "{err}");
+}

@@ -2,6 +2,7 @@
 //! flat list of calls. State (parameters, optimizer moments) lives in the arena between runs
 //! and is updated in place.
 
+use crate::numerics::Numerics;
 use crate::pool::Pool;
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
@@ -128,6 +129,10 @@ pub struct Executable {
     table: Vec<*mut u8>,
     /// Time spent in each kernel over all runs, when `KILN_PROFILE` is set.
     profile: Option<Vec<Duration>>,
+    /// What the numerics check names buffers and kernels by.
+    numerics: Numerics,
+    /// Whether runs scan inputs and kernel results for NaN and infinities.
+    check_numerics: bool,
 }
 
 // SAFETY: the arena and compiled code are owned; raw pointers point into them (or, during
@@ -145,6 +150,7 @@ impl Executable {
         }
         let program = lower(&g, options.fuse);
         bounds::check(&program)?;
+        let numerics = Numerics::new(&g, &program);
         let plan = plan(&program);
         let compiled = codegen::compile(&program, options.keep_clif)?;
         let arena = Arena::new(plan.arena_bytes);
@@ -184,6 +190,8 @@ impl Executable {
             inputs,
             table,
             profile: None,
+            numerics,
+            check_numerics: false,
         };
         if std::env::var_os("KILN_PROFILE").is_some() {
             exe.profile = Some(vec![Duration::ZERO; exe.program.kernels.len()]);
@@ -212,6 +220,25 @@ impl Executable {
     /// per kernel, so it is off otherwise).
     pub fn profile(&self) -> Option<&[Duration]> {
         self.profile.as_deref()
+    }
+
+    /// Turns the numerics check on or off (it starts off) for the runs that follow; it needs
+    /// no recompilation. When on, a run first scans every float data input, param and state,
+    /// and after each kernel the buffers that kernel wrote, for NaN and infinities; the first
+    /// one found stops the run with [`RunError::NonFiniteInput`] or
+    /// [`RunError::NonFiniteResult`] (naming the kernel and the graph node it computes, with
+    /// its source location). A kernel that uses an infinite constant (max pooling's `-inf`
+    /// padding) may write infinities, never NaN. Values inside a fused kernel that it does not
+    /// store are not seen: compile without fusion to check every primitive. A run stopped by
+    /// the check leaves the state as the kernels already run left it. Off, it costs one branch
+    /// per run.
+    pub fn set_check_numerics(&mut self, on: bool) {
+        self.check_numerics = on;
+    }
+
+    /// Whether the numerics check is on (see [`Executable::set_check_numerics`]).
+    pub fn check_numerics(&self) -> bool {
+        self.check_numerics
     }
 
     /// Facts about the compiled program.
@@ -370,27 +397,16 @@ impl Executable {
             }
             self.table[*b as usize] = data_ptr(a);
         }
-        for (i, k) in self.program.kernels.iter().enumerate() {
-            let started = self.profile.as_ref().map(|_| Instant::now());
-            match k {
-                Kernel::Loop(lk) => {
-                    let f = self.compiled.kernels[i].expect("loop kernels are compiled");
-                    let table = Shared(self.table.as_ptr());
-                    let extent = lk.parallel.map_or(1, |v| lk.extents[v as usize]);
-                    let work = work_per_unit(lk);
-                    self.pool.run(extent as usize, work, &|lo, hi| {
-                        // SAFETY: the kernel reads and writes its buffers through `table`,
-                        // whose pointers are valid for their types; disjoint `lo..hi` ranges
-                        // write disjoint elements (the parallel loop is an output axis).
-                        unsafe { f(table.get(), lo as i64, hi as i64) }
-                    });
-                }
-                Kernel::Dot(d) => dot(&self.table, d, &self.program, &self.pool),
-                Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
+        let ran = match self.check_numerics {
+            false => {
+                (0..self.program.kernels.len()).for_each(|i| self.run_kernel(i));
+                Ok(())
             }
-            if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {
-                p[i] += t.elapsed();
-            }
+            true => self.run_checked(),
+        };
+        if ran.is_err() {
+            self.unbind_inputs();
+            return ran;
         }
         for (_, state, value) in &self.program.updates {
             if state != value {
@@ -407,10 +423,49 @@ impl Executable {
                 };
             }
         }
+        self.unbind_inputs();
+        Ok(())
+    }
+
+    /// Runs every kernel with the numerics check: the inputs first, then each kernel's results.
+    fn run_checked(&mut self) -> Result<(), RunError> {
+        self.numerics.check_inputs(&self.program, &self.table)?;
+        for i in 0..self.program.kernels.len() {
+            self.run_kernel(i);
+            self.numerics.check_kernel(i, &self.program, &self.table)?;
+        }
+        Ok(())
+    }
+
+    /// Runs kernel `i` (timing it when profiling).
+    fn run_kernel(&mut self, i: usize) {
+        let started = self.profile.as_ref().map(|_| Instant::now());
+        match &self.program.kernels[i] {
+            Kernel::Loop(lk) => {
+                let f = self.compiled.kernels[i].expect("loop kernels are compiled");
+                let table = Shared(self.table.as_ptr());
+                let extent = lk.parallel.map_or(1, |v| lk.extents[v as usize]);
+                let work = work_per_unit(lk);
+                self.pool.run(extent as usize, work, &|lo, hi| {
+                    // SAFETY: the kernel reads and writes its buffers through `table`, whose
+                    // pointers are valid for their types; disjoint `lo..hi` ranges write
+                    // disjoint elements (the parallel loop is an output axis).
+                    unsafe { f(table.get(), lo as i64, hi as i64) }
+                });
+            }
+            Kernel::Dot(d) => dot(&self.table, d, &self.program, &self.pool),
+            Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
+        }
+        if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {
+            p[i] += t.elapsed();
+        }
+    }
+
+    /// Forgets the caller's input arrays, lent for one run.
+    fn unbind_inputs(&mut self) {
         for (_, b) in &self.inputs {
             self.table[*b as usize] = std::ptr::null_mut();
         }
-        Ok(())
     }
 }
 

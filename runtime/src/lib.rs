@@ -7,6 +7,7 @@ pub mod executable;
 pub mod history;
 pub mod idx;
 pub mod npy;
+mod numerics;
 pub mod plot;
 mod pool;
 pub mod train;

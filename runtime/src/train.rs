@@ -75,7 +75,18 @@ pub enum TrainError {
     /// Parameters could not be handed from one program to another.
     #[error(transparent)]
     State(#[from] StateError),
-    /// A program refused its inputs (a bug in the binding, reported rather than hidden).
+    /// The numerics check found NaN or an infinity during a training step.
+    #[error("at step {step} (epoch {epoch}): {source}")]
+    Numerics {
+        /// The step, counting from 1 over the whole run.
+        step: u64,
+        /// The epoch, counting from 1.
+        epoch: usize,
+        /// What the check found, and where.
+        source: RunError,
+    },
+    /// A program refused its inputs (a bug in the binding, reported rather than hidden), or
+    /// the numerics check stopped an evaluation.
     #[error(transparent)]
     Run(#[from] RunError),
 }
@@ -287,6 +298,13 @@ impl Trainer {
         self.feed.rows()
     }
 
+    /// Turns the compiled step's numerics check on or off
+    /// ([`Executable::set_check_numerics`]); a step it stops fails with
+    /// [`TrainError::Numerics`].
+    pub fn set_check_numerics(&mut self, on: bool) {
+        self.exe.set_check_numerics(on);
+    }
+
     /// Steps taken so far over the whole run.
     pub fn steps(&self) -> u64 {
         self.step
@@ -329,7 +347,16 @@ impl Trainer {
             self.feed.fill(data, indices);
             self.step += 1;
             self.feed.seed(mix(self.seed ^ mix(self.step)) as i32);
-            self.feed.run(&mut self.exe)?;
+            self.feed.run(&mut self.exe).map_err(|e| match e {
+                RunError::NonFiniteInput { .. } | RunError::NonFiniteResult { .. } => {
+                    TrainError::Numerics {
+                        step: self.step,
+                        epoch,
+                        source: e,
+                    }
+                }
+                e => TrainError::Run(e),
+            })?;
             let (loss, accuracy) = metrics(&self.exe);
             if !loss.is_finite() {
                 let lr = self.feed.get("lr", &self.names);
@@ -408,6 +435,13 @@ impl Evaluator {
             }
         }
         Ok(())
+    }
+
+    /// Turns the numerics check of every program on or off
+    /// ([`Executable::set_check_numerics`]).
+    pub fn set_check_numerics(&mut self, on: bool) {
+        self.executables_mut()
+            .for_each(|e| e.set_check_numerics(on));
     }
 
     /// The programs, to set their state from elsewhere (a checkpoint).

@@ -78,7 +78,8 @@ pub enum CliError {
     /// A param or state value does not fit the compiled program.
     #[error(transparent)]
     State(#[from] kiln_runtime::StateError),
-    /// The interpreter refused the inputs.
+    /// The interpreter or a compiled program refused the inputs, or the numerics check
+    /// stopped a run.
     #[error(transparent)]
     Run(#[from] RunError),
     /// Two results would be written to the same file.

@@ -19,6 +19,10 @@ pub struct EvalArgs {
     /// The checkpoint `kiln train` wrote.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Stop at the first NaN or infinity in an input, a parameter or a kernel's result, naming
+    /// the kernel, the graph node and its source line.
+    #[arg(long)]
+    check_numerics: bool,
     #[command(flatten)]
     machine: MachineArgs,
 }
@@ -32,6 +36,7 @@ pub fn eval(args: &EvalArgs) -> Result<(), CliError> {
     for exe in ev.executables_mut() {
         restore(exe, &ck, &args.checkpoint)?;
     }
+    ev.set_check_numerics(args.check_numerics);
     let r = ev.evaluate(&data.test)?;
     println!(
         "{} after {} epochs ({} steps): test loss {:.4}, accuracy {:.2}% on {} images",

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Compile one kernel per primitive instead of fusing.
     #[arg(long, conflicts_with = "interpret")]
     no_fuse: bool,
+    /// Stop at the first NaN or infinity in an input or a kernel's result, naming the kernel,
+    /// the graph node and its source line (with --no-fuse, every primitive is checked).
+    #[arg(long, conflicts_with = "interpret")]
+    check_numerics: bool,
 }
 
 /// `NAME=PATH` as given to `--input`.
@@ -68,7 +72,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let evaluation = if args.interpret {
         interp::run(&g, &inputs)?
     } else {
-        compiled_run(&g, &inputs, !args.no_fuse)?
+        compiled_run(&g, &inputs, !args.no_fuse, args.check_numerics)?
     };
     let dir = &args.output_dir;
     let files: Vec<(PathBuf, &Array)> = (evaluation.outputs.iter())
@@ -89,17 +93,20 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     print_stdout(&summary)
 }
 
-/// Runs `g` compiled to native code, with the same results as [`interp::run`].
+/// Runs `g` compiled to native code, with the same results as [`interp::run`]; with
+/// `check_numerics`, the first NaN or infinity found stops it.
 fn compiled_run(
     g: &Graph,
     inputs: &HashMap<String, Array>,
     fuse: bool,
+    check_numerics: bool,
 ) -> Result<Evaluation, CliError> {
     let options = Options {
         fuse,
         ..Options::default()
     };
     let mut exe = Executable::compile(g, &options)?;
+    exe.set_check_numerics(check_numerics);
     let mut data = HashMap::new();
     for (name, value) in inputs {
         match g.input(name).and_then(|id| g.node(id).op.as_input()) {

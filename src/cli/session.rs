@@ -97,6 +97,12 @@ impl Session {
         })
     }
 
+    /// Turns the numerics check of the training step and the evaluator on or off.
+    pub fn set_check_numerics(&mut self, on: bool) {
+        self.trainer.set_check_numerics(on);
+        self.evaluator.set_check_numerics(on);
+    }
+
     /// Puts every parameter and optimizer state back to its initial value for `seed` and the
     /// step count to zero (a sweep's next trial on the same compiled step).
     pub fn reset(&mut self, seed: u64) -> Result<(), CliError> {

@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// Draw no curves.
     #[arg(long, conflicts_with = "plot")]
     no_plot: bool,
+    /// Stop at the first NaN or infinity in an input, a parameter or a kernel's result, naming
+    /// the kernel, the graph node and its source line.
+    #[arg(long)]
+    check_numerics: bool,
     #[command(flatten)]
     machine: MachineArgs,
 }
@@ -266,6 +270,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
     let spec = hyper.spec(&model, seed, args.machine.options());
     let epochs = args.epochs.unwrap_or(defaults(&model).epochs);
     let mut session = Session::new(&spec, &data.test)?;
+    session.set_check_numerics(args.check_numerics);
     let hash = graph_hash(&session.step);
     let meta = |epoch: usize, step: u64, history: &[EpochRecord]| Metadata {
         model: model.clone(),

@@ -37,7 +37,7 @@ mod view;
 mod tests;
 
 use crate::array::{Array, Data};
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Graph, NodeId, Origin};
 use crate::op::{InputKind, Op};
 use crate::types::Type;
 use std::collections::HashMap;
@@ -99,6 +99,83 @@ pub enum RunError {
         /// The type of the value given.
         found: Box<Type>,
     },
+    /// The numerics check (an executable's, opt-in) found NaN or an infinity in a data input,
+    /// param or state before the first kernel ran.
+    #[error("{} `{name}` holds {value}{}", kind.mnemonic(), at_element(index))]
+    NonFiniteInput {
+        /// The input's name.
+        name: String,
+        /// Data, parameter or state.
+        kind: InputKind,
+        /// The first such value.
+        value: NonFinite,
+        /// Its position (row-major first).
+        index: Vec<usize>,
+    },
+    /// The numerics check (an executable's, opt-in) found NaN or an infinity that a kernel
+    /// wrote, every value the kernel read having passed the check.
+    #[error(
+        "kernel k{kernel} produced {value} in `{op}`{}{} ({})",
+        name.as_ref().map_or(String::new(), |n| format!(" %{n}")),
+        at_element(index),
+        origin.as_ref().map_or("no source location".into(), |o| o.to_string())
+    )]
+    NonFiniteResult {
+        /// The kernel, numbered as `kiln dump --stage kernels` numbers them.
+        kernel: usize,
+        /// The mnemonic of the graph node whose value the kernel wrote.
+        op: &'static str,
+        /// The node's name, if it has one.
+        name: Option<String>,
+        /// Where the user's code asked for the node.
+        origin: Option<Origin>,
+        /// The first such value.
+        value: NonFinite,
+        /// Its position in the node's value (row-major first).
+        index: Vec<usize>,
+    },
+}
+
+/// `" at element [i, j]"` for an element of a tensor; nothing for a scalar's one element.
+fn at_element(index: &[usize]) -> String {
+    match index {
+        [] => String::new(),
+        _ => format!(" at element {index:?}"),
+    }
+}
+
+/// A float value that is not a finite number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NonFinite {
+    /// Not a number.
+    NaN,
+    /// Positive infinity.
+    Infinity,
+    /// Negative infinity.
+    NegInfinity,
+}
+
+impl NonFinite {
+    /// What `v` is, if it is not finite.
+    pub fn of(v: f64) -> Option<NonFinite> {
+        match v {
+            _ if v.is_nan() => Some(NonFinite::NaN),
+            f64::INFINITY => Some(NonFinite::Infinity),
+            f64::NEG_INFINITY => Some(NonFinite::NegInfinity),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for NonFinite {
+    /// `NaN`, `infinity` or `-infinity`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NonFinite::NaN => "NaN",
+            NonFinite::Infinity => "infinity",
+            NonFinite::NegInfinity => "-infinity",
+        })
+    }
 }
 
 /// Evaluates `g` (which must pass [`crate::verify::verify`]) on `inputs`, one value for each of
