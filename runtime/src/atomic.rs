@@ -4,7 +4,8 @@
 //! or the new one, never a part of either.
 //!
 //! A crash leaves at worst a hidden temporary file (`.NAME.PID-N.tmp`) beside the destination;
-//! it is never read in place of the destination.
+//! it is never read in place of the destination, and the next write of the same destination
+//! removes it once the process that made it is gone (where `/proc` tells, as on Linux).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -71,7 +72,46 @@ pub(crate) fn write_through(
         return Ok(staged);
     }
     staged.sync_dir();
+    remove_leftovers(dest);
     Ok(staged)
+}
+
+/// Removes the temporary files that writes of `dest` by processes no longer running left
+/// behind (a crash mid-write). A process is known to be gone when `/proc` lists processes but
+/// not it; without `/proc`, nothing is removed. A process id reused since the crash keeps a
+/// leftover until a later write; another process's write in progress is never touched.
+fn remove_leftovers(dest: &Path) {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let pid = (file.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().is_ok().then_some(pid))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !proc.join(pid.to_string()).exists()
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 impl Staged {
@@ -127,5 +167,46 @@ impl Drop for Staged {
         if !self.renamed {
             let _ = fs::remove_file(&self.temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write removes the leftovers of writes of the same file by processes that are gone,
+    /// and nothing else: not a running process's, not its own, not another file's.
+    #[test]
+    fn a_write_removes_what_crashed_writes_of_its_file_left() {
+        if !Path::new("/proc/self").exists() {
+            return; // Without /proc nothing is removed; nothing to check.
+        }
+        let dir = tempfile::TempDir::new().unwrap();
+        let dest = dir.path().join("ck.safetensors");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let names = [
+            format!(".ck.safetensors.{gone}-0.tmp"),
+            format!(".ck.safetensors.{gone}-7.tmp"),
+            ".ck.safetensors.1-0.tmp".to_string(),
+            format!(".ck.safetensors.{}-99.tmp", std::process::id()),
+            format!(".other.safetensors.{gone}-0.tmp"),
+            format!(".ck.safetensors.{gone}-x.tmp"),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), b"partial").unwrap();
+        }
+        write(&dest, |w| w.write_all(b"whole")).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut kept = vec!["ck.safetensors".to_string()];
+        kept.extend(names[2..].iter().cloned());
+        kept.sort();
+        assert_eq!(left, kept);
+        assert_eq!(fs::read(&dest).unwrap(), b"whole");
     }
 }
