@@ -6,6 +6,7 @@ use crate::pool::Pool;
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::{DotKernel, Kernel, Program, Role, ScatterKernel, lower};
+use kiln_compiler::limits::{SizeError, check_arena, check_graph};
 use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
 use kiln_compiler::{Array, DType, Data, Graph, InputKind, VerifyError, verify};
@@ -47,6 +48,10 @@ pub enum CompileError {
     /// Cranelift refused a kernel.
     #[error(transparent)]
     Codegen(#[from] CodegenError),
+    /// The graph's values, or the program's arena, exceed a limit of
+    /// [`kiln_compiler::limits`]; refused before anything is allocated for them.
+    #[error(transparent)]
+    TooLarge(#[from] SizeError),
 }
 
 /// Why state could not be set.
@@ -130,16 +135,19 @@ pub struct Executable {
 unsafe impl Send for Executable {}
 
 impl Executable {
-    /// Compiles `g`: verify, fuse (or not), plan memory, generate code.
+    /// Compiles `g`: verify, check its size, fuse (or not), plan memory, check the arena's size,
+    /// generate code.
     pub fn compile(g: &Graph, options: &Options) -> Result<Executable, CompileError> {
         let start = Instant::now();
         verify(g)?;
+        check_graph(g)?;
         let mut g = g.clone();
         if options.optimize {
             optimize(&mut g);
         }
         let program = lower(&g, options.fuse);
         let plan = plan(&program);
+        check_arena(plan.arena_bytes)?;
         let compiled = codegen::compile(&program, options.keep_clif)?;
         let arena = Arena::new(plan.arena_bytes);
         let table = plan
