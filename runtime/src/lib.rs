@@ -9,6 +9,9 @@ pub mod idx;
 pub mod npy;
 pub mod plot;
 mod pool;
+/// The differential check of compiled code against the interpreter (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod train;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
