@@ -484,3 +484,32 @@ fn run_check_numerics_names_the_kernel_node_and_line_of_a_nan() {
     let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
     insta::assert_snapshot!(msg, @"error: input `x` holds infinity at element [1]");
 }
+
+#[test]
+fn run_and_dump_refuse_a_graph_claiming_a_trillion_elements() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("huge.kir");
+    let src = "graph huge {\n  %c = constant 1.0 : f32[1,1]\n  \
+               %y = broadcast %c : f32[1000000,1000000]\n  output y = %y\n}\n";
+    fs::write(&kir, src).unwrap();
+    let dir = tmp.path().join("out");
+    for extra in [&["--interpret"][..], &[], &["--no-fuse"]] {
+        let mut args = vec!["run", path_str(&kir), "-o", path_str(&dir)];
+        args.extend(extra);
+        let msg = user_error(&kiln(&args, Some(&tmp)), &tmp);
+        assert!(msg.ends_with(HUGE_REFUSED), "{msg}");
+    }
+    for stage in ["kernels", "loops", "clif"] {
+        let out = kiln(&["dump", path_str(&kir), "--stage", stage], Some(&tmp));
+        assert_eq!(out.status, Some(2), "{}", out.stderr);
+        assert!(
+            out.stderr.trim_end().ends_with(HUGE_REFUSED),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// How `kiln run` and `kiln dump` refuse a value of a trillion elements.
+const HUGE_REFUSED: &str = "node 1 (broadcast) computes f32[1000000,1000000], more than the \
+                            2147483648 elements a value may have";

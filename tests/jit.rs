@@ -238,3 +238,48 @@ fn assert_exact(g: &Graph, inputs: &HashMap<String, Array>) {
         }
     }
 }
+
+/// Compiles `text` fused and unfused; both refusals, displayed.
+fn compile_errors(text: &str) -> [String; 2] {
+    let g = kiln::compiler::text::parse(text).unwrap();
+    [true, false].map(|fuse| {
+        let options = Options {
+            fuse,
+            ..Options::default()
+        };
+        match Executable::compile(&g, &options) {
+            Ok(_) => panic!("compiled (fuse={fuse})"),
+            Err(e) => e.to_string(),
+        }
+    })
+}
+
+#[test]
+fn graphs_claiming_huge_values_are_refused_before_anything_is_allocated() {
+    let trillion = "graph g {\n  %c = constant 1.0 : f32[1,1]\n  \
+                    %y = broadcast %c : f32[1000000,1000000]\n  output y = %y\n}\n";
+    for e in compile_errors(trillion) {
+        assert_eq!(
+            e,
+            "node 1 (broadcast) computes f32[1000000,1000000], more than the 2147483648 \
+             elements a value may have"
+        );
+    }
+    let g = kiln::compiler::text::parse(trillion).unwrap();
+    let e = interp::run(&g, &HashMap::new()).unwrap_err();
+    assert!(e.to_string().contains("more than the 2147483648"), "{e}");
+}
+
+#[test]
+fn an_arena_over_the_limit_is_refused_before_it_is_allocated() {
+    // Two states of 2 GiB each: 4 GiB of values, within the graph's limit, but the arena adds
+    // its slack around them.
+    let two_states = "graph g {\n  %a = state \"a\" : f32[536870912]\n  \
+                      %b = state \"b\" : f32[536870912]\n}\n";
+    for e in compile_errors(two_states) {
+        assert!(
+            e.starts_with("the program needs an arena of 4294967424 bytes"),
+            "{e}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod infer;
 pub mod interp;
 pub mod kernel;
+pub mod limits;
 pub mod memory;
 pub mod op;
 pub mod optim;

@@ -452,11 +452,13 @@ impl View for Tensor<'_> {
 /// checkpoint.
 pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
     let path = path.as_ref();
-    decode(path, &read_file(path)?)
+    load_bytes(&read_file(path)?, path)
 }
 
-/// The checkpoint in `bytes`, the contents of the file at `path`.
-fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+/// The checkpoint in `bytes`, the contents of a checkpoint file; errors name the file as
+/// `path`. Checks and errors are [`load`]'s.
+pub fn load_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Checkpoint, CheckpointError> {
+    let path = path.as_ref();
     let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
         let reason = match e {
             SafeTensorError::MetadataIncompleteBuffer => {

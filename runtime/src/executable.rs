@@ -8,6 +8,7 @@ use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
 use kiln_compiler::kernel::{DotKernel, Kernel, Program, Role, ScatterKernel, lower};
+use kiln_compiler::limits::{SizeError, check_arena, check_graph};
 use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
 use kiln_compiler::{Array, DType, Data, Graph, InputKind, VerifyError, verify};
@@ -53,6 +54,10 @@ pub enum CompileError {
     /// Cranelift refused a kernel.
     #[error(transparent)]
     Codegen(#[from] CodegenError),
+    /// The graph's values, or the program's arena, exceed a limit of
+    /// [`kiln_compiler::limits`]; refused before anything is allocated for them.
+    #[error(transparent)]
+    TooLarge(#[from] SizeError),
 }
 
 /// Why state could not be set.
@@ -140,10 +145,12 @@ pub struct Executable {
 unsafe impl Send for Executable {}
 
 impl Executable {
-    /// Compiles `g`: verify, fuse (or not), plan memory, generate code.
+    /// Compiles `g`: verify, check its size, fuse (or not), plan memory, check the arena's size,
+    /// generate code.
     pub fn compile(g: &Graph, options: &Options) -> Result<Executable, CompileError> {
         let start = Instant::now();
         verify(g)?;
+        check_graph(g)?;
         let mut g = g.clone();
         if options.optimize {
             optimize(&mut g);
@@ -152,6 +159,7 @@ impl Executable {
         bounds::check(&program)?;
         let numerics = Numerics::new(&g, &program);
         let plan = plan(&program);
+        check_arena(plan.arena_bytes)?;
         let compiled = codegen::compile(&program, options.keep_clif)?;
         let arena = Arena::new(plan.arena_bytes);
         let table = plan

@@ -2,7 +2,8 @@
 //! elements. Plain or gzip-compressed (detected by the gzip magic bytes).
 
 use flate2::read::GzDecoder;
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Elements an IDX file may declare at most (2^31), checked before anything is allocated.
@@ -35,7 +36,7 @@ pub enum IdxError {
         /// The type code in the header.
         code: u8,
     },
-    /// The file holds fewer (or more) elements than its header declares.
+    /// The file holds fewer elements than its header declares.
     #[error("{path}: the header declares {expected} elements but the file holds {found}")]
     Length {
         /// The file.
@@ -44,6 +45,14 @@ pub enum IdxError {
         expected: usize,
         /// Elements present.
         found: usize,
+    },
+    /// The file holds more than the elements its header declares (the rest is not read).
+    #[error("{path}: the file holds more than the {expected} elements its header declares")]
+    Excess {
+        /// The file.
+        path: PathBuf,
+        /// Elements the header declares.
+        expected: usize,
     },
 }
 
@@ -58,34 +67,48 @@ pub struct Idx {
 
 /// Reads an IDX file of unsigned bytes, plain or gzip-compressed.
 pub fn read_idx(path: &Path) -> Result<Idx, IdxError> {
-    let io = |source| IdxError::Io {
+    let file = File::open(path).map_err(|source| IdxError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        out
+    })?;
+    read_idx_from(BufReader::new(file), path)
+}
+
+/// Reads an IDX file of unsigned bytes, plain or gzip-compressed, from `r`; errors name the
+/// file as `origin`. The header is read and checked before any element: a file, or a gzip
+/// stream, is read no further than the elements its header declares and one byte more (to
+/// notice excess), so a small compressed file cannot expand into more than
+/// [`MAX_ELEMENTS`] bytes.
+pub fn read_idx_from(mut r: impl BufRead, origin: &Path) -> Result<Idx, IdxError> {
+    let gzip = r
+        .fill_buf()
+        .map_err(|source| IdxError::Io {
+            path: origin.to_path_buf(),
+            source,
+        })?
+        .starts_with(&[0x1f, 0x8b]);
+    let parsed = if gzip {
+        parse_idx(GzDecoder::new(r))
     } else {
-        raw
+        parse_idx(r)
     };
-    parse_idx(&bytes).map_err(|e| e.at(path))
+    parsed.map_err(|e| e.at(origin))
 }
 
 /// A parse failure before the path is known.
 enum Failure {
+    Io(io::Error),
     NotIdx(String),
     Type(u8),
     Length(usize, usize),
+    Excess(usize),
 }
 
 impl Failure {
     fn at(self, path: &Path) -> IdxError {
         let path = path.to_path_buf();
         match self {
+            Failure::Io(source) => IdxError::Io { path, source },
             Failure::NotIdx(reason) => IdxError::NotIdx { path, reason },
             Failure::Type(code) => IdxError::UnsupportedType { path, code },
             Failure::Length(expected, found) => IdxError::Length {
@@ -93,16 +116,29 @@ impl Failure {
                 expected,
                 found,
             },
+            Failure::Excess(expected) => IdxError::Excess { path, expected },
         }
     }
 }
 
-fn parse_idx(bytes: &[u8]) -> Result<Idx, Failure> {
-    let Some(&[z0, z1, code, rank]) = bytes.first_chunk::<4>() else {
-        return Err(Failure::NotIdx(
-            "shorter than its 4-byte magic number".into(),
-        ));
-    };
+/// Fills `buf` from `r`; an early end is `NotIdx(short)`.
+fn read_header(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    short: impl Fn() -> String,
+) -> Result<(), Failure> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => Failure::NotIdx(short()),
+        _ => Failure::Io(e),
+    })
+}
+
+fn parse_idx(mut r: impl Read) -> Result<Idx, Failure> {
+    let mut magic = [0u8; 4];
+    read_header(&mut r, &mut magic, || {
+        "shorter than its 4-byte magic number".into()
+    })?;
+    let [z0, z1, code, rank] = magic;
     if (z0, z1) != (0, 0) {
         return Err(Failure::NotIdx(format!(
             "the magic number starts {z0:#04x} {z1:#04x}, not 0x00 0x00"
@@ -112,12 +148,10 @@ fn parse_idx(bytes: &[u8]) -> Result<Idx, Failure> {
         return Err(Failure::Type(code));
     }
     let rank = rank as usize;
-    let header = 4 + 4 * rank;
-    let Some(dims) = bytes.get(4..header) else {
-        return Err(Failure::NotIdx(format!(
-            "the header of {rank} extents is cut short"
-        )));
-    };
+    let mut dims = vec![0u8; 4 * rank];
+    read_header(&mut r, &mut dims, || {
+        format!("the header of {rank} extents is cut short")
+    })?;
     let shape: Vec<usize> = dims
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
@@ -131,14 +165,16 @@ fn parse_idx(bytes: &[u8]) -> Result<Idx, Failure> {
                 "the extents {shape:?} exceed the limit of {MAX_ELEMENTS} elements"
             ))
         })?;
-    let found = bytes.len() - header;
-    if found != expected {
-        return Err(Failure::Length(expected, found));
+    // The vector grows with what is read, not with what the header claims.
+    let mut data = Vec::new();
+    r.take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(Failure::Io)?;
+    match data.len() {
+        found if found < expected => Err(Failure::Length(expected, found)),
+        found if found > expected => Err(Failure::Excess(expected)),
+        _ => Ok(Idx { shape, data }),
     }
-    Ok(Idx {
-        shape,
-        data: bytes[header..].to_vec(),
-    })
 }
 
 #[cfg(test)]
@@ -155,7 +191,13 @@ mod tests {
     }
 
     fn parse(b: &[u8]) -> Result<Idx, IdxError> {
-        parse_idx(b).map_err(|e| e.at(Path::new("f")))
+        read_idx_from(b, Path::new("f"))
+    }
+
+    fn gzip(b: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, b).unwrap();
+        e.finish().unwrap()
     }
 
     #[test]
@@ -184,6 +226,46 @@ mod tests {
         assert!(msg(&idx(&[65536, 65536, 2], &[])).contains("exceed the limit"));
         assert!(msg(&[1, 0, 8, 1]).contains("not 0x00 0x00"));
         assert!(msg(&[0, 0, 8, 3, 0, 0]).contains("cut short"));
+        assert_eq!(
+            msg(&idx(&[2], &[1, 2, 3])),
+            "f: the file holds more than the 2 elements its header declares"
+        );
+    }
+
+    #[test]
+    fn gzip_files_are_read_like_plain_ones() {
+        let b = idx(&[2, 2], &[1, 2, 3, 4]);
+        assert_eq!(parse(&gzip(&b)).unwrap(), parse(&b).unwrap());
+        let msg = parse(&gzip(&idx(&[2, 3], &[1, 2])))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "f: the header declares 6 elements but the file holds 2"
+        );
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_by_its_header_before_it_is_expanded() {
+        // 10 elements declared, then 64 MiB of zeros that compress to a few dozen kilobytes:
+        // reading stops at the 11th element.
+        let mut b = idx(&[10], &[]);
+        b.resize(b.len() + (64 << 20), 0);
+        let bomb = gzip(&b);
+        assert!(bomb.len() < 1 << 20);
+        let msg = parse(&bomb).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "f: the file holds more than the 10 elements its header declares"
+        );
+        // A header claiming more than the limit is refused before any element is read.
+        let huge = gzip(&idx(&[65536, 65536, 2], &[]));
+        assert!(
+            parse(&huge)
+                .unwrap_err()
+                .to_string()
+                .contains("exceed the limit")
+        );
     }
 
     #[test]

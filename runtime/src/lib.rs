@@ -10,6 +10,9 @@ pub mod npy;
 mod numerics;
 pub mod plot;
 mod pool;
+/// The differential check of compiled code against the interpreter (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod train;
 
 pub use checkpoint::{Checkpoint, CheckpointError};

@@ -107,8 +107,22 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, NpyError> {
     };
     let file = File::open(path).map_err(read_err)?;
     let file_len = file.metadata().map_err(read_err)?.len();
-    let mut r = BufReader::new(file);
-    let header = Header::read(&mut r, file_len).map_err(|e| e.at(path))?;
+    read_from(&mut BufReader::new(file), file_len, path)
+}
+
+/// Reads the array stored in `bytes`, the contents of an `.npy` file; errors name the file as
+/// `origin`. Checks and errors are [`read_npy`]'s.
+pub fn read_npy_bytes(bytes: &[u8], origin: impl AsRef<Path>) -> Result<Array, NpyError> {
+    read_from(&mut &bytes[..], bytes.len() as u64, origin.as_ref())
+}
+
+/// Reads the array from `r`, at the start of an `.npy` file of `file_len` bytes at `path`.
+fn read_from(r: &mut impl Read, file_len: u64, path: &Path) -> Result<Array, NpyError> {
+    let read_err = |source| NpyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let header = Header::read(r, file_len).map_err(|e| e.at(path))?;
     let Some((dtype, ts)) = (header.type_str.as_ref()).and_then(|ts| Some((element_type(ts)?, ts)))
     else {
         return Err(NpyError::UnsupportedDType {
@@ -141,7 +155,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, NpyError> {
         });
     }
     let shape: Vec<usize> = header.shape.iter().map(|&d| d as usize).collect();
-    let data = read_data(&mut r, dtype, ts, numel as usize).map_err(|e| {
+    let data = read_data(r, dtype, ts, numel as usize).map_err(|e| {
         if e.kind() == io::ErrorKind::InvalidData {
             NpyError::Invalid {
                 path: path.to_path_buf(),

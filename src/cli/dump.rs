@@ -5,11 +5,13 @@ use super::{CliError, load_kir, print_stdout};
 use clap::{Args, ValueEnum};
 use kiln_compiler::codegen::{self, describe_loops};
 use kiln_compiler::kernel::lower;
+use kiln_compiler::limits::check_graph;
 use kiln_compiler::passes::optimize;
 use kiln_compiler::text::{PrintOptions, print_with};
 use kiln_compiler::train::{grad_graph, train_step};
 use kiln_compiler::{Graph, dot::to_dot};
 use kiln_frontend::models::{Settings, builtin};
+use kiln_runtime::CompileError;
 use std::path::Path;
 
 /// Arguments of `kiln dump`.
@@ -89,6 +91,9 @@ pub fn dump(args: &DumpArgs) -> Result<(), CliError> {
         }
     };
     let compiled = |g: &Graph| {
+        // Lowering does index arithmetic on the extents: a graph over the limits is refused
+        // as compiling it would be.
+        check_graph(g).map_err(CompileError::TooLarge)?;
         let program = lower(g, !args.no_fuse);
         match args.stage {
             Stage::Kernels => Ok(program.to_string()),

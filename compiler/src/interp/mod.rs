@@ -38,6 +38,7 @@ mod tests;
 
 use crate::array::{Array, Data};
 use crate::graph::{Graph, NodeId, Origin};
+use crate::limits::{SizeError, check_graph};
 use crate::op::{InputKind, Op};
 use crate::types::Type;
 use std::collections::HashMap;
@@ -99,6 +100,9 @@ pub enum RunError {
         /// The type of the value given.
         found: Box<Type>,
     },
+    /// The graph computes more than the interpreter may allocate ([`crate::limits`]).
+    #[error(transparent)]
+    TooLarge(#[from] SizeError),
     /// The numerics check (an executable's, opt-in) found NaN or an infinity in a data input,
     /// param or state before the first kernel ran.
     #[error("{} `{name}` holds {value}{}", kind.mnemonic(), at_element(index))]
@@ -183,9 +187,11 @@ impl std::fmt::Display for NonFinite {
 ///
 /// Only the nodes the outputs and updates depend on are evaluated, operands first, in
 /// [`Graph::topo_order`]. Every input must be bound, needed or not. Fails before evaluating
-/// anything, with the first problem found: the graph's inputs are checked in creation order
+/// anything, with the first problem found: a graph over the limits of [`crate::limits`] is
+/// refused, then the graph's inputs are checked in creation order
 /// (missing, then mistyped), then the names that match no input, alphabetically.
 pub fn run(g: &Graph, inputs: &HashMap<String, Array>) -> Result<Evaluation, RunError> {
+    check_graph(g)?;
     check_inputs(g, inputs)?;
     let values = evaluate(g, inputs);
     let collect = |named: &[(String, NodeId)]| {

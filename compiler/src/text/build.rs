@@ -1,9 +1,9 @@
 //! From what the parser read to ops: attributes checked against each op's list, literals read
 //! as the declared element type, result types and shapes taken from the declared type.
 
-use super::attribute_names;
 use super::lex::{Kind, Pos, Token};
 use super::parse::{ParseError, expected};
+use super::{MAX_SPLAT_ELEMENTS, attribute_names};
 use crate::array::{Array, Data};
 use crate::graph::NodeId;
 use crate::op::{BinaryOp, CmpOp, InputKind, MNEMONICS, Op, ReduceOp, UnaryOp};
@@ -283,6 +283,13 @@ fn constant(value: &Literal, ty: &Type, ty_pos: Pos) -> Result<Array, ParseError
         return Err(ParseError::at(ty_pos, message));
     }
     let (tokens, splat) = match value {
+        Literal::Scalar(_) if n > MAX_SPLAT_ELEMENTS => {
+            let message = format!(
+                "a constant of type {ty} written as one literal fills {n} elements, more than \
+                 the limit of 2^24 (broadcast a scalar constant instead)"
+            );
+            return Err(ParseError::at(ty_pos, message));
+        }
         Literal::Scalar(t) => (std::slice::from_ref(t), true),
         Literal::List(pos, items) if items.len() != n => {
             let message = format!("the list has {} elements but {ty} holds {n}", items.len());

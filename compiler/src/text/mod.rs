@@ -19,6 +19,11 @@ pub use print::{PrintOptions, node_names, print, print_with};
 use crate::array::Data;
 use std::fmt;
 
+/// Most elements a constant written as one literal may fill (2^24): a few bytes of text never
+/// allocate more. The printer writes a larger constant as a list even when its elements are
+/// equal, so the round trip holds.
+const MAX_SPLAT_ELEMENTS: usize = 1 << 24;
+
 /// Writes element `i` of `data` as the text form spells a literal: floats in the shortest form
 /// that reads back to the same bits (`1.0`, `1e-7`, `-0.0`, `inf`, `-inf`, `nan`), integers in
 /// decimal, booleans as `true`/`false`.

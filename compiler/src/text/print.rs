@@ -1,6 +1,6 @@
 //! The printer of the text form.
 
-use super::{attribute_names, write_f64, write_scalar};
+use super::{MAX_SPLAT_ELEMENTS, attribute_names, write_f64, write_scalar};
 use crate::array::{Array, Data};
 use crate::graph::{Graph, NodeId};
 use crate::op::Op;
@@ -185,10 +185,11 @@ fn attribute_values(op: &Op) -> Vec<Value<'_>> {
     }
 }
 
-/// One literal when every element has the same bits (and there is one), else the list.
+/// One literal when every element has the same bits (and there is one, and at most
+/// [`MAX_SPLAT_ELEMENTS`]), else the list.
 fn write_constant(f: &mut String, value: &Array) -> fmt::Result {
     let data = value.data();
-    if !data.is_empty() && all_equal(data) {
+    if !data.is_empty() && data.len() <= MAX_SPLAT_ELEMENTS && all_equal(data) {
         return write_scalar(f, data, 0);
     }
     f.write_str("[")?;

@@ -366,3 +366,15 @@ proptest! {
         prop_assert_eq!(print(&back), bare);
     }
 }
+
+#[test]
+fn a_single_literal_fills_at_most_2_to_the_24_elements() {
+    let text =
+        |n: usize| format!("graph t {{\n  %0 = constant 0 : i32[{n}]\n  output y = %0\n}}\n");
+    assert!(parse(&text(1 << 24)).is_ok());
+    let e = parse(&text((1 << 24) + 1)).unwrap_err().to_string();
+    assert!(
+        e.contains("fills 16777217 elements, more than the limit of 2^24"),
+        "{e}"
+    );
+}

@@ -251,7 +251,7 @@ fn flipped_header_bytes_are_refused_or_load_without_panicking() {
         for mask in masks {
             let mut b = bytes.clone();
             b[i] ^= mask;
-            loaded += usize::from(decode(&path, &b).is_ok());
+            loaded += usize::from(load_bytes(&b, &path).is_ok());
         }
     }
     // Some flips keep a valid file (a changed letter of a name or a value), most do not.
@@ -296,7 +296,7 @@ fn random_mutations_never_panic() {
                 _ => b.insert(i, rng.below(256) as u8),
             }
         }
-        let _ = decode(&path, &b);
+        let _ = load_bytes(&b, &path);
     }
 }
 
@@ -595,4 +595,23 @@ fn a_failed_save_leaves_the_previous_checkpoint_and_nothing_else() {
     );
     assert_same(&old, &load(&path).unwrap());
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn tensors_claiming_more_than_the_file_holds_are_refused_unallocated() {
+    // 2^48 elements in 8 bytes of data, and a shape whose element count overflows.
+    for shape in ["[65536,65536,65536]", "[4294967296,4294967296,4294967296]"] {
+        let header = format!(
+            "{{\"__metadata__\":{{\"format\":\"kiln-checkpoint 1\"}},\
+             \"w\":{{\"dtype\":\"F32\",\"shape\":{shape},\"data_offsets\":[0,8]}}}}"
+        );
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(header.as_bytes());
+        b.extend_from_slice(&[0; 8]);
+        let e = load_bytes(&b, "ck").unwrap_err().to_string();
+        assert!(
+            e.starts_with("`ck` is not a valid kiln checkpoint: "),
+            "{e}"
+        );
+    }
 }

@@ -28,6 +28,8 @@ fn round_trip(a: &Array) {
     write_npy(&path, a).unwrap();
     let back = read_npy(&path).unwrap();
     assert_eq!(&back, a, "{a} did not round-trip");
+    let from_bytes = read_npy_bytes(&fs::read(&path).unwrap(), &path).unwrap();
+    assert_eq!(from_bytes, back);
     assert_eq!(back.dtype(), a.dtype());
     assert_eq!(
         fs::read_dir(dir.path()).unwrap().count(),
@@ -104,6 +106,12 @@ fn read_err(dict: &str, data: &[u8]) -> String {
     let dir = TempDir::new().unwrap();
     let path = file_with(&dir, &raw_npy(dict, data));
     let msg = read_npy(&path).unwrap_err().to_string();
+    let from_bytes = read_npy_bytes(&raw_npy(dict, data), &path).unwrap_err();
+    assert_eq!(
+        from_bytes.to_string(),
+        msg,
+        "bytes and file read differently"
+    );
     msg.replace(&path.display().to_string(), "PATH")
 }
 

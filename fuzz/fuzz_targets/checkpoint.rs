@@ -1,0 +1,9 @@
+//! The `checkpoint` fuzz target; its body is `harness::checkpoint` (fuzz/harness.rs).
+
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::checkpoint(data));

@@ -1,0 +1,137 @@
+//! The bodies of kiln's fuzz targets, one function per target. The cargo-fuzz binaries
+//! (fuzz/fuzz_targets/) call them on the fuzzer's inputs and tests/fuzz_corpus.rs on every
+//! committed corpus file, so a regression is caught by `cargo test` without cargo-fuzz.
+//!
+//! Each body feeds its bytes to a public entry point and checks what must hold whatever the
+//! bytes: no panic, a typed error for a refusal, and the invariants of what is accepted.
+
+use kiln_compiler::testing::{random_graph, random_inputs};
+use kiln_compiler::text::{parse, print};
+use kiln_compiler::{Array, Graph, InputKind, interp, verify};
+use kiln_runtime::idx::read_idx_from;
+use kiln_runtime::npy::read_npy_bytes;
+use kiln_runtime::testing::{Discrepancy, check_against_interpreter};
+use kiln_runtime::{CompileError, Executable, Options, checkpoint};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The name errors give the fuzzer's input.
+const ORIGIN: &str = "fuzz-input";
+
+/// The most elements all the values of a parsed graph may have together for the `kir` target
+/// to evaluate and compile it: keeps one execution within milliseconds. Larger graphs are
+/// parsed and verified only.
+pub const KIR_MAX_ELEMENTS: usize = 1 << 16;
+
+/// The most random ops the `graphs` target asks the generator for (as tests/jit_random.rs).
+pub const GRAPHS_MAX_STEPS: usize = 40;
+
+/// `.npy` bytes: read or refused; an array read has as many elements as its shape says.
+pub fn npy(data: &[u8]) {
+    if let Ok(a) = read_npy_bytes(data, ORIGIN) {
+        assert_eq!(a.numel(), a.shape().iter().product::<usize>());
+    }
+}
+
+/// IDX bytes, plain or gzip: read or refused; what is read fills its shape.
+pub fn idx(data: &[u8]) {
+    if let Ok(i) = read_idx_from(data, Path::new(ORIGIN)) {
+        assert_eq!(i.data.len(), i.shape.iter().product::<usize>());
+    }
+}
+
+/// Checkpoint bytes: loaded or refused; a loaded checkpoint's tensors are sorted by name.
+pub fn checkpoint(data: &[u8]) {
+    if let Ok(ck) = checkpoint::load_bytes(data, ORIGIN) {
+        assert!(ck.tensors.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+}
+
+/// `.kir` text: parsed or refused with a parse error. A parsed graph prints to text that parses
+/// back to the same text, and is verified; a verified graph of at most [`KIR_MAX_ELEMENTS`]
+/// elements runs in the interpreter on deterministic inputs, and compiles (fused and unfused)
+/// and runs, or is refused with a typed error.
+pub fn kir(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(g) = parse(text) else {
+        return;
+    };
+    let printed = print(&g);
+    let again = parse(&printed).unwrap_or_else(|e| panic!("printed text does not parse: {e}"));
+    assert_eq!(
+        print(&again),
+        printed,
+        "the printed text does not round-trip"
+    );
+    if verify(&g).is_err() || too_large(&g) {
+        return;
+    }
+    let inputs = random_inputs(&g, 1);
+    interp::run(&g, &inputs).unwrap_or_else(|e| panic!("the interpreter refused: {e}"));
+    for fuse in [true, false] {
+        let options = Options {
+            optimize: fuse,
+            fuse,
+            threads: 1,
+            keep_clif: false,
+        };
+        match Executable::compile(&g, &options) {
+            Ok(exe) => run(&g, exe, &inputs),
+            Err(e) => refused(&e),
+        }
+    }
+}
+
+/// Bytes choosing a random well-formed graph (a seed and a number of steps, from the first nine
+/// bytes): compiled optimized and fused, fused only, and unfused, each run matches the
+/// interpreter under the rule of `kiln_runtime::testing`, or compilation is refused with a
+/// typed error.
+pub fn graphs(data: &[u8]) {
+    let mut seed = [0u8; 8];
+    let n = data.len().min(8);
+    seed[..n].copy_from_slice(&data[..n]);
+    let seed = u64::from_le_bytes(seed);
+    let steps = data
+        .get(8)
+        .map_or(0, |&b| usize::from(b) % (GRAPHS_MAX_STEPS + 1));
+    let g = random_graph(seed, steps);
+    match check_against_interpreter(&g, seed) {
+        Ok(()) => {}
+        Err(Discrepancy::Compile { source, .. }) => refused(&source),
+        Err(e) => panic!("seed {seed}, {steps} steps: {e}"),
+    }
+}
+
+/// True when the values of `g` have more than [`KIR_MAX_ELEMENTS`] elements together.
+fn too_large(g: &Graph) -> bool {
+    let total = g
+        .node_ids()
+        .map(|id| g.node(id).ty.numel())
+        .fold(0usize, usize::saturating_add);
+    total > KIR_MAX_ELEMENTS
+}
+
+/// Runs a compiled `g` on `inputs` (data bound, params and states set), which must succeed.
+fn run(g: &Graph, mut exe: Executable, inputs: &HashMap<String, Array>) {
+    let mut data = HashMap::new();
+    for id in g.inputs() {
+        let Some((kind, name)) = g.node(id).op.as_input() else {
+            continue;
+        };
+        if kind == InputKind::Data {
+            data.insert(name.to_string(), inputs[name].clone());
+        } else {
+            exe.set_state(name, &inputs[name])
+                .unwrap_or_else(|e| panic!("set_state refused: {e}"));
+        }
+    }
+    exe.run(&data)
+        .unwrap_or_else(|e| panic!("the compiled program refused its inputs: {e}"));
+}
+
+/// A compile refusal: a typed error that displays.
+fn refused(e: &CompileError) {
+    assert!(!e.to_string().is_empty());
+}
