@@ -7,10 +7,10 @@
 
 use kiln_compiler::testing::{random_graph, random_inputs};
 use kiln_compiler::text::{parse, print};
-use kiln_compiler::{Array, Graph, InputKind, interp, verify};
+use kiln_compiler::{Array, Graph, interp, verify};
 use kiln_runtime::idx::read_idx_from;
 use kiln_runtime::npy::read_npy_bytes;
-use kiln_runtime::testing::{Discrepancy, check_against_interpreter};
+use kiln_runtime::testing::{Discrepancy, bind, check_against_interpreter};
 use kiln_runtime::{CompileError, Executable, Options, checkpoint};
 use std::collections::HashMap;
 use std::path::Path;
@@ -115,18 +115,7 @@ fn too_large(g: &Graph) -> bool {
 
 /// Runs a compiled `g` on `inputs` (data bound, params and states set), which must succeed.
 fn run(g: &Graph, mut exe: Executable, inputs: &HashMap<String, Array>) {
-    let mut data = HashMap::new();
-    for id in g.inputs() {
-        let Some((kind, name)) = g.node(id).op.as_input() else {
-            continue;
-        };
-        if kind == InputKind::Data {
-            data.insert(name.to_string(), inputs[name].clone());
-        } else {
-            exe.set_state(name, &inputs[name])
-                .unwrap_or_else(|e| panic!("set_state refused: {e}"));
-        }
-    }
+    let data = bind(&mut exe, g, inputs).unwrap_or_else(|e| panic!("set_state refused: {e}"));
     exe.run(&data)
         .unwrap_or_else(|e| panic!("the compiled program refused its inputs: {e}"));
 }

@@ -198,21 +198,10 @@ fn jit(
         options: options.clone(),
         source,
     })?;
-    let mut data = HashMap::new();
-    for id in g.inputs() {
-        let Some((kind, name)) = g.node(id).op.as_input() else {
-            continue;
-        };
-        if kind == InputKind::Data {
-            data.insert(name.to_string(), inputs[name].clone());
-        } else {
-            exe.set_state(name, &inputs[name])
-                .map_err(|source| Discrepancy::State {
-                    options: options.clone(),
-                    source,
-                })?;
-        }
-    }
+    let data = bind(&mut exe, g, inputs).map_err(|source| Discrepancy::State {
+        options: options.clone(),
+        source,
+    })?;
     let mut out = exe.run(&data).map_err(|source| Discrepancy::Run {
         options: options.clone(),
         source,
@@ -225,6 +214,27 @@ fn jit(
         out.push((name.clone(), a));
     }
     Ok(out)
+}
+
+/// Sets the params and states of `exe`, compiled from `g`, to their values in `inputs`, and
+/// gives the data inputs, to run it with.
+pub fn bind(
+    exe: &mut Executable,
+    g: &Graph,
+    inputs: &HashMap<String, Array>,
+) -> Result<HashMap<String, Array>, StateError> {
+    let mut data = HashMap::new();
+    for id in g.inputs() {
+        let Some((kind, name)) = g.node(id).op.as_input() else {
+            continue;
+        };
+        if kind == InputKind::Data {
+            data.insert(name.to_string(), inputs[name].clone());
+        } else {
+            exe.set_state(name, &inputs[name])?;
+        }
+    }
+    Ok(data)
 }
 
 /// Moderate values: floats in [-2, 2], i32 in -3..=3, random bools, any seed.
