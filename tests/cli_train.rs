@@ -73,6 +73,18 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
     assert!(svg.starts_with("<svg"), "{svg}");
 }
 
+/// `kiln predict` of the image file `input` with the checkpoint `ck`.
+fn predict(ck: &Path, input: &Path, tmp: &TempDir) -> Outcome {
+    let args = [
+        "predict",
+        "--checkpoint",
+        path_str(ck),
+        "--input",
+        path_str(input),
+    ];
+    kiln(&args, Some(tmp))
+}
+
 /// Every tensor of the checkpoint at `path`, as bits.
 fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
     let ck = load(path).unwrap();
@@ -214,16 +226,7 @@ fn eval_and_predict_use_a_trained_checkpoint() {
         .write_image_data(&bytes)
         .unwrap();
     for input in [&npy, &png] {
-        let out = kiln(
-            &[
-                "predict",
-                "--checkpoint",
-                path_str(&ck),
-                "--input",
-                path_str(input),
-            ],
-            Some(&tmp),
-        );
+        let out = predict(&ck, input, &tmp);
         assert_eq!(out.status, Some(0), "{}", out.stderr);
         assert!(
             out.stdout.starts_with(&format!("{label} (probability 0.")),
@@ -233,31 +236,13 @@ fn eval_and_predict_use_a_trained_checkpoint() {
     }
     let wrong = tmp.path().join("wrong.npy");
     write_npy(&wrong, &Array::from_f32([10, 10], vec![0.5; 100]).unwrap()).unwrap();
-    let out = kiln(
-        &[
-            "predict",
-            "--checkpoint",
-            path_str(&ck),
-            "--input",
-            path_str(&wrong),
-        ],
-        Some(&tmp),
-    );
+    let out = predict(&ck, &wrong, &tmp);
     assert_eq!(
         out.stderr,
         "error: `[TMP]/wrong.npy` is an image of shape [10, 10]; kiln's models read 28x28 digits\n"
     );
     write_npy(&wrong, &Array::from_f32([784], vec![255.0; 784]).unwrap()).unwrap();
-    let out = kiln(
-        &[
-            "predict",
-            "--checkpoint",
-            path_str(&ck),
-            "--input",
-            path_str(&wrong),
-        ],
-        Some(&tmp),
-    );
+    let out = predict(&ck, &wrong, &tmp);
     assert!(
         out.stderr
             .contains("holds the pixel value 255; pixels lie in [0, 1]"),
