@@ -41,7 +41,7 @@ fn mergeable(k: &mut LoopKernel, s: usize, i: usize) -> bool {
         let hidden = index.terms.iter().any(|(_, atom)| {
             !matches!(atom, Atom::Var(_)) && (atom_uses(atom, a) || atom_uses(atom, b))
         });
-        ok &= !hidden && (ea == 1 || eb == 1 || ka == eb * kb);
+        ok &= !hidden && (ea == 1 || eb == 1 || eb.checked_mul(kb) == Some(ka));
     });
     ok
 }
