@@ -5,14 +5,13 @@
 //! Each body feeds its bytes to a public entry point and checks what must hold whatever the
 //! bytes: no panic, a typed error for a refusal, and the invariants of what is accepted.
 
-use kiln_compiler::testing::{random_graph, random_inputs};
+use kiln_compiler::testing::random_graph;
 use kiln_compiler::text::{parse, print};
-use kiln_compiler::{Array, Graph, interp, verify};
+use kiln_compiler::{Graph, verify};
 use kiln_runtime::idx::read_idx_from;
 use kiln_runtime::npy::read_npy_bytes;
-use kiln_runtime::testing::{Discrepancy, bind, check_against_interpreter};
-use kiln_runtime::{CompileError, Executable, Options, checkpoint};
-use std::collections::HashMap;
+use kiln_runtime::testing::{Discrepancy, check_against_interpreter};
+use kiln_runtime::{CompileError, checkpoint};
 use std::path::Path;
 
 /// The name errors give the fuzzer's input.
@@ -49,8 +48,8 @@ pub fn checkpoint(data: &[u8]) {
 
 /// `.kir` text: parsed or refused with a parse error. A parsed graph prints to text that parses
 /// back to the same text, and is verified; a verified graph of at most [`KIR_MAX_ELEMENTS`]
-/// elements runs in the interpreter on deterministic inputs, and compiles (fused and unfused)
-/// and runs, or is refused with a typed error.
+/// elements, compiled three ways, matches the interpreter (as the `graphs` target checks), or
+/// compiling is refused with a typed error.
 pub fn kir(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -68,20 +67,7 @@ pub fn kir(data: &[u8]) {
     if verify(&g).is_err() || too_large(&g) {
         return;
     }
-    let inputs = random_inputs(&g, 1);
-    interp::run(&g, &inputs).unwrap_or_else(|e| panic!("the interpreter refused: {e}"));
-    for fuse in [true, false] {
-        let options = Options {
-            optimize: fuse,
-            fuse,
-            threads: 1,
-            keep_clif: false,
-        };
-        match Executable::compile(&g, &options) {
-            Ok(exe) => run(&g, exe, &inputs),
-            Err(e) => refused(&e),
-        }
-    }
+    compare(&g, 1);
 }
 
 /// Bytes choosing a random well-formed graph (a seed and a number of steps, from the first nine
@@ -97,10 +83,17 @@ pub fn graphs(data: &[u8]) {
         .get(8)
         .map_or(0, |&b| usize::from(b) % (GRAPHS_MAX_STEPS + 1));
     let g = random_graph(seed, steps);
-    match check_against_interpreter(&g, seed) {
+    compare(&g, seed);
+}
+
+/// Compiled optimized and fused, fused only, and unfused, `g` matches the interpreter under
+/// the rule of `kiln_runtime::testing` on the inputs `seed` picks, or compilation is refused
+/// with a typed error.
+fn compare(g: &Graph, seed: u64) {
+    match check_against_interpreter(g, seed) {
         Ok(()) => {}
         Err(Discrepancy::Compile { source, .. }) => refused(&source),
-        Err(e) => panic!("seed {seed}, {steps} steps: {e}"),
+        Err(e) => panic!("seed {seed}: {e}"),
     }
 }
 
@@ -111,13 +104,6 @@ fn too_large(g: &Graph) -> bool {
         .map(|id| g.node(id).ty.numel())
         .fold(0usize, usize::saturating_add);
     total > KIR_MAX_ELEMENTS
-}
-
-/// Runs a compiled `g` on `inputs` (data bound, params and states set), which must succeed.
-fn run(g: &Graph, mut exe: Executable, inputs: &HashMap<String, Array>) {
-    let data = bind(&mut exe, g, inputs).unwrap_or_else(|e| panic!("set_state refused: {e}"));
-    exe.run(&data)
-        .unwrap_or_else(|e| panic!("the compiled program refused its inputs: {e}"));
 }
 
 /// A compile refusal: a typed error that displays.

@@ -218,7 +218,7 @@ fn jit(
 
 /// Sets the params and states of `exe`, compiled from `g`, to their values in `inputs`, and
 /// gives the data inputs, to run it with.
-pub fn bind(
+fn bind(
     exe: &mut Executable,
     g: &Graph,
     inputs: &HashMap<String, Array>,
