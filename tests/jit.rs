@@ -126,6 +126,59 @@ fn long_reductions_match_the_interpreter() {
     }
 }
 
+/// Products large enough to be split across threads (by rows when the result is taller than
+/// wide, by columns otherwise; extents that do not divide evenly, a transposed operand, a
+/// batch) give the interpreter's result on one and two threads. The tolerance: each element is
+/// a sum of `k` f32 products, which the GEMM rounds in its own order and the interpreter sums
+/// in f64; summing `k` terms in f32 in any order errs by at most `k eps` times the sum of their
+/// magnitudes, which is below `k` here (every product is below 1). A block written at the
+/// wrong place errs by about 1.
+#[test]
+fn split_matrix_products_match_the_interpreter() {
+    use kiln::frontend::GraphBuilder;
+    for (batch, m, k, n) in [
+        (1, 301, 67, 45),
+        (1, 45, 67, 301),
+        (1, 128, 64, 512),
+        (3, 90, 40, 70),
+    ] {
+        let b = GraphBuilder::new("products");
+        let x = b.input("x", DType::F32, [batch, m, k]);
+        let y = b.input("y", DType::F32, [batch, n, k]);
+        b.output("xy", &x.matmul(&y.permute(&[0, 2, 1])));
+        let g = b.finish().unwrap();
+        let mut rng = common::Rng::new(3);
+        let mut array = |dims: [usize; 3]| {
+            let v = rng.vec(dims.iter().product(), -1.0, 1.0);
+            Array::from_f32(dims, v.iter().map(|&v| v as f32).collect()).unwrap()
+        };
+        let inputs: HashMap<String, Array> = [
+            ("x".to_string(), array([batch, m, k])),
+            ("y".to_string(), array([batch, n, k])),
+        ]
+        .into();
+        let want = interp::run(&g, &inputs).unwrap().outputs[0].1.to_f64_vec();
+        for threads in [1, 2] {
+            let options = Options {
+                threads,
+                ..Options::default()
+            };
+            let got = Executable::compile(&g, &options)
+                .unwrap()
+                .run(&inputs)
+                .unwrap();
+            let got = got[0].1.to_f64_vec();
+            let bound = (k * k) as f64 * f64::from(f32::EPSILON);
+            for (i, (a, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - w).abs() <= bound,
+                    "{batch}x{m}x{k}x{n} threads={threads} [{i}]: {a} vs {w}"
+                );
+            }
+        }
+    }
+}
+
 /// Padded views read along the padded axis run in vector lanes whose guards differ from lane
 /// to lane: from a buffer in the arena (a matrix product's result) with one clamped vector
 /// load, from a data input (no slack around it) lane by lane where a vector straddles its

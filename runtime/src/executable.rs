@@ -3,7 +3,7 @@
 //! and is updated in place.
 
 use crate::numerics::Numerics;
-use crate::pool::Pool;
+use crate::pool::{Pool, split_step};
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
@@ -602,7 +602,12 @@ fn dot(table: &[*mut u8], d: &DotKernel, p: &Program, pool: &Pool) {
     }
 }
 
-/// `c = a x b` for one batch element.
+/// Products of at least this many flops are split across the pool's threads.
+const PARALLEL_FLOPS: usize = 1 << 20;
+
+/// `c = a x b` for one batch element. A large product is split along the longer side of `c`
+/// into one block of rows (or columns) per thread, each a single-threaded `gemm` call on the
+/// pool: no hand-off beyond the pool's own.
 ///
 /// # Safety
 /// The pointers address `d`'s operands and result with `d`'s strides.
@@ -615,19 +620,33 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
     pool: &Pool,
 ) {
     let flops = 2 * d.m * d.n * d.k;
-    let parallel = pool.threads() > 1 && flops >= 1 << 20;
-    let parallelism = match parallel {
-        true => gemm::Parallelism::Rayon(pool.threads()),
-        false => gemm::Parallelism::None,
-    };
+    let by_rows = d.m >= d.n;
+    let long = if by_rows { d.m } else { d.n };
     let (a, b, c, one) = (Shared(a), Shared(b), Shared(c), Shared(one));
-    let call = move || {
+    // The block `lo..hi` of the long side.
+    let block = move |lo: usize, hi: usize| {
         let (a, b, c, one) = (a.get(), b.get(), c.get(), one.get());
-        // SAFETY: forwarded from the caller.
+        let (m, n) = if by_rows {
+            (hi - lo, d.n)
+        } else {
+            (d.m, hi - lo)
+        };
+        let lo = lo as isize;
+        // SAFETY: forwarded from the caller; the block lies inside the product, and blocks
+        // of different threads write disjoint elements of `c`.
         unsafe {
+            let (a, b, c) = if by_rows {
+                (
+                    a.offset(lo * d.a.row_stride as isize),
+                    b,
+                    c.offset(lo * d.n as isize),
+                )
+            } else {
+                (a, b.offset(lo * d.b.col_stride as isize), c.offset(lo))
+            };
             gemm::gemm(
-                d.m,
-                d.n,
+                m,
+                n,
                 d.k,
                 c,
                 1,
@@ -644,15 +663,17 @@ unsafe fn gemm_call<T: 'static + Copy + Default>(
                 false,
                 false,
                 false,
-                parallelism,
+                gemm::Parallelism::None,
             )
         }
     };
-    // A product on one thread runs on the caller's: handing it to a worker costs more than
-    // a small product takes.
-    match parallel {
-        true => pool.install(call),
-        false => call(),
+    if pool.threads() > 1 && flops >= PARALLEL_FLOPS && long >= 2 {
+        let step = split_step(long, pool.threads());
+        pool.split(long.div_ceil(step), &|i| {
+            block(i * step, ((i + 1) * step).min(long))
+        });
+    } else {
+        block(0, long);
     }
 }
 
