@@ -140,7 +140,7 @@ fn split_matrix_products_match_the_interpreter() {
         (1, 301, 67, 45),
         (1, 45, 67, 301),
         (1, 128, 64, 512),
-        (3, 90, 40, 70),
+        (3, 150, 40, 90),
     ] {
         let b = GraphBuilder::new("products");
         let x = b.input("x", DType::F32, [batch, m, k]);
