@@ -127,37 +127,63 @@ fn long_reductions_match_the_interpreter() {
 }
 
 /// Products large enough to be split across threads (by rows when the result is taller than
-/// wide, by columns otherwise; extents that do not divide evenly, a transposed operand, a
-/// batch) give the interpreter's result on one and two threads. The tolerance: each element is
-/// a sum of `k` f32 products, which the GEMM rounds in its own order and the interpreter sums
-/// in f64; summing `k` terms in f32 in any order errs by at most `k eps` times the sum of their
-/// magnitudes, which is below `k` here (every product is below 1). A block written at the
-/// wrong place errs by about 1.
+/// wide, by columns otherwise; extents that do not divide evenly; a batch), with the right
+/// operand row-major and column-major (a product wider than tall with a column-major right
+/// operand is computed transposed and transposed back), in f32 and f64, give the interpreter's
+/// result on one and two threads. The tolerance: each element is a sum of `k` products, which
+/// the GEMM rounds in its own order and the interpreter sums in f64; summing `k` terms in
+/// precision `eps` in any order errs by at most `k eps` times the sum of their magnitudes,
+/// which is below `k` here (every product is below 1). A block written at the wrong place
+/// errs by about 1.
 #[test]
 fn split_matrix_products_match_the_interpreter() {
     use kiln::frontend::GraphBuilder;
-    for (batch, m, k, n) in [
+    let shapes = [
         (1, 301, 67, 45),
         (1, 45, 67, 301),
         (1, 128, 64, 512),
         (3, 150, 40, 90),
-    ] {
+        (2, 40, 30, 450),
+    ];
+    for ((batch, m, k, n), dtype, column_major) in shapes
+        .into_iter()
+        .flat_map(|s| [(s, DType::F32), (s, DType::F64)])
+        .flat_map(|(s, t)| [(s, t, true), (s, t, false)])
+    {
         let b = GraphBuilder::new("products");
-        let x = b.input("x", DType::F32, [batch, m, k]);
-        let y = b.input("y", DType::F32, [batch, n, k]);
-        b.output("xy", &x.matmul(&y.permute(&[0, 2, 1])));
+        let x = b.input("x", dtype, [batch, m, k]);
+        let y = if column_major {
+            b.input("y", dtype, [batch, n, k]).permute(&[0, 2, 1])
+        } else {
+            b.input("y", dtype, [batch, k, n])
+        };
+        b.output("xy", &x.matmul(&y));
         let g = b.finish().unwrap();
         let mut rng = common::Rng::new(3);
         let mut array = |dims: [usize; 3]| {
             let v = rng.vec(dims.iter().product(), -1.0, 1.0);
-            Array::from_f32(dims, v.iter().map(|&v| v as f32).collect()).unwrap()
+            match dtype {
+                DType::F32 => Array::from_f32(dims, v.iter().map(|&v| v as f32).collect()),
+                _ => Array::from_f64(dims, v),
+            }
+            .unwrap()
+        };
+        let y_dims = if column_major {
+            [batch, n, k]
+        } else {
+            [batch, k, n]
         };
         let inputs: HashMap<String, Array> = [
             ("x".to_string(), array([batch, m, k])),
-            ("y".to_string(), array([batch, n, k])),
+            ("y".to_string(), array(y_dims)),
         ]
         .into();
         let want = interp::run(&g, &inputs).unwrap().outputs[0].1.to_f64_vec();
+        let eps = match dtype {
+            DType::F32 => f64::from(f32::EPSILON),
+            _ => f64::EPSILON,
+        };
+        let bound = (k * k) as f64 * eps;
         for threads in [1, 2] {
             let options = Options {
                 threads,
@@ -168,11 +194,11 @@ fn split_matrix_products_match_the_interpreter() {
                 .run(&inputs)
                 .unwrap();
             let got = got[0].1.to_f64_vec();
-            let bound = (k * k) as f64 * f64::from(f32::EPSILON);
             for (i, (a, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (a - w).abs() <= bound,
-                    "{batch}x{m}x{k}x{n} threads={threads} [{i}]: {a} vs {w}"
+                    "{dtype} {batch}x{m}x{k}x{n} column-major {column_major} threads={threads} \
+                     [{i}]: {a} vs {w}"
                 );
             }
         }

@@ -29,6 +29,11 @@ pub trait Engine {
     /// Runs one iteration; a training step gives its loss (computed before its update),
     /// other workloads `None`.
     fn run(&mut self) -> Result<Option<f64>, BenchError>;
+
+    /// The kiln executable behind this engine, if it has one (to profile it).
+    fn kiln_executable(&mut self) -> Option<&mut kiln_runtime::Executable> {
+        None
+    }
 }
 
 /// Why a benchmark could not run. Each names what failed.

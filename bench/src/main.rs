@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! cargo run --release -p kiln-bench [--features peers] -- report [--samples N] [--only ID]
+//! cargo run --release -p kiln-bench -- profile ID [--runs N] [--unfused]
 //! ```
 
 use clap::{Parser, Subcommand};
 use kiln_bench::harness::Config;
 use kiln_bench::report::{self, Settings};
 use kiln_bench::{memory, workloads};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -51,12 +53,51 @@ enum Cmd {
     },
     /// Lists the workloads' ids and titles.
     List,
+    /// Runs one workload under kiln with kernel timing on and prints the time per run of
+    /// each kernel (numbered as `kiln dump --stage kernels` numbers them).
+    Profile {
+        /// The workload's id (see `list`).
+        id: String,
+        /// Runs timed, after as many untimed ones.
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// One kernel per primitive.
+        #[arg(long)]
+        unfused: bool,
+    },
     /// Measures the peak memory of one engine's training run and prints it as JSON (the
     /// report runs this in a child process per engine).
     Memory {
         /// `baseline`, `kiln fused`, `kiln unfused`, `candle` or `burn`.
         engine: String,
     },
+}
+
+/// `kiln-bench profile`: `runs` timed runs of workload `id` after as many untimed ones.
+fn profile(id: &str, runs: u64, fuse: bool) -> Result<(), String> {
+    let w = (workloads::all().into_iter())
+        .find(|w| w.id() == id)
+        .ok_or_else(|| format!("no workload `{id}` (see `kiln-bench list`)"))?;
+    let data = kiln_bench::data::mnist_train().map_err(|e| e.to_string())?;
+    let mut engine = w.kiln(fuse, &data).map_err(|e| e.to_string())?;
+    for _ in 0..runs {
+        engine.run().map_err(|e| e.to_string())?;
+    }
+    let exe = (engine.kiln_executable()).ok_or_else(|| format!("`{id}` runs no executable"))?;
+    exe.start_profile();
+    let started = std::time::Instant::now();
+    for _ in 0..runs {
+        engine.run().map_err(|e| e.to_string())?;
+    }
+    let wall = started.elapsed().as_secs_f64() * 1e6 / runs.max(1) as f64;
+    let exe = engine.kiln_executable().expect("checked above");
+    let report = exe.profile_report(runs).expect("profiling is on");
+    let out = format!("wall time per run: {wall:.1} us\n{report}");
+    match std::io::stdout().write_all(out.as_bytes()) {
+        // A reader that stopped early (`| head`) is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
 }
 
 /// A duration from seconds given on the command line, refusing what is not one.
@@ -119,6 +160,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Cmd::Profile { id, runs, unfused } => profile(&id, runs, !unfused),
         Cmd::Memory { engine } => memory::child(&engine)
             .map(|line| println!("{line}"))
             .map_err(|e| e.to_string()),

@@ -111,7 +111,7 @@ enum Layer {
 /// MLPs; LeNet-5 with ReLU and max pooling), or `None` for a model the peers do not build.
 fn network(spec: &TrainSpec) -> Option<Result<Vec<Layer>, BenchError>> {
     let net = spec.net;
-    if matches!(net, Net::Builtin(name) if name != "lenet") {
+    if !matches!(net, Net::Mlp(_) | Net::Builtin("lenet")) {
         return None;
     }
     Some(spec.initial_params().and_then(|params| {
@@ -159,7 +159,8 @@ fn network(spec: &TrainSpec) -> Option<Result<Vec<Layer>, BenchError>> {
                 }
                 Ok(layers)
             }
-            Net::Builtin(_) => Ok(vec![
+            // LeNet, the one other network that gets here.
+            Net::Builtin(_) | Net::Lstm32 => Ok(vec![
                 Layer::Images,
                 conv("conv1", 2)?,
                 Layer::Relu,

@@ -183,6 +183,7 @@ pub fn write_spec(
                 let (net, sizes): (&str, &[usize]) = match s.net {
                     Net::Mlp(sizes) => ("mlp", sizes),
                     Net::Builtin(name) => (name, &[]),
+                    Net::Lstm32 => ("lstm_32x32", &[]),
                 };
                 let (opt, lr) = match s.opt {
                     Opt::Sgd => ("sgd", 0.1),

@@ -10,6 +10,7 @@ use kiln_compiler::optim::Optimizer;
 use kiln_compiler::train::{gradients, train_step};
 use kiln_compiler::{Array, DType, Graph};
 use kiln_frontend::GraphBuilder;
+use kiln_frontend::layers::Layers;
 use kiln_frontend::losses::{Reduction, cross_entropy};
 use kiln_frontend::models::{BUILTINS, Mode, Settings, builtin, mlp};
 use kiln_frontend::{Model, Tensor};
@@ -50,6 +51,10 @@ pub enum Net {
     Mlp(&'static [usize]),
     /// A built-in model of `kiln_frontend::models` at its default width.
     Builtin(&'static str),
+    /// The LSTM of the layers issue's benchmark: 32 steps of 32 features (the digit padded
+    /// with zeros to 32x32, a row per step), 128 hidden units, a linear classifier of the
+    /// last hidden state.
+    Lstm32,
 }
 
 impl Net {
@@ -58,6 +63,7 @@ impl Net {
         match self {
             Net::Mlp(sizes) => format!("mlp_{}", join(sizes, "_")),
             Net::Builtin(name) => name.to_string(),
+            Net::Lstm32 => "lstm_32x32".into(),
         }
     }
 
@@ -68,6 +74,7 @@ impl Net {
             Net::Builtin("lenet") => "LeNet".into(),
             Net::Builtin("lstm") => "LSTM".into(),
             Net::Builtin(name) => name.into(),
+            Net::Lstm32 => "LSTM (input 32, hidden 128, 32 steps)".into(),
         }
     }
 }
@@ -120,6 +127,7 @@ impl TrainSpec {
                 builtin(name, &settings)
                     .ok_or_else(|| BenchError::build(name, "no such built-in model"))?
             }
+            Net::Lstm32 => lstm_32x32(self.batch),
         };
         built.map_err(|e| BenchError::build(self.id(), e))
     }
@@ -223,16 +231,35 @@ fn mlp_specs() -> Vec<TrainSpec> {
 }
 
 /// The training steps of the built-in LeNet and LSTM at batch 64 with SGD, for those the
-/// frontend has.
+/// frontend has, and of [`Net::Lstm32`] at batch 32.
 fn builtin_specs() -> Vec<TrainSpec> {
-    (["lenet", "lstm"].into_iter())
+    let mut specs: Vec<TrainSpec> = (["lenet", "lstm"].into_iter())
         .filter(|name| BUILTINS.contains(name))
         .map(|name| TrainSpec {
             net: Net::Builtin(name),
             batch: 64,
             opt: Opt::Sgd,
         })
-        .collect()
+        .collect();
+    specs.push(TrainSpec {
+        net: Net::Lstm32,
+        batch: 32,
+        opt: Opt::Sgd,
+    });
+    specs
+}
+
+/// The model of [`Net::Lstm32`] over `batch` MNIST digits, with the built-in models'
+/// interface (`x`, `labels`, `loss`).
+fn lstm_32x32(batch: usize) -> Result<Model, kiln_frontend::BuildError> {
+    let b = GraphBuilder::new("lstm_32x32");
+    let x = b.input("x", DType::F32, [batch, 784]);
+    let labels = b.input("labels", DType::I32, [batch]);
+    let nn = Layers::new(&b, Mode::Train);
+    let rows = x.reshape(&[-1, 28, 28]).pad(&[0, 2, 2], &[0, 2, 2], 0.0);
+    let logits = nn.linear("fc", &nn.lstm("lstm", &rows, 128).hidden, 10);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    b.finish_model()
 }
 
 /// Every workload, in the report's order.
@@ -463,6 +490,10 @@ impl Engine for KilnProgram {
         } else {
             None
         })
+    }
+
+    fn kiln_executable(&mut self) -> Option<&mut Executable> {
+        Some(&mut self.exe)
     }
 }
 

@@ -2,12 +2,13 @@
 //! flat list of calls. State (parameters, optimizer moments) lives in the arena between runs
 //! and is updated in place.
 
+use crate::matmul;
 use crate::numerics::Numerics;
-use crate::pool::{Pool, split_step};
+use crate::pool::Pool;
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
-use kiln_compiler::kernel::{DotKernel, Kernel, Program, Role, ScatterKernel, lower};
+use kiln_compiler::kernel::{Kernel, Program, Role, ScatterKernel, lower};
 use kiln_compiler::limits::{SizeError, check_arena, check_graph};
 use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
@@ -127,6 +128,9 @@ pub struct Executable {
     /// Owns the memory `table` points into.
     _arena: Arena,
     pool: Pool,
+    /// Memory the matrix products use between their call and their result (f64 for its
+    /// alignment), allocated once.
+    scratch: Vec<f64>,
     stats: Stats,
     /// Data inputs, by name, with their buffers, in program order.
     inputs: Vec<(String, u32)>,
@@ -189,11 +193,13 @@ impl Executable {
                 _ => None,
             })
             .collect();
+        let scratch = vec![0.0; matmul::scratch_bytes(&program).div_ceil(8)];
         let mut exe = Executable {
             program,
             compiled,
             _arena: arena,
             pool: Pool::new(options.threads),
+            scratch,
             stats,
             inputs,
             table,
@@ -202,7 +208,7 @@ impl Executable {
             check_numerics: false,
         };
         if std::env::var_os("KILN_PROFILE").is_some() {
-            exe.profile = Some(vec![Duration::ZERO; exe.program.kernels.len()]);
+            exe.start_profile();
         }
         for (i, b) in exe.program.buffers.iter().enumerate() {
             if let Role::Constant(a) = &b.role {
@@ -223,11 +229,36 @@ impl Executable {
         self.compiled.clif.get(i)?.as_deref()
     }
 
-    /// Time spent in each kernel over all runs so far, by kernel number, when the
-    /// environment variable `KILN_PROFILE` was set at compile time (timing costs a clock read
-    /// per kernel, so it is off otherwise).
+    /// Time spent in each kernel over all runs so far, by kernel number, when profiling is
+    /// on: the environment variable `KILN_PROFILE` was set at compile time, or
+    /// [`Executable::start_profile`] was called (timing costs a clock read per kernel, so it
+    /// is off otherwise).
     pub fn profile(&self) -> Option<&[Duration]> {
         self.profile.as_deref()
+    }
+
+    /// Turns profiling on for the runs that follow, from zero.
+    pub fn start_profile(&mut self) {
+        self.profile = Some(vec![Duration::ZERO; self.program.kernels.len()]);
+    }
+
+    /// The profile as a table: the time per run of every kernel (numbered as
+    /// `kiln dump --stage kernels` numbers them) and of all together, averaged over `runs`.
+    /// `None` when profiling is off.
+    pub fn profile_report(&self, runs: u64) -> Option<String> {
+        let times = self.profile()?;
+        let per_run = |t: &Duration| t.as_secs_f64() * 1e6 / runs.max(1) as f64;
+        let total: f64 = times.iter().map(per_run).sum();
+        let mut out = format!("time per run by kernel ({runs} runs): {total:.1} us in all\n");
+        for (i, (t, k)) in times.iter().zip(&self.program.kernels).enumerate() {
+            let line = format!(
+                "  k{i:<3} {:>8.1} us  {}\n",
+                per_run(t),
+                k.summary(&self.program)
+            );
+            out.push_str(&line);
+        }
+        Some(out)
     }
 
     /// Turns the numerics check on or off (it starts off) for the runs that follow; it needs
@@ -461,7 +492,12 @@ impl Executable {
                     unsafe { f(table.get(), lo as i64, hi as i64) }
                 });
             }
-            Kernel::Dot(d) => dot(&self.table, d, &self.program, &self.pool),
+            Kernel::Dot(d) => {
+                let scratch = self.scratch.as_mut_ptr().cast();
+                // SAFETY: the table holds every buffer's pointer, valid for its type; the
+                // scratch was sized for the program's products.
+                unsafe { matmul::dot(&self.table, d, &self.program, &self.pool, scratch) }
+            }
             Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
         }
         if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {
@@ -548,159 +584,6 @@ fn read_array(src: *const u8, ty: &kiln_compiler::Type) -> Array {
         }
     };
     Array::new(&ty.shape, data).expect("buffers hold their type's element count")
-}
-
-/// A matrix product through the `gemm` crate (f32, f64) or plain loops (i32).
-fn dot(table: &[*mut u8], d: &DotKernel, p: &Program, pool: &Pool) {
-    let dtype = p.buffers[d.out as usize].ty.dtype;
-    let batches: usize = d.batch.iter().product();
-    for bi in 0..batches {
-        let at = |m: &kiln_compiler::kernel::Matrix| {
-            let mut rest = bi;
-            let mut off = m.offset;
-            for (i, &s) in m.batch_strides.iter().enumerate().rev() {
-                off += (rest % d.batch[i]) as i64 * s;
-                rest /= d.batch[i];
-            }
-            off as isize
-        };
-        let (oa, ob, oc) = (at(&d.a), at(&d.b), (bi * d.m * d.n) as isize);
-        let (a, b, c) = (
-            table[d.a.buffer as usize],
-            table[d.b.buffer as usize],
-            table[d.out as usize],
-        );
-        // SAFETY: offsets and strides come from the operands' static shapes and views, so
-        // every element addressed lies inside its buffer.
-        unsafe {
-            match dtype {
-                DType::F32 => gemm_call(
-                    d,
-                    a.cast::<f32>().offset(oa),
-                    b.cast::<f32>().offset(ob),
-                    c.cast::<f32>().offset(oc),
-                    1.0,
-                    pool,
-                ),
-                DType::F64 => gemm_call(
-                    d,
-                    a.cast::<f64>().offset(oa),
-                    b.cast::<f64>().offset(ob),
-                    c.cast::<f64>().offset(oc),
-                    1.0,
-                    pool,
-                ),
-                DType::I32 => int_dot(
-                    d,
-                    a.cast::<i32>().offset(oa),
-                    b.cast::<i32>().offset(ob),
-                    c.cast::<i32>().offset(oc),
-                ),
-                DType::Bool => unreachable!("dot is numeric"),
-            }
-        }
-    }
-}
-
-/// Products of at least this many flops are split across the pool's threads.
-const PARALLEL_FLOPS: usize = 1 << 20;
-
-/// `c = a x b` for one batch element. A large product is split along the longer side of `c`
-/// into one block of rows (or columns) per thread, each a single-threaded `gemm` call on the
-/// pool: no hand-off beyond the pool's own.
-///
-/// # Safety
-/// The pointers address `d`'s operands and result with `d`'s strides.
-unsafe fn gemm_call<T: 'static + Copy + Default>(
-    d: &DotKernel,
-    a: *const T,
-    b: *const T,
-    c: *mut T,
-    one: T,
-    pool: &Pool,
-) {
-    let flops = 2 * d.m * d.n * d.k;
-    let by_rows = d.m >= d.n;
-    let long = if by_rows { d.m } else { d.n };
-    let (a, b, c, one) = (Shared(a), Shared(b), Shared(c), Shared(one));
-    // The block `lo..hi` of the long side.
-    let block = move |lo: usize, hi: usize| {
-        let (a, b, c, one) = (a.get(), b.get(), c.get(), one.get());
-        let (m, n) = if by_rows {
-            (hi - lo, d.n)
-        } else {
-            (d.m, hi - lo)
-        };
-        let lo = lo as isize;
-        // SAFETY: forwarded from the caller; the block lies inside the product, and blocks
-        // of different threads write disjoint elements of `c`.
-        unsafe {
-            let (a, b, c) = if by_rows {
-                (
-                    a.offset(lo * d.a.row_stride as isize),
-                    b,
-                    c.offset(lo * d.n as isize),
-                )
-            } else {
-                (a, b.offset(lo * d.b.col_stride as isize), c.offset(lo))
-            };
-            gemm::gemm(
-                m,
-                n,
-                d.k,
-                c,
-                1,
-                d.n as isize,
-                false,
-                a,
-                d.a.col_stride as isize,
-                d.a.row_stride as isize,
-                b,
-                d.b.col_stride as isize,
-                d.b.row_stride as isize,
-                T::default(),
-                one,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        }
-    };
-    if pool.threads() > 1 && flops >= PARALLEL_FLOPS && long >= 2 {
-        let step = split_step(long, pool.threads());
-        pool.split(long.div_ceil(step), &|i| {
-            block(i * step, ((i + 1) * step).min(long))
-        });
-    } else {
-        block(0, long);
-    }
-}
-
-/// Integer matrix product, wrapping like the interpreter.
-///
-/// # Safety
-/// As for [`gemm_call`].
-unsafe fn int_dot(d: &DotKernel, a: *const i32, b: *const i32, c: *mut i32) {
-    for i in 0..d.m {
-        for j in 0..d.n {
-            let mut acc = 0i32;
-            for l in 0..d.k {
-                // SAFETY: forwarded from the caller.
-                unsafe {
-                    let x = *a.offset(
-                        i as isize * d.a.row_stride as isize + l as isize * d.a.col_stride as isize,
-                    );
-                    let y = *b.offset(
-                        l as isize * d.b.row_stride as isize + j as isize * d.b.col_stride as isize,
-                    );
-                    acc = acc.wrapping_add(x.wrapping_mul(y));
-                }
-            }
-            // SAFETY: as above.
-            unsafe { *c.add(i * d.n + j) = acc };
-        }
-    }
 }
 
 /// `out = 0; out[.., clamp(idx[j]), ..] += upd[.., j, ..]`.

@@ -6,6 +6,7 @@ pub mod data;
 pub mod executable;
 pub mod history;
 pub mod idx;
+mod matmul;
 pub mod npy;
 mod numerics;
 pub mod plot;

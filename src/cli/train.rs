@@ -392,18 +392,8 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
 /// The time per step of each kernel, when `KILN_PROFILE` was set (numbered as
 /// `kiln dump --stage kernels` numbers them).
 fn print_profile(exe: &Executable, steps: u64) {
-    let Some(times) = exe.profile() else { return };
-    let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
-    println!(
-        "time per training step by kernel (KILN_PROFILE, {steps} steps): {:.1} us in all",
-        total * 1e6 / steps.max(1) as f64
-    );
-    for (i, (t, k)) in times.iter().zip(&exe.program().kernels).enumerate() {
-        println!(
-            "  k{i:<3} {:>8.1} us  {}",
-            t.as_secs_f64() * 1e6 / steps.max(1) as f64,
-            k.summary(exe.program())
-        );
+    if let Some(report) = exe.profile_report(steps) {
+        print!("{report}");
     }
 }
 
