@@ -485,7 +485,8 @@ impl Executable {
                 let table = Shared(self.table.as_ptr());
                 let extent = lk.parallel.map_or(1, |v| lk.extents[v as usize]);
                 let work = work_per_unit(lk);
-                self.pool.run(extent as usize, work, &|lo, hi| {
+                let align = split_alignment(lk);
+                self.pool.run(extent as usize, work, align, &|lo, hi| {
                     // SAFETY: the kernel reads and writes its buffers through `table`, whose
                     // pointers are valid for their types; disjoint `lo..hi` ranges write
                     // disjoint elements (the parallel loop is an output axis).
@@ -526,6 +527,18 @@ impl<T: Copy> Shared<T> {
     /// The value (a method, so closures capture the whole wrapper).
     fn get(&self) -> T {
         self.0
+    }
+}
+
+/// What the ranges of a kernel's parallel loop are multiples of: 16 elements when code
+/// generation may run that loop in vector lanes (it is the innermost loop of a stage, or the
+/// innermost outer loop), so each range's vectors stay aligned; else 1, so a short outer loop
+/// (a convolution's 6 channels) still splits.
+fn split_alignment(k: &kiln_compiler::kernel::LoopKernel) -> usize {
+    let innermost = |vars: &[kiln_compiler::kernel::Var]| vars.last().copied() == k.parallel;
+    match innermost(&k.outer) || k.stages.iter().any(|s| innermost(&s.vars)) {
+        true => 16,
+        false => 1,
     }
 }
 

@@ -216,7 +216,7 @@ unsafe fn gemm_product<T: 'static + Copy + Default>(
     };
     let flops = 2 * d.m * d.n * d.k;
     if pool.threads() > 1 && flops >= PARALLEL_FLOPS && long >= 2 {
-        let step = split_step(long, pool.threads());
+        let step = split_step(long, pool.threads(), 1);
         pool.split(long.div_ceil(step), &|i| {
             block(i * step, ((i + 1) * step).min(long))
         });

@@ -147,15 +147,21 @@ impl Pool {
         }
     }
 
-    /// Calls `f(lo, hi)` over `0..extent`, split into contiguous ranges (multiples of 16
-    /// long, so vector loops stay aligned) when `extent * work_per_unit` is large enough to
-    /// pay for the hand-off.
-    pub fn run(&self, extent: usize, work_per_unit: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    /// Calls `f(lo, hi)` over `0..extent`, split into contiguous ranges (multiples of
+    /// `align` long unless one range covers everything) when `extent * work_per_unit` is large
+    /// enough to pay for the hand-off.
+    pub fn run(
+        &self,
+        extent: usize,
+        work_per_unit: usize,
+        align: usize,
+        f: &(dyn Fn(usize, usize) + Sync),
+    ) {
         let total = extent.saturating_mul(work_per_unit);
         if self.workers.is_empty() || total < PARALLEL_WORK || extent < 2 {
             return f(0, extent);
         }
-        let step = split_step(extent, self.threads() * CHUNKS_PER_THREAD);
+        let step = split_step(extent, self.threads() * CHUNKS_PER_THREAD, align);
         self.split(extent.div_ceil(step), &|i| {
             f(i * step, ((i + 1) * step).min(extent));
         });
@@ -163,11 +169,11 @@ impl Pool {
 }
 
 /// The length of each range when `extent` is split into at most `parts` ranges: a multiple of
-/// 16 unless one range covers everything.
-pub(crate) fn split_step(extent: usize, parts: usize) -> usize {
+/// `align` unless one range covers everything.
+pub(crate) fn split_step(extent: usize, parts: usize, align: usize) -> usize {
     extent
         .div_ceil(parts.max(1))
-        .next_multiple_of(16)
+        .next_multiple_of(align.max(1))
         .min(extent)
         .max(1)
 }
@@ -311,15 +317,23 @@ mod tests {
     #[test]
     fn run_covers_the_extent_once_in_aligned_ranges() {
         let pool = Pool::new(2);
-        for extent in [0, 1, 2, 15, 16, 17, 100, 1000] {
-            let seen = counters(extent);
-            pool.run(extent, 1 << 20, &|lo, hi| {
-                assert!(lo % 16 == 0, "range {lo}..{hi}");
-                for s in &seen[lo..hi] {
-                    s.fetch_add(1, Ordering::Relaxed);
+        for align in [1, 16] {
+            for extent in [0, 1, 2, 5, 15, 16, 17, 100, 1000] {
+                let seen = counters(extent);
+                let ranges = counters(1);
+                pool.run(extent, 1 << 20, align, &|lo, hi| {
+                    assert!(lo % align == 0, "range {lo}..{hi}");
+                    ranges[0].fetch_add(1, Ordering::Relaxed);
+                    for s in &seen[lo..hi] {
+                        s.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+                let ranges = ranges[0].load(Ordering::Relaxed);
+                if extent >= 2 && extent >= 2 * align {
+                    assert!(ranges >= 2, "{extent} by {align}: {ranges} range(s)");
                 }
-            });
-            assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+            }
         }
     }
 
