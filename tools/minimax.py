@@ -11,7 +11,7 @@ error in units of 2^-24 (f32) or 2^-53 (f64), before the kernel's own roundings.
 The fitted forms (x is the reduced argument):
   exp   e^r = 1 + r + r^2 Q(r),          r in [-ln2/2, ln2/2] (widened a little)
   log   log1p(f) = f - s (f - z Q(z)),   s = f / (2 + f), z = s^2, z in [0, (3 - 2 sqrt 2)^2]
-  tanh  tanh(x) = x + x^3 Q(x^2),        |x| < 0.625
+(tanh and sigmoid are built on exp's pieces and have no table of their own.)
 """
 
 import struct
@@ -120,18 +120,6 @@ def main():
         return z * s / (2 * mp.atanh(s)) if z != 0 else mp.mpf(0)
 
     fit("LOG", log_q, log_w, mp.mpf(0), zmax, (3, 7))
-
-    small = mp.mpf("0.625")
-
-    def tanh_q(v):
-        x = mp.sqrt(v)
-        return (mp.tanh(x) - x) / x**3 if v != 0 else -mp.mpf(1) / 3
-
-    def tanh_w(v):
-        x = mp.sqrt(v)
-        return v * x / mp.tanh(x) if v != 0 else mp.mpf(0)
-
-    fit("TANH", tanh_q, tanh_w, mp.mpf(0), small**2, (5, 11))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,16 @@ pub(super) fn exp(e: &mut Emit, x: Value) -> Value {
     let hi = e.constant(89.0, 710.0);
     let x = e.greater(lo, x);
     let x = e.lesser(hi, x);
+    let (r, t) = reduce(e, x);
+    let p = expm1_reduced(e, r);
+    let one = e.splat(1.0);
+    let p = e.add(p, one);
+    scale(e, p, t)
+}
 
+/// `(r, t)` with `x = n ln 2 + r`, `|r| <= 1.01 ln2 / 2`, and `t = SHIFTER + n` (n in the low
+/// bits of `t`), for `|x|` below about 1100 (f32) or 2^40 (f64).
+pub(super) fn reduce(e: &mut Emit, x: Value) -> (Value, Value) {
     // n = round(x / ln 2), as a float and in the low bits of `t`; r = x - n ln 2 in two exact
     // steps plus a small correction.
     let shifter = e.constant(SHIFTER.0, SHIFTER.1);
@@ -81,13 +90,23 @@ pub(super) fn exp(e: &mut Emit, x: Value) -> Value {
     let neg_lo = e.constant(-LN2_LO.0, -LN2_LO.1);
     let r = e.mul_add(n, neg_hi, x);
     let r = e.mul_add(n, neg_lo, r);
+    (r, t)
+}
 
+/// `e^r - 1` for a reduced `r` (see [`reduce`]): `r + r^2 Q(r)`, with no cancellation near 0.
+pub(super) fn expm1_reduced(e: &mut Emit, r: Value) -> Value {
     let q = e.poly(r, &EXP_Q);
     let r2 = e.mul(r, r);
-    let p = e.mul_add(r2, q, r);
-    let one = e.splat(1.0);
-    let p = e.add(p, one);
-    scale(e, p, t)
+    e.mul_add(r2, q, r)
+}
+
+/// `2^n` for `t = SHIFTER + n` (see [`reduce`]), for `n` in the normal exponent range.
+pub(super) fn pow2(e: &mut Emit, t: Value) -> Value {
+    let k = e.as_int(t);
+    let c = e.int(e.bias() - shifter_bits(e));
+    let biased = e.iadd(k, c);
+    let bits = e.ishl(biased, e.mantissa_bits());
+    e.as_float(bits)
 }
 
 /// `p * 2^n`, where `t = SHIFTER + n` and `|n| <= 1100`, as `(p * 2^n1) * 2^n2` with

@@ -1,67 +1,52 @@
-//! `tanh` and `sigmoid` on f32x4 and f64x2 lanes, both built on [`exp`].
+//! `tanh` and `sigmoid` on f32x4 and f64x2 lanes, both built on exp's pieces.
 //!
-//! tanh follows the split of Cephes' `tanhf`: an odd polynomial below `SMALL` (our own minimax
-//! fit, from `tools/minimax.py`), `1 - 2 / (e^(2|x|) + 1)` above, both evaluated and one
-//! selected, the sign restored last.
+//! tanh is `h / (1 + h)` with `h = (e^(2|x|) - 1) / 2` computed without cancellation (exp's
+//! argument reduction and the polynomial for `e^r - 1`), and the sign restored last: one path
+//! for every argument, about half the instructions of evaluating a small-argument polynomial
+//! and an exp form both and selecting one. For small `h` the quotient `q` is refined as
+//! `h - h q` (equal to `h / (1 + h)`), where `q`'s rounding is damped by `q` itself: that keeps
+//! `tanh x = x` for tiny `x` and the error near 0 at that of `h`.
 
 use cranelift_codegen::ir::Value;
 use cranelift_codegen::ir::condcodes::FloatCC;
 
-use super::emit::{Coeffs, Emit};
-use super::exp_log::exp;
+use super::emit::Emit;
+use super::exp_log::{exp, expm1_reduced, pow2, reduce};
 
-/// Below this `|x|` tanh uses the polynomial.
-const SMALL: f64 = 0.625;
+/// Where `2|x|` is clamped: tanh rounds to 1 well below (at `e^20` in f32, `e^40` in f64,
+/// `h / (1 + h)` rounds to 1), and `2^n` stays normal.
+const CLAMP: (f32, f64) = (20.0, 40.0);
 
-/// `tanh(x) ~ x + x^3 Q(x^2)` on `|x| <= SMALL`: Q's coefficients. Relative error of the rounded
-/// sets: 0.14 * 2^-24 (f32), 0.12 * 2^-53 (f64).
-const TANH_Q: Coeffs = Coeffs {
-    f32: &[
-        -0.3333328,
-        0.13331442,
-        -0.053739715,
-        0.020639088,
-        -0.0057049873,
-    ],
-    f64: &[
-        -0.33333333333332854,
-        0.1333333333326209,
-        -0.053968253931267696,
-        0.021869487576094505,
-        -0.008863221002629427,
-        0.0035919891738015195,
-        -0.0014549588778863009,
-        0.0005863165398973215,
-        -0.00022856421001112698,
-        7.714436515378315e-05,
-        -1.6072568841356422e-05,
-    ],
-};
+/// Below this `h` (`|x|` below `ln 2 / 2`) the result is `h - h q`, above it `q`.
+const REFINE_BELOW: f64 = 0.5;
 
 /// Emits `tanh x` lane-wise: odd (`tanh(-x) = -tanh(x)` bit for bit, so `tanh(-0) = -0`),
 /// `tanh x = x` for tiny `x`, `tanh(+-inf) = +-1`, NaN in gives NaN.
 pub(super) fn tanh(e: &mut Emit, x: Value) -> Value {
     let a = e.abs(x);
     let sign = e.xor(x, a);
-
-    // Near 0: a + a^3 Q(a^2), with no cancellation.
-    let w = e.mul(a, a);
-    let q = e.poly(w, &TANH_Q);
-    let aw = e.mul(a, w);
-    let small = e.mul_add(aw, q, a);
-
-    // Elsewhere: 1 - 2 / (e^(2a) + 1); e^(2a) = inf gives exactly 1.
-    let a2 = e.add(a, a);
-    let big = exp(e, a2);
+    // y = min(2a, CLAMP), passing NaN (`lesser` returns its second operand on NaN).
+    let y = e.add(a, a);
+    let clamp = e.constant(CLAMP.0, CLAMP.1);
+    let y = e.lesser(clamp, y);
+    // h = (e^y - 1) / 2 = 2^(n-1) (e^r - 1) + (2^(n-1) - 1/2): exact for n = 0, one rounding
+    // otherwise.
+    let (r, t) = reduce(e, y);
+    let p = expm1_reduced(e, r);
+    let half = e.splat(0.5);
+    let s = pow2(e, t);
+    let hs = e.mul(s, half);
+    let c = e.sub(hs, half);
+    let h = e.mul_add(hs, p, c);
     let one = e.splat(1.0);
-    let big = e.add(big, one);
-    let two = e.splat(2.0);
-    let big = e.div(two, big);
-    let big = e.sub(one, big);
-
-    let threshold = e.splat(SMALL);
-    let is_small = e.cmp(FloatCC::LessThan, a, threshold);
-    let y = e.select(is_small, small, big);
+    let d = e.add(h, one);
+    let q = e.div(h, d);
+    let sign_mask = e.sign_mask();
+    let neg_h = e.xor(h, sign_mask);
+    let refined = e.mul_add(neg_h, q, h);
+    let limit = e.splat(REFINE_BELOW);
+    let small = e.cmp(FloatCC::LessThan, h, limit);
+    let y = e.select(small, refined, q);
     e.or(y, sign)
 }
 

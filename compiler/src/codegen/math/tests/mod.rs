@@ -17,7 +17,7 @@ fn bound_f32(f: Func) -> f64 {
     match f {
         Func::Exp => 1.01,
         Func::Log => 0.85,
-        Func::Tanh => 1.34,
+        Func::Tanh => 1.96,
         Func::Sigmoid => 2.41,
         Func::Min | Func::Max => 0.0,
     }
@@ -28,7 +28,8 @@ fn bound_f32(f: Func) -> f64 {
 fn bound_f64(f: Func) -> u64 {
     match f {
         Func::Exp | Func::Log => 2,
-        Func::Tanh | Func::Sigmoid => 3,
+        Func::Sigmoid => 3,
+        Func::Tanh => 4,
         Func::Min | Func::Max => 0,
     }
 }
@@ -285,6 +286,8 @@ fn f64_sampled_sweep_within_bounds() {
                 .zip(&ys)
                 .map(|(&x, &y)| (ulp_distance_f64(y, f.reference(x)), x))
                 .fold((0, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+            // The f64 rows of docs/math.md (`-- --nocapture`).
+            println!("| {f:?} | {} | {err} | {x:e} |", t.fma);
             assert!(err <= bound_f64(f), "{f:?} ({t:?}): {err} ulp at {x:e}");
         }
     }
