@@ -362,3 +362,28 @@ fn an_arena_over_the_limit_is_refused_before_it_is_allocated() {
         );
     }
 }
+
+/// Kernels joined over the rows (a softmax cross-entropy's row maximum, row sum, loss and
+/// gradient are one kernel) split their rows across threads: each thread's rows read only the
+/// row results the same thread wrote. Rows of 1000 make the kernel large enough to split.
+#[test]
+fn joined_row_kernels_split_across_threads() {
+    use kiln::compiler::kernel::{Kernel, lower};
+    use kiln::frontend::GraphBuilder;
+    use kiln::frontend::losses::{Reduction, cross_entropy};
+    let b = GraphBuilder::new("softmax_xent");
+    let logits = b.input("logits", DType::F32, [64, 1000]);
+    let labels = b.input("labels", DType::I32, [64]);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    let g = kiln::compiler::train::gradients(&b.finish().unwrap(), "loss", &["logits"]).unwrap();
+    let p = lower(&g, true);
+    let rows = p.kernels.iter().filter(|k| match k {
+        Kernel::Loop(l) => l.parallel.is_some_and(|v| l.extents[v as usize] == 64),
+        _ => false,
+    });
+    assert_eq!(rows.count(), 1, "{p}");
+    for threads in [1, 2] {
+        let d = compare(&g, true, threads);
+        assert!(d < 1e-5, "threads={threads}: {d:e}");
+    }
+}

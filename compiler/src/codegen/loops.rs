@@ -274,7 +274,7 @@ impl Gen<'_, '_> {
 
     /// Every expression stage `s` needs, in order.
     fn needed(&self, s: usize) -> Vec<ExprId> {
-        needed(self.k, s)
+        self.k.needed(s)
     }
 
     /// The lanes stage `s`'s innermost loop runs with.
@@ -327,8 +327,11 @@ impl Gen<'_, '_> {
                     &needed,
                     lanes,
                     &mut |g, l| {
-                        for st in &stores {
-                            let x = g.value(st.value, l);
+                        // Every value of the point before any store: a value may read (in
+                        // place) an element another store of the point writes.
+                        let values: Vec<Value> =
+                            stores.iter().map(|st| g.value(st.value, l)).collect();
+                        for (st, x) in stores.iter().zip(values) {
                             let addr = g.address(st.buffer, &st.offset, dtype_of(g, st.value));
                             let flags = if l == 1 {
                                 MemFlagsData::trusted()
@@ -530,54 +533,6 @@ pub(super) fn unrolls(k: &LoopKernel, s: usize) -> bool {
 /// True if the index condition `c` tests uses loop variable `v`.
 fn c_uses(c: &Cond, v: Var) -> bool {
     crate::kernel::cond_index(c).uses(v)
-}
-
-/// The expressions holding data-dependent indices in `i`.
-fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
-    for (_, a) in &i.terms {
-        match a {
-            Atom::Data { expr, .. } => out.push(*expr),
-            Atom::Div(inner, _) | Atom::Mod(inner, _) => data_exprs(inner, out),
-            Atom::Var(_) => {}
-        }
-    }
-}
-
-/// Every expression stage `s` of `k` needs, in order.
-pub(super) fn needed(k: &LoopKernel, s: usize) -> Vec<ExprId> {
-    let mut roots: Vec<ExprId> = match &k.stages[s].kind {
-        StageKind::Reduce { value, .. } => vec![*value],
-        StageKind::Store(st) => st.iter().map(|x| x.value).collect(),
-    };
-    if let StageKind::Store(st) = &k.stages[s].kind {
-        for x in st {
-            data_exprs(&x.offset, &mut roots);
-        }
-    }
-    let mut seen = BTreeSet::new();
-    while let Some(e) = roots.pop() {
-        if seen.insert(e) {
-            match &k.exprs[e as usize].0 {
-                Expr::Apply { args, .. } => roots.extend(args.iter().copied()),
-                Expr::Random { seed, index, .. } => {
-                    roots.push(*seed);
-                    data_exprs(index, &mut roots);
-                }
-                Expr::Load { offset, guards, .. } => {
-                    data_exprs(offset, &mut roots);
-                    guards
-                        .iter()
-                        .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots));
-                }
-                Expr::Index(i) => data_exprs(i, &mut roots),
-                Expr::Test(cs) => cs
-                    .iter()
-                    .for_each(|c| data_exprs(crate::kernel::cond_index(c), &mut roots)),
-                Expr::Const(_) | Expr::Reduced(_) => {}
-            }
-        }
-    }
-    seen.into_iter().collect()
 }
 
 /// The lanes stage `s`'s innermost loop runs with: 4 (f32, i32) or 2 (f64) when every access

@@ -195,7 +195,7 @@ pub fn describe_loops(program: &Program) -> String {
         }
         let uses = loops::uses(lk);
         for s in 0..lk.stages.len() {
-            let needed = loops::needed(lk, s);
+            let needed = lk.needed(s);
             let lanes = loops::lanes(lk, &program.buffers, &uses, s, &needed);
             let stage = &lk.stages[s];
             let what = match &stage.kind {

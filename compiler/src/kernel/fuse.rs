@@ -23,8 +23,12 @@
 //! variables only. A reduction needed at an index that varies inside another stage (a reduction
 //! of reductions) cannot be a stage there: the input of the enclosing reduction is then
 //! materialized, and planning starts again.
+//!
+//! Once every kernel is planned, kernels over the same outer loops are joined (`join`): one
+//! kernel per value is the plan, not the program.
 
 use super::index::{Index, flatten};
+use super::join::join_kernels;
 use super::merge::merge_loops;
 use super::shared::materialize_shared;
 use super::updates::{copy_kernel, in_place_updates};
@@ -44,13 +48,46 @@ pub fn lower(g: &Graph, fuse: bool) -> Program {
     let mut materialized = initial(g, fuse);
     loop {
         match Planner::new(g, &materialized).plan() {
-            Ok(p) => return in_place_updates(p),
+            Ok(mut p) => {
+                if fuse {
+                    join_kernels(&mut p);
+                }
+                for k in &mut p.kernels {
+                    if let Kernel::Loop(l) = k {
+                        finish(l);
+                    }
+                }
+                return in_place_updates(p);
+            }
             Err(Restart(node)) => {
                 let fresh = materialized.insert(node);
                 assert!(fresh, "planning restarted on an already materialized node");
             }
         }
     }
+}
+
+/// Puts a loop kernel in its final form: a single store stage takes every loop, the stages'
+/// loops merge where they can (see `merge`), and the parallel loop is chosen.
+fn finish(k: &mut LoopKernel) {
+    if let [only] = k.stages.as_mut_slice()
+        && matches!(only.kind, StageKind::Store(_))
+    {
+        let mut vars = std::mem::take(&mut k.outer);
+        vars.append(&mut only.vars);
+        only.vars = vars;
+    }
+    merge_loops(k);
+    // Loops of extent 1 before it are no loops at all: split the first that is one.
+    let first_wide = |vars: &[Var]| {
+        let wide = vars.iter().find(|&&v| k.extents[v as usize] > 1);
+        wide.or(vars.first()).copied()
+    };
+    k.parallel = match (k.outer.as_slice(), k.stages.as_slice()) {
+        ([_, ..], _) => first_wide(&k.outer),
+        ([], [only]) => first_wide(&only.vars),
+        _ => None,
+    };
 }
 
 /// Maximums over at most this many elements are inlined as expressions (see
@@ -374,25 +411,13 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
     }
 
     fn finish(self) -> LoopKernel {
-        let mut k = LoopKernel {
+        LoopKernel {
             extents: self.extents,
             outer: self.outer,
             stages: self.stages,
             exprs: self.exprs,
             parallel: None,
-        };
-        merge_loops(&mut k);
-        // Loops of extent 1 before it are no loops at all: split the first that is one.
-        let first_wide = |vars: &[Var]| {
-            let wide = vars.iter().find(|&&v| k.extents[v as usize] > 1);
-            wide.or(vars.first()).copied()
-        };
-        k.parallel = match (k.outer.as_slice(), k.stages.as_slice()) {
-            ([_, ..], _) => first_wide(&k.outer),
-            ([], [only]) => first_wide(&only.vars),
-            _ => None,
-        };
-        k
+        }
     }
 
     fn push(&mut self, e: Expr, dtype: DType) -> ExprId {

@@ -106,6 +106,24 @@ impl Index {
         }
     }
 
+    /// `self` with each loop variable `v` renamed `var(v)` and each data-dependent index's
+    /// expression `e` renumbered `expr(e)`; both maps must be one to one.
+    pub fn rename(&self, var: &dyn Fn(Var) -> Var, expr: &dyn Fn(u32) -> u32) -> Index {
+        let terms = self.terms.iter().map(|(k, a)| {
+            let a = match a {
+                Atom::Var(v) => Atom::Var(var(*v)),
+                Atom::Div(x, d) => Atom::Div(Box::new(x.rename(var, expr)), *d),
+                Atom::Mod(x, d) => Atom::Mod(Box::new(x.rename(var, expr)), *d),
+                Atom::Data { expr: e, extent } => Atom::Data {
+                    expr: expr(*e),
+                    extent: *extent,
+                },
+            };
+            (*k, a)
+        });
+        normalize(terms.collect(), self.constant)
+    }
+
     /// The smallest and largest value over all variable values.
     pub fn range(&self, r: &(impl Ranges + ?Sized)) -> (i64, i64) {
         let (mut lo, mut hi) = (self.constant, self.constant);

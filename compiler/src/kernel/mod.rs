@@ -9,12 +9,16 @@
 //! A [`LoopKernel`] iterates an *outer* index space (whose first loop may be split across
 //! threads) and, inside it, runs its stages in order: each stage loops over its own *inner*
 //! variables and either reduces an expression to one value per outer index, or stores
-//! expressions into buffers. Matrix products are [`DotKernel`]s, handed to a tuned GEMM.
+//! expressions into buffers. A stage may load a buffer its kernel writes only at elements an
+//! earlier stage wrote in the same outer iteration, or at the element its own point stores (an
+//! update in place); kernels over the same outer loops are joined into one (`join`). Matrix
+//! products are [`DotKernel`]s, handed to a tuned GEMM.
 
 pub mod bounds;
 mod eval;
 mod fuse;
 pub mod index;
+mod join;
 mod merge;
 mod print;
 mod shared;
@@ -160,7 +164,9 @@ pub enum StageKind {
         /// The expression reduced.
         value: ExprId,
     },
-    /// Stores values at every point of the stage's variables.
+    /// Stores values at every point of the stage's variables, into one buffer or several (a
+    /// kernel joined from several, see `join`); every value of a point is computed before any
+    /// of them is stored.
     Store(Vec<Store>),
 }
 
@@ -255,6 +261,57 @@ pub struct Program {
     pub updates: Vec<(String, BufferId, BufferId)>,
 }
 
+impl LoopKernel {
+    /// Every expression stage `s` needs (its values, their operands, and the expressions
+    /// data-dependent indices read), in order.
+    pub fn needed(&self, s: usize) -> Vec<ExprId> {
+        let mut roots: Vec<ExprId> = match &self.stages[s].kind {
+            StageKind::Reduce { value, .. } => vec![*value],
+            StageKind::Store(st) => st.iter().map(|x| x.value).collect(),
+        };
+        if let StageKind::Store(st) = &self.stages[s].kind {
+            for x in st {
+                data_exprs(&x.offset, &mut roots);
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(e) = roots.pop() {
+            if seen.insert(e) {
+                match &self.exprs[e as usize].0 {
+                    Expr::Apply { args, .. } => roots.extend(args.iter().copied()),
+                    Expr::Random { seed, index, .. } => {
+                        roots.push(*seed);
+                        data_exprs(index, &mut roots);
+                    }
+                    Expr::Load { offset, guards, .. } => {
+                        data_exprs(offset, &mut roots);
+                        guards
+                            .iter()
+                            .for_each(|c| data_exprs(cond_index(c), &mut roots));
+                    }
+                    Expr::Index(i) => data_exprs(i, &mut roots),
+                    Expr::Test(cs) => cs
+                        .iter()
+                        .for_each(|c| data_exprs(cond_index(c), &mut roots)),
+                    Expr::Const(_) | Expr::Reduced(_) => {}
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+}
+
+/// The expressions holding data-dependent indices in `i`.
+fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
+    for (_, a) in &i.terms {
+        match a {
+            Atom::Data { expr, .. } => out.push(*expr),
+            Atom::Div(inner, _) | Atom::Mod(inner, _) => data_exprs(inner, out),
+            Atom::Var(_) => {}
+        }
+    }
+}
+
 impl Kernel {
     /// The buffers the kernel reads.
     pub fn reads(&self) -> Vec<BufferId> {
@@ -292,5 +349,40 @@ impl Kernel {
         out.sort_unstable();
         out.dedup();
         out
+    }
+}
+
+/// Renumbers every buffer `b` the program's kernels, outputs and updates name as `f(b)`.
+fn map_buffers(p: &mut Program, f: &dyn Fn(BufferId) -> BufferId) {
+    for k in &mut p.kernels {
+        match k {
+            Kernel::Loop(l) => {
+                for (e, _) in &mut l.exprs {
+                    if let Expr::Load { buffer, .. } = e {
+                        *buffer = f(*buffer);
+                    }
+                }
+                for s in &mut l.stages {
+                    if let StageKind::Store(stores) = &mut s.kind {
+                        stores.iter_mut().for_each(|st| st.buffer = f(st.buffer));
+                    }
+                }
+            }
+            Kernel::Dot(d) => {
+                d.a.buffer = f(d.a.buffer);
+                d.b.buffer = f(d.b.buffer);
+                d.out = f(d.out);
+            }
+            Kernel::Scatter(s) => {
+                s.indices = f(s.indices);
+                s.updates = f(s.updates);
+                s.out = f(s.out);
+            }
+        }
+    }
+    p.outputs.iter_mut().for_each(|(_, b)| *b = f(*b));
+    for (_, s, v) in &mut p.updates {
+        *s = f(*s);
+        *v = f(*v);
     }
 }

@@ -93,11 +93,16 @@ fn write_loop(f: &mut fmt::Formatter<'_>, k: &LoopKernel) -> fmt::Result {
                 writeln!(f, "    s{i}: {name} over {} of e{value}", vars(k, &s.vars))?;
             }
             StageKind::Store(stores) => {
-                write!(f, "    s{i}: store over {}:", vars(k, &s.vars))?;
-                for st in stores {
-                    write!(f, " b{}[{}] = e{}", st.buffer, st.offset, st.value)?;
-                }
-                writeln!(f)?;
+                let stores: Vec<String> = stores
+                    .iter()
+                    .map(|st| format!("b{}[{}] = e{}", st.buffer, st.offset, st.value))
+                    .collect();
+                writeln!(
+                    f,
+                    "    s{i}: store over {}: {}",
+                    vars(k, &s.vars),
+                    stores.join(", ")
+                )?;
             }
         }
     }
