@@ -46,14 +46,17 @@ pub fn eval(p: &Program, inputs: &HashMap<String, Array>) -> Evaluation {
                     let (oa, ob) = (at(&d.a), at(&d.b));
                     for i in 0..d.m {
                         for j in 0..d.n {
-                            let mut acc = 0.0;
+                            // The sum starts from the first product, as the interpreter's
+                            // does: starting from +0 would turn a sum of -0 products into +0.
+                            let mut acc: Option<f64> = None;
                             for l in 0..d.k {
                                 let ea = oa + i as i64 * d.a.row_stride + l as i64 * d.a.col_stride;
                                 let eb = ob + l as i64 * d.b.row_stride + j as i64 * d.b.col_stride;
-                                acc +=
+                                let x =
                                     a.data().get_f64(ea as usize) * b.data().get_f64(eb as usize);
+                                acc = Some(acc.map_or(x, |acc| acc + x));
                             }
-                            out[(bi * d.m + i) * d.n + j] = acc;
+                            out[(bi * d.m + i) * d.n + j] = acc.unwrap_or(0.0);
                         }
                     }
                 }

@@ -31,6 +31,9 @@
 //! so no stage ever loads what its own point stores. A temporary nothing loads any more (and
 //! no output or update names) then loses its store and its buffer.
 //!
+//! Before joining, kernels of one point (per-step scalars) move up to just after what they
+//! depend on, so they do not stand between kernels that join.
+//!
 //! Joining runs after planning and before loops merge (`merge`): every single store stage then
 //! still loops over its value's axes, so kernels over the same shape have the same loops.
 
@@ -44,6 +47,7 @@ use std::collections::{HashMap, HashSet};
 /// Joins the program's loop kernels as the module docs describe, then drops the stores and
 /// buffers nothing reads any more.
 pub(super) fn join_kernels(p: &mut Program) {
+    hoist_scalar_kernels(&mut p.kernels);
     let mut out: Vec<Kernel> = Vec::with_capacity(p.kernels.len());
     for k in std::mem::take(&mut p.kernels) {
         let Kernel::Loop(b) = k else {
@@ -57,6 +61,31 @@ pub(super) fn join_kernels(p: &mut Program) {
     }
     p.kernels = out;
     remove_dead_stores(p);
+}
+
+/// Moves each loop kernel of one point (every loop of extent 1: a per-step scalar such as
+/// Adam's bias corrections) up to just after the last kernel it depends on, so it does not
+/// sit between two kernels that would join (Adam's moment updates and its parameter update).
+/// A kernel stays after every earlier kernel that writes what it reads, or reads or writes
+/// what it writes, so the program computes the same.
+fn hoist_scalar_kernels(kernels: &mut Vec<Kernel>) {
+    let meets = |x: &[BufferId], y: &[BufferId]| x.iter().any(|b| y.contains(b));
+    for i in 0..kernels.len() {
+        let Kernel::Loop(k) = &kernels[i] else {
+            continue;
+        };
+        if k.extents.iter().any(|&e| e > 1) {
+            continue;
+        }
+        let (reads, writes) = (kernels[i].reads(), kernels[i].writes());
+        let after = (0..i).rev().find(|&j| {
+            let (r, w) = (kernels[j].reads(), kernels[j].writes());
+            meets(&w, &reads) || meets(&r, &writes) || meets(&w, &writes)
+        });
+        let to = after.map_or(0, |j| j + 1);
+        let k = kernels.remove(i);
+        kernels.insert(to, k);
+    }
 }
 
 /// The latest kernel of `done` that `b` joins, and the joined kernel; `None` if `b` stays a
