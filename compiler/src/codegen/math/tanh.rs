@@ -11,7 +11,7 @@ use cranelift_codegen::ir::Value;
 use cranelift_codegen::ir::condcodes::FloatCC;
 
 use super::emit::Emit;
-use super::exp_log::{exp, expm1_reduced, pow2, reduce};
+use super::exp_log::{exp_nonpositive, expm1_reduced, pow2, reduce};
 
 /// Where `2|x|` is clamped: tanh rounds to 1 well below (at `e^20` in f32, `e^40` in f64,
 /// `h / (1 + h)` rounds to 1), and `2^n` stays normal.
@@ -34,8 +34,7 @@ pub(super) fn tanh(e: &mut Emit, x: Value) -> Value {
     let (r, t) = reduce(e, y);
     let p = expm1_reduced(e, r);
     let half = e.splat(0.5);
-    let s = pow2(e, t);
-    let hs = e.mul(s, half);
+    let hs = pow2(e, t, -1);
     let c = e.sub(hs, half);
     let h = e.mul_add(hs, p, c);
     let one = e.splat(1.0);
@@ -57,7 +56,7 @@ pub(super) fn sigmoid(e: &mut Emit, x: Value) -> Value {
     // t = e^-|x| never overflows; the result is 1 / (1 + t) for x >= 0, t / (1 + t) below.
     let sign = e.sign_mask();
     let neg_abs = e.or(x, sign);
-    let t = exp(e, neg_abs);
+    let t = exp_nonpositive(e, neg_abs);
     let one = e.splat(1.0);
     let d = e.add(t, one);
     let zero = e.splat(0.0);
