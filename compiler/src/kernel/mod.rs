@@ -126,7 +126,8 @@ pub enum Expr {
         /// Its operands.
         args: SmallVec<[ExprId; 3]>,
     },
-    /// The result of reduce stage number `stage` for the current outer index.
+    /// The result of reduce stage number `stage` for the current outer index (numbered after
+    /// the stage's value).
     Reduced(u32),
 }
 
