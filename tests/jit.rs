@@ -205,6 +205,96 @@ fn split_matrix_products_match_the_interpreter() {
     }
 }
 
+/// Column sums and maximums (a bias gradient sums a batch's rows) run their outer loop four
+/// columns (f64: two) per vector, each lane reducing its own column in the row-major order of
+/// the reduced axes, as the scalar loop does, then a scalar tail for the last columns. Column
+/// counts not divisible by four leave tails; the widest runs split across two threads. Float
+/// sums must equal that sequential sum (in the element type, from -0.0) bit for bit, integer
+/// sums (wrapping) and maximums (NaN propagating) the interpreter's.
+#[test]
+fn column_reductions_run_in_vector_lanes() {
+    use kiln::compiler::codegen::describe_loops;
+    use kiln::compiler::kernel::lower;
+    use kiln::frontend::GraphBuilder;
+    for (rows, cols) in [(1, 4), (2, 5), (17, 7), (3, 13), (64, 37), (64, 1037)] {
+        for dtype in [DType::F32, DType::F64, DType::I32] {
+            let b = GraphBuilder::new("columns");
+            let x = b.input("x", dtype, [rows, 2, cols]);
+            b.output("sum", &x.sum(&[0, 1]));
+            b.output("max", &x.max(&[0, 1]));
+            b.output("sum0", &x.sum(&[0]));
+            let g = b.finish().unwrap();
+            let lanes = if dtype == DType::F64 { 2 } else { 4 };
+            let loops = describe_loops(&lower(&g, true));
+            let carried = format!("in the {lanes} lanes of v");
+            let mut reduces = loops.lines().filter(|l| l.contains("reduce")).peekable();
+            assert!(reduces.peek().is_some(), "{loops}");
+            assert!(reduces.all(|l| l.contains(&carried)), "{loops}");
+            let mut rng = common::Rng::new(rows as u64 * 7919 + cols as u64);
+            let mut xs = rng.vec(rows * 2 * cols, -1.0, 1.0);
+            if dtype == DType::I32 {
+                xs.iter_mut().for_each(|v| *v = (*v * 2e9).trunc());
+            } else {
+                // NaN in one of every 7 columns, at varying rows.
+                for c in (0..cols).step_by(7) {
+                    xs[((c * 5) % (rows * 2)) * cols + c] = f64::NAN;
+                }
+            }
+            let xa = match dtype {
+                DType::F32 => {
+                    Array::from_f32([rows, 2, cols], xs.iter().map(|&v| v as f32).collect())
+                }
+                DType::F64 => Array::from_f64([rows, 2, cols], xs.clone()),
+                _ => Array::from_i32([rows, 2, cols], xs.iter().map(|&v| v as i32).collect()),
+            };
+            let inputs: HashMap<String, Array> = [("x".to_string(), xa.unwrap())].into();
+            let x = inputs["x"].to_f64_vec();
+            let want = interp::run(&g, &inputs).unwrap().outputs;
+            for threads in [1, 2] {
+                let options = Options {
+                    threads,
+                    ..Options::default()
+                };
+                let mut exe = Executable::compile(&g, &options).unwrap();
+                let got = exe.run(&inputs).unwrap();
+                let sums = [
+                    sequential_column_sums(dtype, &x, cols),
+                    sequential_column_sums(dtype, &x, 2 * cols),
+                ];
+                for ((name, a), (_, w)) in got.iter().zip(&want) {
+                    let a = a.to_f64_vec();
+                    let w = match (name.as_str(), dtype) {
+                        ("sum", DType::F32 | DType::F64) => sums[0].clone(),
+                        ("sum0", DType::F32 | DType::F64) => sums[1].clone(),
+                        _ => w.to_f64_vec(),
+                    };
+                    for (c, (a, w)) in a.iter().zip(&w).enumerate() {
+                        let same = a.to_bits() == w.to_bits() || (a.is_nan() && w.is_nan());
+                        assert!(
+                            same,
+                            "{dtype} [{rows},2,{cols}] {name}[{c}] threads={threads}: {a} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sums of the columns of `x` (rows of `cols` elements) in row order, from -0.0, in the
+/// arithmetic of `dtype` (f32 or f64).
+fn sequential_column_sums(dtype: DType, x: &[f64], cols: usize) -> Vec<f64> {
+    (0..cols)
+        .map(|c| {
+            let column = x.iter().skip(c).step_by(cols);
+            match dtype {
+                DType::F32 => column.fold(-0.0f32, |acc, &v| acc + v as f32) as f64,
+                _ => column.fold(-0.0, |acc, &v| acc + v),
+            }
+        })
+        .collect()
+}
+
 /// Padded views read along the padded axis run in vector lanes whose guards differ from lane
 /// to lane: from a buffer in the arena (a matrix product's result) with one clamped vector
 /// load, from a data input (no slack around it) lane by lane where a vector straddles its

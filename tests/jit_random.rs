@@ -30,3 +30,31 @@ fn both_kinds_of_graph_are_generated() {
         "{approx} of 200 graphs are approximated"
     );
 }
+
+/// The generator makes kernels whose outer loop runs in vector lanes: column reductions
+/// (every axis but the last reduced), some of them longer than an unrolled reduction, some with
+/// a scalar tail.
+#[test]
+fn column_reductions_in_vector_lanes_are_generated() {
+    use kiln::compiler::codegen::describe_loops;
+    use kiln::compiler::kernel::lower;
+    let loops: Vec<String> = (0..200)
+        .map(|s| describe_loops(&lower(&random_graph(s, 30), true)))
+        .collect();
+    let count = |f: &dyn Fn(&str) -> bool| loops.iter().filter(|l| f(l)).count();
+    let carried = count(&|l| l.contains(" lanes of v"));
+    let looped = count(&|l| {
+        l.split(" lanes of v")
+            .skip(1)
+            .any(|after| after.lines().nth(1).is_some_and(|l| l.contains("for v")))
+    });
+    eprintln!("{carried} of 200 graphs carry stages in outer lanes, {looped} in a loop");
+    assert!(
+        carried > 20,
+        "{carried} of 200 graphs carry stages in outer lanes"
+    );
+    assert!(
+        looped > 5,
+        "{looped} of 200 graphs carry a looped stage in outer lanes"
+    );
+}

@@ -348,6 +348,24 @@ impl Builder {
         self.add(op, &operands)
     }
 
+    /// An output reducing some value of rank 2 or more (mostly of at least 4 columns) over
+    /// every axis but the last: a column reduction, as a bias gradient sums a batch, whose
+    /// outer loop runs in vector lanes.
+    fn column_reduction(&mut self) -> Option<()> {
+        let columns = |u: &Type, least: usize| {
+            u.rank() >= 2 && u.dtype != DType::Bool && u.shape[u.rank() - 1] >= least
+        };
+        let least = if self.r.chance(75) { 4 } else { 0 };
+        let x = self.find(|u| columns(u, least))?;
+        let rank = self.g.node(x).ty.rank();
+        let op = Op::Reduce {
+            op: self.r.pick(&[ReduceOp::Sum, ReduceOp::Max]),
+            axes: (0..rank - 1).collect(),
+        };
+        let id = self.add(op, &[x])?;
+        self.g.set_output("columns", id).ok()
+    }
+
     /// A random permutation of `rank` axes.
     fn perm(&mut self, rank: usize) -> Shape {
         let mut perm: Shape = (0..rank).collect();
@@ -479,8 +497,9 @@ impl Builder {
     }
 }
 
-/// A random well-typed graph: an `i32[]` seed and a few inputs, then `steps` attempts at random
-/// ops, then random outputs and updates.
+/// A random well-typed graph: an `i32[]` seed and a few inputs (one a matrix of up to 24 by
+/// 15), then `steps` attempts at random ops, then random outputs (often a column reduction)
+/// and updates.
 pub fn random_graph(seed: u64, steps: usize) -> Graph {
     let mut r = Rng::new(seed);
     let repeat_names = r.chance(25);
@@ -509,6 +528,20 @@ pub fn random_graph(seed: u64, steps: usize) -> Graph {
             &[],
         );
     }
+    // A matrix wider than a vector and longer than an unrolled reduction, often not a
+    // multiple of the lanes: its reductions over rows run in vector lanes with a tail.
+    let wide = Type::new(
+        b.r.pick(&[DType::F32, DType::F32, DType::F64, DType::I32]),
+        [1 + b.r.below(24), 4 + b.r.below(12)],
+    );
+    b.add(
+        Op::Input {
+            kind: InputKind::Param,
+            name: "p3".into(),
+            ty: wide,
+        },
+        &[],
+    );
     for _ in 0..steps {
         b.step();
     }
@@ -516,6 +549,9 @@ pub fn random_graph(seed: u64, steps: usize) -> Graph {
         let id = b.find(|_| true).expect("the graph has inputs");
         b.g.set_output(format!("out{k}"), id)
             .expect("output names are distinct");
+    }
+    if b.r.chance(50) {
+        b.column_reduction();
     }
     for id in b.g.inputs() {
         let ty = b.g.node(id).ty.clone();

@@ -1,5 +1,7 @@
-//! Loop nests: a kernel's outer loops, then each stage's loops, the innermost one vectorized
-//! (4 lanes of f32/i32, 2 of f64) with a scalar tail when every access in it allows.
+//! Loop nests: a kernel's outer loops, then each stage's loops. One loop of each stage runs in
+//! vector lanes (4 of f32/i32, 2 of f64) with a scalar tail when every access allows ([`plan`]):
+//! the innermost outer loop, whose lanes carry every stage varying with it (a column sum's
+//! lanes are four columns, each summed by its own lane), or else the stage's innermost loop.
 
 use super::math::MathTarget;
 use crate::kernel::{
@@ -53,6 +55,7 @@ pub(super) fn emit(
             )
         })
         .collect();
+    let uses = uses(k);
     let mut g = Gen {
         k,
         buffers,
@@ -63,10 +66,12 @@ pub(super) fn emit(
         bases,
         written,
         vector_var: None,
+        point: 1,
+        plan: plan(k, buffers, &uses),
         loop_vars: vec![None; k.extents.len()],
         scopes: vec![HashMap::new()],
         reduced: vec![None; k.stages.len()],
-        uses: uses(k),
+        uses,
     };
     g.outer(0);
     g.b.ins().return_(&[]);
@@ -74,7 +79,8 @@ pub(super) fn emit(
     g.b.finalize(config);
 }
 
-/// The loop variables each expression depends on (through indices and operands).
+/// The loop variables each expression depends on (through indices and operands); a reduce
+/// stage's result depends on the outer variables its value depends on.
 pub(super) fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
     fn index_vars(i: &Index, out: &mut BTreeSet<Var>, per_expr: &[BTreeSet<Var>]) {
         for (_, a) in &i.terms {
@@ -108,7 +114,16 @@ pub(super) fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
             Expr::Apply { args, .. } => args
                 .iter()
                 .for_each(|a| s.extend(per[*a as usize].iter().copied())),
-            Expr::Const(_) | Expr::Reduced(_) => {}
+            Expr::Reduced(stage) => {
+                let StageKind::Reduce { value, .. } = k.stages[*stage as usize].kind else {
+                    unreachable!("a result of a reduce stage")
+                };
+                let value = per
+                    .get(value as usize)
+                    .expect("a stage's value is numbered before its result");
+                s.extend(value.iter().filter(|v| k.outer.contains(v)));
+            }
+            Expr::Const(_) => {}
         }
         per.push(s);
     }
@@ -140,6 +155,11 @@ pub(super) struct Gen<'a, 'f> {
     pub(super) written: HashSet<BufferId>,
     /// The loop variable of the vector loop being emitted, if any.
     pub(super) vector_var: Option<Var>,
+    /// The lanes of a stage's innermost point: the outer loop's lanes in its vector body for a
+    /// stage carried in them, else 1.
+    point: u8,
+    /// Which loop of each stage runs in vector lanes.
+    plan: Plan,
     loop_vars: Vec<Option<Variable>>,
     /// Values already computed, per open loop (innermost last), by expression and lanes.
     scopes: Vec<HashMap<(ExprId, u8), Value>>,
@@ -196,7 +216,9 @@ impl Gen<'_, '_> {
         self.b.use_var(var)
     }
 
-    /// Opens the outer loops from depth `d`, then runs the stages.
+    /// Opens the outer loops from depth `d`, then runs the stages. The innermost outer loop
+    /// runs in vector lanes where the plan says so: a vector body, in which each stage carried
+    /// in its lanes computes one point per lane, then a scalar tail.
     fn outer(&mut self, d: usize) {
         if d == self.k.outer.len() {
             for s in 0..self.k.stages.len() {
@@ -206,7 +228,18 @@ impl Gen<'_, '_> {
         }
         let v = self.k.outer[d];
         let (from, to) = self.bounds(v);
-        self.counted_loop(v, from, to, 1, &mut |g| g.outer(d + 1));
+        let Some((_, lanes)) = self.plan.outer.filter(|&(w, _)| w == v) else {
+            self.counted_loop(v, from, to, 1, &mut |g| g.outer(d + 1));
+            return;
+        };
+        let var = self.b.declare_var(types::I64);
+        self.b.def_var(var, from);
+        self.loop_from(v, var, to, lanes as i64, &mut |g| {
+            let outer = g.vector_var.replace(v);
+            g.outer(d + 1);
+            g.vector_var = outer;
+        });
+        self.loop_from(v, var, to, 1, &mut |g| g.outer(d + 1));
     }
 
     /// The range of loop `v`: the caller's `lo..hi` for the parallel loop, else the extent.
@@ -277,47 +310,46 @@ impl Gen<'_, '_> {
         self.k.needed(s)
     }
 
-    /// The lanes stage `s`'s innermost loop runs with.
-    fn lanes(&self, s: usize, needed: &[ExprId]) -> u8 {
-        lanes(self.k, self.buffers, &self.uses, s, needed)
+    /// The lanes of stage `s`'s innermost point and of its innermost loop (never both above
+    /// 1): a stage carried in the outer loop's lanes takes them in the loop's vector body (and
+    /// runs scalar in its tail), a stage vectorized in its own innermost loop takes that loop's.
+    fn stage_lanes(&self, s: usize) -> (u8, u8) {
+        match self.plan.stages[s] {
+            Some((v, lanes)) if self.k.outer.contains(&v) => {
+                let point = if self.vector_var == Some(v) { lanes } else { 1 };
+                (point, 1)
+            }
+            Some((_, lanes)) => (1, lanes),
+            None => (1, 1),
+        }
     }
 
     /// Emits stage `s` inside the current outer iteration.
     fn stage(&mut self, s: usize) {
         let needed = self.needed(s);
-        let lanes = self.lanes(s, &needed);
+        let (point, lanes) = self.stage_lanes(s);
+        self.point = point;
         let vars = self.k.stages[s].vars.clone();
         match self.k.stages[s].kind.clone() {
             StageKind::Reduce { op, value } => {
+                // One accumulator lane per point of the outer loop's lanes, each combining its
+                // point's values in the row-major order of the stage's loops.
                 let dtype = self.k.exprs[value as usize].1;
-                let acc = self.b.declare_var(super::ir_type(dtype, 1));
-                let init = self.identity(op, dtype, 1);
+                let acc = self.b.declare_var(super::ir_type(dtype, point));
+                let init = self.identity(op, dtype, point);
                 self.b.def_var(acc, init);
+                let step = &mut |g: &mut Self, l: u8| {
+                    let x = g.value(value, l);
+                    let a = g.b.use_var(acc);
+                    let r = g.combine(op, dtype, a, x);
+                    g.b.def_var(acc, r);
+                };
                 if unrolls(self.k, s) {
-                    self.unrolled(&vars, &needed, &mut |g| {
-                        let x = g.value(value, 1);
-                        let a = g.b.use_var(acc);
-                        let r = g.combine(op, dtype, a, x);
-                        g.b.def_var(acc, r);
-                    });
-                    self.reduced[s] = Some(acc);
-                    return;
+                    self.unrolled(&vars, &needed, &mut |g| step(g, point));
+                } else {
+                    let reduce = Some((op, value, dtype, acc));
+                    self.nest(&vars, 0, &needed, lanes, step, reduce);
                 }
-                self.nest(
-                    &vars,
-                    0,
-                    &needed,
-                    lanes,
-                    &mut |g, l| {
-                        if l == 1 {
-                            let x = g.value(value, 1);
-                            let a = g.b.use_var(acc);
-                            let r = g.combine(op, dtype, a, x);
-                            g.b.def_var(acc, r);
-                        }
-                    },
-                    Some((op, value, dtype, acc)),
-                );
                 self.reduced[s] = Some(acc);
             }
             StageKind::Store(stores) => {
@@ -345,6 +377,7 @@ impl Gen<'_, '_> {
                 );
             }
         }
+        self.point = 1;
     }
 
     /// Runs `body` once for every point of the loops `vars`, row-major, each loop variable a
@@ -384,7 +417,8 @@ impl Gen<'_, '_> {
     }
 
     /// Opens the stage loops from depth `d`; at the innermost point runs `action` with the
-    /// lanes in use. A vectorized reduction keeps a vector accumulator and folds it into the
+    /// lanes in use (the loop's `lanes` in its vector body, else the point's). A reduction
+    /// vectorized in its innermost loop keeps vector accumulators and folds them into the
     /// scalar one after the vector loop.
     fn nest(
         &mut self,
@@ -397,7 +431,7 @@ impl Gen<'_, '_> {
     ) {
         self.hoist(vars, d, needed);
         if d == vars.len() {
-            action(self, 1);
+            action(self, self.point);
             return;
         }
         let v = vars[d];
@@ -413,9 +447,9 @@ impl Gen<'_, '_> {
         match reduce {
             Some(r) => self.vector_reduction(v, var, to, lanes, r),
             None => self.loop_from(v, var, to, lanes as i64, &mut |g| {
-                g.vector_var = Some(v);
+                let outer = g.vector_var.replace(v);
                 action(g, lanes);
-                g.vector_var = None;
+                g.vector_var = outer;
             }),
         }
         self.loop_from(v, var, to, 1, &mut |g| {
@@ -438,6 +472,7 @@ impl Gen<'_, '_> {
             })
             .collect();
         let step = lanes as i64 * ACCUMULATORS as i64;
+        let outer = self.vector_var;
         self.loop_from(v, var, to, step, &mut |g| {
             g.vector_var = Some(v);
             for (j, &a) in accs.iter().enumerate() {
@@ -455,7 +490,7 @@ impl Gen<'_, '_> {
                 g.b.def_var(a, next);
             }
             g.loop_vars[v as usize] = Some(var);
-            g.vector_var = None;
+            g.vector_var = outer;
         });
         self.loop_from(v, var, to, lanes as i64, &mut |g| {
             g.vector_var = Some(v);
@@ -463,7 +498,7 @@ impl Gen<'_, '_> {
             let cur = g.b.use_var(accs[0]);
             let next = g.combine(op, dtype, cur, x);
             g.b.def_var(accs[0], next);
-            g.vector_var = None;
+            g.vector_var = outer;
         });
         let mut parts: Vec<Value> = accs.iter().map(|&a| self.b.use_var(a)).collect();
         while parts.len() > 1 {
@@ -483,13 +518,17 @@ impl Gen<'_, '_> {
     }
 
     /// Computes, in the current scope, the needed expressions that use none of `vars[d..]`:
-    /// they are invariant in the loops about to open.
+    /// they are invariant in the loops about to open. Those varying with the outer loop whose
+    /// lanes carry the stage are computed in its lanes.
     fn hoist(&mut self, vars: &[Var], d: usize, needed: &[ExprId]) {
         for &e in needed {
             let inner = vars[d..].iter().any(|v| self.uses[e as usize].contains(v));
-            if !inner && self.cached(e, 1).is_none() {
-                let v = self.value(e, 1);
-                self.remember(e, 1, v);
+            let carried = self
+                .vector_var
+                .is_some_and(|v| self.uses[e as usize].contains(&v));
+            let lanes = if carried { self.point } else { 1 };
+            if !inner && self.cached(e, lanes).is_none() {
+                self.value(e, lanes);
             }
         }
     }
@@ -535,21 +574,87 @@ fn c_uses(c: &Cond, v: Var) -> bool {
     crate::kernel::cond_index(c).uses(v)
 }
 
-/// The lanes stage `s`'s innermost loop runs with: 4 (f32, i32) or 2 (f64) when every access
-/// in it is unit stride, invariant, or of stride 2 in a buffer of the arena (a pooling window's
-/// step: two vector loads and a shuffle, reading one element past the last lane's, inside the
-/// arena's slack), and every operation has a vector form; else 1.
-pub(super) fn lanes(
+/// Which loop of each stage of a loop kernel runs in vector lanes (`describe_loops` prints it).
+pub(super) struct Plan {
+    /// The innermost outer loop's variable and lanes, when it runs in vector lanes (a vector
+    /// body, then a scalar tail).
+    pub(super) outer: Option<(Var, u8)>,
+    /// Each stage's vector loop and lanes, if any: the outer loop above (the stage is carried
+    /// in its lanes, a point per lane, its own loops scalar), or the stage's innermost loop.
+    pub(super) stages: Vec<Option<(Var, u8)>>,
+}
+
+/// Decides which loop of each stage of `k` runs in vector lanes: the innermost outer loop
+/// where [`outer_lanes`] allows (for each stage that varies with it), else the stage's
+/// innermost loop where [`fit`] allows.
+pub(super) fn plan(k: &LoopKernel, buffers: &[Buffer], uses: &[BTreeSet<Var>]) -> Plan {
+    let fits = |s: usize, v: Var| fit(k, buffers, uses, v, s, &k.needed(s));
+    let own = |s: usize| {
+        let &v = k.stages[s].vars.last()?;
+        match fits(s, v) {
+            Fit::Lanes(lanes) => Some((v, lanes)),
+            Fit::Invariant | Fit::Scalar => None,
+        }
+    };
+    let Some((v, lanes, per_stage)) = outer_lanes(k, &fits) else {
+        return Plan {
+            outer: None,
+            stages: (0..k.stages.len()).map(own).collect(),
+        };
+    };
+    let stages = (per_stage.iter().enumerate())
+        .map(|(s, f)| match f {
+            Fit::Lanes(_) => Some((v, lanes)),
+            Fit::Invariant | Fit::Scalar => own(s),
+        })
+        .collect();
+    Plan {
+        outer: Some((v, lanes)),
+        stages,
+    }
+}
+
+/// The innermost outer loop's variable and lanes, and how they fit each stage, if it can run
+/// in vector lanes: every stage either does not vary with it or fits the same lanes over it (a
+/// store stage always varies: its stores must be unit stride in it), some stage varies with
+/// it, and it has at least as many iterations as lanes.
+fn outer_lanes(k: &LoopKernel, fits: &dyn Fn(usize, Var) -> Fit) -> Option<(Var, u8, Vec<Fit>)> {
+    let &v = k.outer.last()?;
+    let per_stage: Vec<Fit> = (0..k.stages.len()).map(|s| fits(s, v)).collect();
+    let mut lanes = per_stage.iter().filter_map(|f| match f {
+        Fit::Lanes(l) => Some(*l),
+        Fit::Invariant | Fit::Scalar => None,
+    });
+    let first = lanes.next()?;
+    let agree = lanes.all(|l| l == first) && !per_stage.contains(&Fit::Scalar);
+    (agree && k.extents[v as usize] >= first as i64).then_some((v, first, per_stage))
+}
+
+/// How vector lanes over a loop variable suit a stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fit {
+    /// Nothing the stage computes or stores varies with the variable.
+    Invariant,
+    /// Everything that varies does so in a way these lanes can compute.
+    Lanes(u8),
+    /// Something varies in a way vector lanes cannot compute.
+    Scalar,
+}
+
+/// How lanes over loop variable `v` suit stage `s` of `k` (whose expressions are `needed`):
+/// 4 (f32, i32) or 2 (f64) lanes when every access varying with `v` is unit stride, or of
+/// stride 2 in a buffer of the arena (a pooling window's step: two vector loads and a shuffle,
+/// reading one element past the last lane's, inside the arena's slack), its guards ranges
+/// affine in `v`, every store is unit stride in `v`, and every operation varying with `v` has a
+/// vector form of those lanes.
+fn fit(
     k: &LoopKernel,
     buffers: &[Buffer],
     uses: &[BTreeSet<Var>],
+    v: Var,
     s: usize,
     needed: &[ExprId],
-) -> u8 {
-    let stage = &k.stages[s];
-    let Some(&v) = stage.vars.last() else {
-        return 1;
-    };
+) -> Fit {
     let mut lanes = None;
     for &e in needed.iter().filter(|&&e| uses[e as usize].contains(&v)) {
         let (expr, dtype) = &k.exprs[e as usize];
@@ -557,12 +662,15 @@ pub(super) fn lanes(
             DType::F64 => 2,
             _ => 4,
         };
-        // A condition varying across lanes must be a range on an index affine in `v`: then
-        // the lanes where it holds are consecutive, and a lane's index is the first one's
-        // plus the lane times a stride.
+        // A condition varying across lanes must be a range on an index affine in `v` (and
+        // free of data indices): then the lanes where it holds are consecutive, and a lane's
+        // index is the first one's plus the lane times a stride.
         let lane_cond = |c: &Cond| {
             let i = crate::kernel::cond_index(c);
-            !i.uses(v)
+            let mut data = vec![];
+            crate::kernel::data_exprs(i, &mut data);
+            let varies = i.uses(v) || data.iter().any(|&d| uses[d as usize].contains(&v));
+            !varies
                 || (matches!(c, Cond::Range { .. }) && i.stride_of(v).is_some() && !i.has_data())
         };
         let ok = match expr {
@@ -581,8 +689,11 @@ pub(super) fn lanes(
             }
             Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
             Expr::Test(conds) => conds.iter().all(lane_cond),
-            Expr::Random { index, .. } => {
-                *dtype == DType::F32 && index.stride_of(v).is_some() && !index.has_data()
+            Expr::Random { seed, index, .. } => {
+                *dtype == DType::F32
+                    && !uses[*seed as usize].contains(&v)
+                    && index.stride_of(v).is_some()
+                    && !index.has_data()
             }
             Expr::Apply { op, args } => match op {
                 Op::Binary(BinaryOp::Pow) => false,
@@ -596,20 +707,20 @@ pub(super) fn lanes(
             Expr::Const(_) | Expr::Reduced(_) => true,
         };
         if !ok || lanes.is_some_and(|l| l != want) {
-            return 1;
+            return Fit::Scalar;
         }
         lanes = Some(want);
     }
-    if let StageKind::Store(st) = &stage.kind {
+    if let StageKind::Store(st) = &k.stages[s].kind {
         for x in st {
             let dtype = k.exprs[x.value as usize].1;
             let want = if dtype == DType::F64 { 2 } else { 4 };
             let unit = x.offset.stride_of(v) == Some(1) && !x.offset.has_data();
             if !unit || dtype == DType::Bool || lanes.is_some_and(|l| l != want) {
-                return 1;
+                return Fit::Scalar;
             }
             lanes = Some(want);
         }
     }
-    lanes.unwrap_or(1)
+    lanes.map_or(Fit::Invariant, Fit::Lanes)
 }

@@ -160,8 +160,9 @@ fn ir_type(dtype: crate::types::DType, lanes: u8) -> ir::Type {
 }
 
 /// The loop nests code generation makes of each loop kernel (`kiln dump --stage loops`): the
-/// outer loops (which one threads split), and each stage's loops with the vector width of the
-/// innermost one.
+/// outer loops (which one threads split, which one runs in vector lanes), and each stage's
+/// loops, marked with the vector lanes of the one that runs in them (the innermost) or with
+/// the outer loop whose lanes carry the stage.
 pub fn describe_loops(program: &Program) -> String {
     use crate::kernel::StageKind;
     use std::fmt::Write;
@@ -180,31 +181,41 @@ pub fn describe_loops(program: &Program) -> String {
             continue;
         };
         let _ = writeln!(out, "k{i}:");
-        let loop_line = |v: crate::kernel::Var| {
+        let uses = loops::uses(lk);
+        let plan = loops::plan(lk, &program.buffers, &uses);
+        let loop_line = |v: crate::kernel::Var, vector: Option<(crate::kernel::Var, u8)>| {
             let par = if lk.parallel == Some(v) {
                 " (split across threads)"
             } else {
                 ""
             };
-            format!("for v{v} in 0..{}{par}", lk.extents[v as usize])
+            let lanes = match vector {
+                Some((w, lanes)) if w == v => format!(" by {lanes} lanes, then a scalar tail"),
+                _ => String::new(),
+            };
+            format!("for v{v} in 0..{}{par}{lanes}", lk.extents[v as usize])
         };
         let mut indent = 1;
         for &v in &lk.outer {
-            let _ = writeln!(out, "{}{}", "  ".repeat(indent), loop_line(v));
+            let _ = writeln!(out, "{}{}", "  ".repeat(indent), loop_line(v, plan.outer));
             indent += 1;
         }
-        let uses = loops::uses(lk);
         for s in 0..lk.stages.len() {
             let needed = lk.needed(s);
-            let lanes = loops::lanes(lk, &program.buffers, &uses, s, &needed);
             let stage = &lk.stages[s];
             let what = match &stage.kind {
                 StageKind::Reduce { op, value } => format!("s{s}: reduce {:?} of e{value}", op),
                 StageKind::Store(st) => format!("s{s}: store {} value(s)", st.len()),
             };
+            let carried = match plan.stages[s] {
+                Some((v, lanes)) if lk.outer.contains(&v) => {
+                    format!(", in the {lanes} lanes of v{v}")
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "{}{what}, {} expressions",
+                "{}{what}, {} expressions{carried}",
                 "  ".repeat(indent),
                 needed.len()
             );
@@ -223,16 +234,11 @@ pub fn describe_loops(program: &Program) -> String {
                 continue;
             }
             for (d, &v) in stage.vars.iter().enumerate() {
-                let vector = if d + 1 == stage.vars.len() && lanes > 1 {
-                    format!(" by {lanes} lanes, then a scalar tail")
-                } else {
-                    String::new()
-                };
                 let _ = writeln!(
                     out,
-                    "{}{}{vector}",
+                    "{}{}",
                     "  ".repeat(indent + 1 + d),
-                    loop_line(v)
+                    loop_line(v, plan.stages[s])
                 );
             }
         }

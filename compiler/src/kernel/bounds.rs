@@ -308,23 +308,12 @@ fn reachable(k: &LoopKernel, roots: &[ExprId]) -> Vec<ExprId> {
             Expr::Const(_) | Expr::Reduced(_) => {}
         }
         for i in indices {
-            data_exprs(i, &mut stack);
+            super::data_exprs(i, &mut stack);
         }
     }
     (0..k.exprs.len() as ExprId)
         .filter(|&e| seen[e as usize])
         .collect()
-}
-
-/// Pushes the expressions holding the data-dependent indices inside `i`.
-fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
-    for (_, a) in &i.terms {
-        match a {
-            Atom::Var(_) => {}
-            Atom::Div(x, _) | Atom::Mod(x, _) => data_exprs(x, out),
-            Atom::Data { expr, .. } => out.push(*expr),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,8 @@ pub enum Expr {
         /// Its operands.
         args: SmallVec<[ExprId; 3]>,
     },
-    /// The result of reduce stage number `stage` for the current outer index.
+    /// The result of reduce stage number `stage` for the current outer index (numbered after
+    /// the stage's value).
     Reduced(u32),
 }
 
@@ -301,8 +302,8 @@ impl LoopKernel {
     }
 }
 
-/// The expressions holding data-dependent indices in `i`.
-fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
+/// Pushes the expressions holding the data-dependent indices inside `i`.
+pub(crate) fn data_exprs(i: &Index, out: &mut Vec<ExprId>) {
     for (_, a) in &i.terms {
         match a {
             Atom::Data { expr, .. } => out.push(*expr),
