@@ -4,7 +4,7 @@
 
 use crate::matmul;
 use crate::numerics::Numerics;
-use crate::pool::Pool;
+use crate::pool::{Pool, Shared};
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
@@ -511,22 +511,6 @@ impl Executable {
         for (_, b) in &self.inputs {
             self.table[*b as usize] = std::ptr::null_mut();
         }
-    }
-}
-
-/// A pointer (or value holding pointers) handed to worker threads for one call; the call
-/// sites say why that is sound.
-#[derive(Clone, Copy)]
-struct Shared<T>(T);
-// SAFETY: see each use: the pointees outlive the call and threads touch disjoint elements.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T: Copy> Shared<T> {
-    /// The value (a method, so closures capture the whole wrapper).
-    fn get(&self) -> T {
-        self.0
     }
 }
 

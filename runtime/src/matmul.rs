@@ -10,7 +10,7 @@
 //!   (both operands then have the layout `gemm` handles well), into scratch memory the
 //!   executable allocates once, and transposed into place.
 
-use crate::pool::{Pool, split_step};
+use crate::pool::{Pool, Shared, split_step};
 use kiln_compiler::DType;
 use kiln_compiler::kernel::{DotKernel, Kernel, Matrix, Program};
 
@@ -36,22 +36,6 @@ pub(crate) fn scratch_bytes(p: &Program) -> usize {
         })
         .max()
         .unwrap_or(0)
-}
-
-/// A pointer (or value holding pointers) handed to the pool's threads for one product; the
-/// call sites say why that is sound.
-#[derive(Clone, Copy)]
-struct Shared<T>(T);
-// SAFETY: see each use: the pointees outlive the product and threads write disjoint elements.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T: Copy> Shared<T> {
-    /// The value (a method, so closures capture the whole wrapper).
-    fn get(&self) -> T {
-        self.0
-    }
 }
 
 /// Computes the matrix product `d`, reading and writing the buffers `table` points to.

@@ -43,12 +43,12 @@ type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
 /// A fixed set of threads: the caller and `threads - 1` workers.
 pub struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<PoolState>,
     workers: Vec<JoinHandle<()>>,
 }
 
 /// What the caller and the workers share.
-struct Shared {
+struct PoolState {
     /// `epoch << 32 | chunks << 16 | next`: the current job's number, its chunk count, and
     /// the next chunk to claim.
     state: AtomicU64,
@@ -70,7 +70,7 @@ impl Pool {
     /// A pool of `threads` threads (the caller's included); with 1, or if no worker thread can
     /// be started, everything runs on the caller's thread.
     pub fn new(threads: usize) -> Pool {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PoolState {
             state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
             done: AtomicUsize::new(0),
@@ -178,7 +178,23 @@ pub(crate) fn split_step(extent: usize, parts: usize, align: usize) -> usize {
         .max(1)
 }
 
-impl Shared {
+/// A pointer (or value holding pointers) handed to the pool's threads for one call; each use
+/// says why that is sound.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared<T>(pub(crate) T);
+// SAFETY: see each use: the pointees outlive the call and threads touch disjoint elements.
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The value (a method, so closures capture the whole wrapper).
+    pub(crate) fn get(&self) -> T {
+        self.0
+    }
+}
+
+impl PoolState {
     /// A worker's life: wait for each new job, claim its chunks, until shutdown.
     fn work(&self) {
         let mut seen = 0u64;
