@@ -58,3 +58,44 @@ fn column_reductions_in_vector_lanes_are_generated() {
         "{looped} of 200 graphs carry a looped stage in outer lanes"
     );
 }
+
+/// The generator makes vector loops whose loads are not unit stride: a step of 2 or more, and
+/// quotients and remainders of the vector variable (a pooling gradient's `v/2` and `v%2`).
+#[test]
+fn loads_gathered_across_lanes_are_generated() {
+    use kiln::compiler::codegen::describe_loops;
+    use kiln::compiler::kernel::{Expr, Kernel, lower};
+    let programs: Vec<_> = (0..300)
+        .map(|s| lower(&random_graph(s, 30), true))
+        .collect();
+    let gathered = (programs.iter())
+        .filter(|p| describe_loops(p).contains("gathered"))
+        .count();
+    // A load in a stage's innermost loop whose index divides that loop's variable.
+    let quotient = |p: &kiln::compiler::kernel::Program| {
+        p.kernels.iter().any(|k| {
+            let Kernel::Loop(k) = k else { return false };
+            (0..k.stages.len()).any(|s| {
+                let Some(&v) = k.stages[s].vars.last() else {
+                    return false;
+                };
+                k.needed(s).iter().any(|&e| match &k.exprs[e as usize].0 {
+                    Expr::Load { offset, .. } => {
+                        offset.stride_of(v).is_none() && offset.lane_offsets(v, 4).is_some()
+                    }
+                    _ => false,
+                })
+            })
+        })
+    };
+    let quotients = programs.iter().filter(|p| quotient(p)).count();
+    eprintln!("of 300 graphs, {gathered} gather across lanes, {quotients} by quotients");
+    assert!(
+        gathered > 20,
+        "{gathered} of 300 graphs gather across lanes"
+    );
+    assert!(
+        quotients > 5,
+        "{quotients} of 300 graphs gather by quotients"
+    );
+}

@@ -250,7 +250,7 @@ fn the_parallel_loop_skips_loops_of_extent_one() {
 /// Loops that every index walks as one merge: the rows and columns of a batch of images
 /// become one loop of 784 (vectorized), in an elementwise kernel and in the stage of a
 /// per-channel reduction (batch norm's mean); a padded read of the rows keeps them apart; a
-/// loop of extent 1 merges whatever the indices (a transposed read here).
+/// loop of extent 1 merges whatever the indices (a transposed read here, its lanes gathered).
 #[test]
 fn contiguous_loops_merge() {
     use kiln::compiler::codegen::describe_loops;
@@ -270,8 +270,12 @@ fn contiguous_loops_merge() {
     );
     assert!(loops.contains("for v2 in 0..784 by 4 lanes"), "{loops}");
     assert!(loops.contains("for v3 in 0..30 by 4 lanes"), "{loops}");
+    // The transposed read gathers its lanes from four columns.
     assert!(
-        loops.contains("for v0 in 0..100 (split across threads)\n      for v2 in 0..64\n"),
+        loops.contains(
+            "1 load(s) gathered across lanes\n    for v0 in 0..100 (split across threads)\n      \
+             for v2 in 0..64 by 4 lanes"
+        ),
         "{loops}"
     );
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p kiln-bench [--features peers] -- report [--samples N] [--only ID]
 //! cargo run --release -p kiln-bench -- profile ID [--runs N] [--unfused]
+//! cargo run --release -p kiln-bench -- graph ID > ID.kir   # then `kiln dump ID.kir --stage ...`
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -65,6 +66,12 @@ enum Cmd {
         #[arg(long)]
         unfused: bool,
     },
+    /// Prints the graph kiln compiles for one workload in kiln's text form, for
+    /// `kiln dump FILE.kir --stage kernels --loss none` and the other stages.
+    Graph {
+        /// The workload's id (see `list`).
+        id: String,
+    },
     /// Measures the peak memory of one engine's training run and prints it as JSON (the
     /// report runs this in a child process per engine).
     Memory {
@@ -73,11 +80,24 @@ enum Cmd {
     },
 }
 
+/// The workload whose id is `id`.
+fn workload(id: &str) -> Result<workloads::Workload, String> {
+    (workloads::all().into_iter())
+        .find(|w| w.id() == id)
+        .ok_or_else(|| format!("no workload `{id}` (see `kiln-bench list`)"))
+}
+
+/// Writes `out` to stdout; a reader that stopped early (`| head`) is not a failure.
+fn print_stdout(out: &str) -> Result<(), String> {
+    match std::io::stdout().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// `kiln-bench profile`: `runs` timed runs of workload `id` after as many untimed ones.
 fn profile(id: &str, runs: u64, fuse: bool) -> Result<(), String> {
-    let w = (workloads::all().into_iter())
-        .find(|w| w.id() == id)
-        .ok_or_else(|| format!("no workload `{id}` (see `kiln-bench list`)"))?;
+    let w = workload(id)?;
     let data = kiln_bench::data::mnist_train().map_err(|e| e.to_string())?;
     let mut engine = w.kiln(fuse, &data).map_err(|e| e.to_string())?;
     for _ in 0..runs {
@@ -92,12 +112,7 @@ fn profile(id: &str, runs: u64, fuse: bool) -> Result<(), String> {
     let wall = started.elapsed().as_secs_f64() * 1e6 / runs.max(1) as f64;
     let exe = engine.kiln_executable().expect("checked above");
     let report = exe.profile_report(runs).expect("profiling is on");
-    let out = format!("wall time per run: {wall:.1} us\n{report}");
-    match std::io::stdout().write_all(out.as_bytes()) {
-        // A reader that stopped early (`| head`) is not a failure.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
-        _ => Ok(()),
-    }
+    print_stdout(&format!("wall time per run: {wall:.1} us\n{report}"))
 }
 
 /// A duration from seconds given on the command line, refusing what is not one.
@@ -161,6 +176,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Profile { id, runs, unfused } => profile(&id, runs, !unfused),
+        Cmd::Graph { id } => workload(&id).and_then(|w| {
+            let g = w.graph().map_err(|e| e.to_string())?;
+            print_stdout(&kiln_compiler::text::print(&g))
+        }),
         Cmd::Memory { engine } => memory::child(&engine)
             .map(|line| println!("{line}"))
             .map_err(|e| e.to_string()),

@@ -346,6 +346,16 @@ impl Workload {
         }
     }
 
+    /// The graph kiln compiles for this workload (a training step's whole step graph).
+    pub fn graph(&self) -> Result<Graph, BenchError> {
+        match *self {
+            Workload::Chain { n } => chain_graph(n),
+            Workload::SoftmaxXent { rows, classes } => softmax_xent_graph(rows, classes),
+            Workload::Gemm { m, k, n } => gemm_graph(m, k, n),
+            Workload::Train(s) | Workload::Compile(s) => Ok(s.step_graph()?.1),
+        }
+    }
+
     /// This workload as kiln runs it, fused or not; training steps on the first batch of
     /// `data`.
     pub fn kiln(&self, fuse: bool, data: &dyn Dataset) -> Result<Box<dyn Engine>, BenchError> {

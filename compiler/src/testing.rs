@@ -248,6 +248,20 @@ impl Builder {
                     vec![x],
                 )
             }
+            10 if rank > 0 && self.r.chance(30) => {
+                // Each element of the last axis repeated 2-4 times, as nearest-neighbour
+                // upsampling (or a pooling gradient) reads it: its index divides that axis's.
+                let times = 2 + self.r.below(3);
+                let mut column = t.shape.clone();
+                column.push(1);
+                let column = self.add(Op::Reshape(column.clone()), &[x])?;
+                let mut repeated = t.shape.clone();
+                repeated.push(times);
+                let repeated = self.add(Op::Broadcast(repeated), &[column])?;
+                let mut shape = t.shape.clone();
+                shape[rank - 1] *= times;
+                (Op::Reshape(shape), vec![repeated])
+            }
             10 => {
                 let shape = if self.r.chance(50) {
                     Shape::from_slice(&[t.numel()])

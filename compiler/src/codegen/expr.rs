@@ -165,24 +165,29 @@ impl Gen<'_, '_> {
     }
 
     /// An index expression as `i32` lanes: at lane `j`, its value with the vectorized
-    /// variable advanced by `j` (the index is affine in it).
+    /// variable advanced by `j` (the plan checked [`Index::lane_offsets`]).
     fn lane_indices(&mut self, i: &Index, lanes: u8) -> Value {
         let first = self.index(i);
         let first = self.b.ins().ireduce(types::I32, first);
         if lanes == 1 {
             return first;
         }
-        let v = self
-            .vector_var
-            .expect("vector lanes only inside a vector loop");
-        let stride = i.stride_of(v).expect("vectorized indices are affine") as i32;
-        let steps: Vec<u8> = (0..lanes as i32)
-            .flat_map(|j| (j * stride).to_le_bytes())
+        let steps: Vec<u8> = (self.lane_offsets(i, lanes).iter())
+            .flat_map(|&o| (o as i32).to_le_bytes())
             .collect();
         let c = self.b.func.dfg.constants.insert(steps.into());
         let steps = self.b.ins().vconst(types::I32X4, c);
         let base = self.b.ins().splat(types::I32X4, first);
         self.b.ins().iadd(base, steps)
+    }
+
+    /// The offsets of `lanes` lanes of index `i` from its first lane's (see
+    /// [`Index::lane_offsets`]; a vector loop's variable starts at multiples of its lanes).
+    fn lane_offsets(&self, i: &Index, lanes: u8) -> Vec<i64> {
+        let v = self
+            .vector_var
+            .expect("vector lanes only inside a vector loop");
+        (i.lane_offsets(v, lanes as i64)).expect("the plan vectorizes only such indices")
     }
 
     /// The address of the element at `offset` of `buffer`, whose elements are `dtype`.
@@ -212,7 +217,11 @@ impl Gen<'_, '_> {
         if !self.written.contains(&buffer) {
             flags = flags.with_readonly().with_can_move();
         }
-        let varies = self.vector_var.is_some_and(|v| offset.uses(v));
+        let offsets = match lanes {
+            1 => vec![0],
+            _ => self.lane_offsets(offset, lanes),
+        };
+        let varies = offsets.iter().any(|&o| o != 0);
         let guarded_lanes = self
             .vector_var
             .filter(|&v| lanes > 1 && guards.iter().any(|c| cond_index(c).uses(v)));
@@ -232,9 +241,9 @@ impl Gen<'_, '_> {
         if let Some(v) = guarded_lanes {
             return self.guarded_vector_load(v, buffer, offset, guards, dtype, lanes, flags);
         }
-        let strided = self.vector_var.filter(|&v| offset.stride_of(v) == Some(2));
-        if lanes > 1 && strided.is_some() {
-            return self.every_other(buffer, offset, guards, dtype, lanes, flags);
+        let unit = offsets.iter().enumerate().all(|(j, &o)| o == j as i64);
+        if !unit {
+            return self.gather(buffer, offset, guards, dtype, &offsets, flags);
         }
         let i = self.guarded_index(offset, guards);
         let addr = self.element(buffer, i, dtype);
@@ -303,27 +312,62 @@ impl Gen<'_, '_> {
         result
     }
 
-    /// A vector of `lanes` elements two apart (stride 2 in the vector variable; guards, if
-    /// any, the same for every lane): the even lanes of two consecutive vector loads, one
-    /// element more than the last lane reads (inside the arena's slack, `memory::SLACK`).
-    fn every_other(
+    /// A vector whose lane `j` is the element at `offset` plus `offsets[j]` (guards, if any,
+    /// the same for every lane). In the arena, where the lanes span at most two vectors' worth
+    /// of elements (a pooling window's step of 2, its `v/2` and `v%2`), it is one or two vector
+    /// loads from the lowest offset and a shuffle, reading at most two vectors less one element
+    /// past it (inside the arena's slack, `memory::SLACK`); else one scalar load per lane.
+    fn gather(
         &mut self,
         buffer: BufferId,
         offset: &Index,
         guards: &[Cond],
         dtype: DType,
-        lanes: u8,
+        offsets: &[i64],
         flags: MemFlagsData,
     ) -> Value {
-        let ty = ir_type(dtype, lanes);
-        let i = self.guarded_index(offset, guards);
+        let lanes = offsets.len();
+        let ty = ir_type(dtype, lanes as u8);
+        let lowest = *offsets.iter().min().expect("some lanes");
+        let span = offsets.iter().max().expect("some lanes") - lowest + 1;
+        let in_arena = !matches!(self.buffers[buffer as usize].role, Role::Input(_));
+        if !in_arena || span > 2 * lanes as i64 {
+            let zero = self.constant(0.0, dtype);
+            let mut x = self.splat(zero, dtype, lanes as u8);
+            let first = self.guarded_index(offset, guards);
+            let ok = self.test(guards);
+            let zero = self.b.ins().iconst(types::I64, 0);
+            for (j, &o) in offsets.iter().enumerate() {
+                // Where the guards fail every lane reads element 0, as a scalar load would.
+                let at = self.b.ins().iadd_imm_s(first, o);
+                let at = self.b.ins().select(ok, at, zero);
+                let addr = self.element(buffer, at, dtype);
+                let flags = flags.with_aligned();
+                let s = self.b.ins().load(ir_type(dtype, 1), flags, addr, 0);
+                x = self.b.ins().insertlane(x, s, j as u8);
+            }
+            return x;
+        }
+        let i = self.index(offset);
+        let i = self.b.ins().iadd_imm_s(i, lowest);
+        let i = match guards.is_empty() {
+            true => i,
+            false => {
+                let ok = self.test(guards);
+                let zero = self.b.ins().iconst(types::I64, 0);
+                self.b.ins().select(ok, i, zero)
+            }
+        };
         let addr = self.element(buffer, i, dtype);
         let low = self.b.ins().load(ty, flags, addr, 0);
-        let bytes = 16 / lanes as usize;
-        let high = self.b.ins().load(ty, flags, addr, 16);
-        // Bytes 0..16 are `low`'s, 16..32 `high`'s; lane j of the result is lane 2j of the pair.
-        let mask: Vec<u8> = (0..lanes as usize)
-            .flat_map(|j| (0..bytes).map(move |b| (2 * j * bytes + b) as u8))
+        let high = match span > lanes as i64 {
+            true => self.b.ins().load(ty, flags, addr, 16),
+            false => low,
+        };
+        let bytes = 16 / lanes;
+        // Bytes 0..16 are `low`'s, 16..32 `high`'s.
+        let mask: Vec<u8> = (offsets.iter())
+            .flat_map(|&o| (0..bytes).map(move |b| ((o - lowest) as usize * bytes + b) as u8))
             .collect();
         let mask = self.b.func.dfg.immediates.push(mask.into());
         let little = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
@@ -331,8 +375,8 @@ impl Gen<'_, '_> {
             self.b.ins().bitcast(types::I8X16, little, low),
             self.b.ins().bitcast(types::I8X16, little, high),
         );
-        let even = self.b.ins().shuffle(low, high, mask);
-        self.b.ins().bitcast(ty, little, even)
+        let picked = self.b.ins().shuffle(low, high, mask);
+        self.b.ins().bitcast(ty, little, picked)
     }
 
     /// The element `offset` where every guard holds, else element 0 (which a load may read

@@ -5,7 +5,7 @@
 
 use super::math::MathTarget;
 use crate::kernel::{
-    Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, Role, StageKind, Var,
+    Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, StageKind, Var,
 };
 use crate::op::{BinaryOp, Op, ReduceOp};
 use crate::types::DType;
@@ -67,7 +67,7 @@ pub(super) fn emit(
         written,
         vector_var: None,
         point: 1,
-        plan: plan(k, buffers, &uses),
+        plan: plan(k, &uses),
         loop_vars: vec![None; k.extents.len()],
         scopes: vec![HashMap::new()],
         reduced: vec![None; k.stages.len()],
@@ -587,8 +587,8 @@ pub(super) struct Plan {
 /// Decides which loop of each stage of `k` runs in vector lanes: the innermost outer loop
 /// where [`outer_lanes`] allows (for each stage that varies with it), else the stage's
 /// innermost loop where [`fit`] allows.
-pub(super) fn plan(k: &LoopKernel, buffers: &[Buffer], uses: &[BTreeSet<Var>]) -> Plan {
-    let fits = |s: usize, v: Var| fit(k, buffers, uses, v, s, &k.needed(s));
+pub(super) fn plan(k: &LoopKernel, uses: &[BTreeSet<Var>]) -> Plan {
+    let fits = |s: usize, v: Var| fit(k, uses, v, s, &k.needed(s));
     let own = |s: usize| {
         let &v = k.stages[s].vars.last()?;
         match fits(s, v) {
@@ -642,19 +642,13 @@ enum Fit {
 }
 
 /// How lanes over loop variable `v` suit stage `s` of `k` (whose expressions are `needed`):
-/// 4 (f32, i32) or 2 (f64) lanes when every access varying with `v` is unit stride, or of
-/// stride 2 in a buffer of the arena (a pooling window's step: two vector loads and a shuffle,
-/// reading one element past the last lane's, inside the arena's slack), its guards ranges
-/// affine in `v`, every store is unit stride in `v`, and every operation varying with `v` has a
-/// vector form of those lanes.
-fn fit(
-    k: &LoopKernel,
-    buffers: &[Buffer],
-    uses: &[BTreeSet<Var>],
-    v: Var,
-    s: usize,
-    needed: &[ExprId],
-) -> Fit {
+/// 4 (f32, i32) or 2 (f64) lanes when every load varying with `v` is unit stride with guards
+/// that are ranges affine in `v`, or reads its lanes at offsets from the first that are the
+/// same at every vector ([`Index::lane_offsets`]: a pooling window's step of 2, its `v/2`
+/// and `v%2`) with guards not varying with `v`; every index expression has such offsets;
+/// every store is unit stride in `v`; and every operation varying with `v` has a vector form
+/// of those lanes.
+fn fit(k: &LoopKernel, uses: &[BTreeSet<Var>], v: Var, s: usize, needed: &[ExprId]) -> Fit {
     let mut lanes = None;
     for &e in needed.iter().filter(|&&e| uses[e as usize].contains(&v)) {
         let (expr, dtype) = &k.exprs[e as usize];
@@ -674,20 +668,17 @@ fn fit(
                 || (matches!(c, Cond::Range { .. }) && i.stride_of(v).is_some() && !i.has_data())
         };
         let ok = match expr {
-            Expr::Load {
-                buffer,
-                offset,
-                guards,
-            } => {
-                let in_arena = !matches!(buffers[*buffer as usize].role, Role::Input(_));
+            Expr::Load { offset, guards, .. } => {
                 let ok = match offset.stride_of(v) {
                     Some(0 | 1) => guards.iter().all(lane_cond),
-                    Some(2) => in_arena && guards.iter().all(|c| !c_uses(c, v)),
-                    _ => false,
+                    _ => {
+                        offset.lane_offsets(v, want as i64).is_some()
+                            && guards.iter().all(|c| !c_uses(c, v))
+                    }
                 };
                 *dtype != DType::Bool && !offset.has_data() && ok
             }
-            Expr::Index(i) => i.stride_of(v).is_some() && !i.has_data(),
+            Expr::Index(i) => i.lane_offsets(v, want as i64).is_some(),
             Expr::Test(conds) => conds.iter().all(lane_cond),
             Expr::Random { seed, index, .. } => {
                 *dtype == DType::F32

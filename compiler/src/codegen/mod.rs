@@ -162,7 +162,8 @@ fn ir_type(dtype: crate::types::DType, lanes: u8) -> ir::Type {
 /// The loop nests code generation makes of each loop kernel (`kiln dump --stage loops`): the
 /// outer loops (which one threads split, which one runs in vector lanes), and each stage's
 /// loops, marked with the vector lanes of the one that runs in them (the innermost) or with
-/// the outer loop whose lanes carry the stage.
+/// the outer loop whose lanes carry the stage, and with the number of loads whose lanes are not
+/// consecutive elements.
 pub fn describe_loops(program: &Program) -> String {
     use crate::kernel::StageKind;
     use std::fmt::Write;
@@ -182,7 +183,7 @@ pub fn describe_loops(program: &Program) -> String {
         };
         let _ = writeln!(out, "k{i}:");
         let uses = loops::uses(lk);
-        let plan = loops::plan(lk, &program.buffers, &uses);
+        let plan = loops::plan(lk, &uses);
         let loop_line = |v: crate::kernel::Var, vector: Option<(crate::kernel::Var, u8)>| {
             let par = if lk.parallel == Some(v) {
                 " (split across threads)"
@@ -213,9 +214,25 @@ pub fn describe_loops(program: &Program) -> String {
                 }
                 _ => String::new(),
             };
+            // Loads whose lanes are not consecutive elements: a shuffle of one or two vector
+            // loads, or a load per lane.
+            let gathered = plan.stages[s].map_or(0, |(v, _)| {
+                (needed.iter())
+                    .filter(|&&e| match &lk.exprs[e as usize].0 {
+                        crate::kernel::Expr::Load { offset, .. } => {
+                            offset.uses(v) && offset.stride_of(v) != Some(1)
+                        }
+                        _ => false,
+                    })
+                    .count()
+            });
+            let gathered = match gathered {
+                0 => String::new(),
+                n => format!(", {n} load(s) gathered across lanes"),
+            };
             let _ = writeln!(
                 out,
-                "{}{what}, {} expressions{carried}",
+                "{}{what}, {} expressions{carried}{gathered}",
                 "  ".repeat(indent),
                 needed.len()
             );

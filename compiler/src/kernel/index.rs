@@ -208,6 +208,48 @@ impl Index {
         Some(stride)
     }
 
+    /// The index at each of `lanes` consecutive values of loop variable `v`, less its value at
+    /// the first, when that difference is the same for every first value that is a multiple of
+    /// `lanes` (as a vector loop's are): the index is affine in `v`, or `v` occurs only as
+    /// `s*v + c` under divisions and remainders by divisors of `lanes * s` (a pooling window's
+    /// `v/2` and `v%2`). `None` otherwise, and where a data-dependent index occurs.
+    pub fn lane_offsets(&self, v: Var, lanes: i64) -> Option<Vec<i64>> {
+        if self.has_data() {
+            return None;
+        }
+        let mut out = vec![0; lanes as usize];
+        for (k, a) in &self.terms {
+            let per_lane: Box<dyn Fn(i64) -> i64> = match a {
+                Atom::Var(w) if *w == v => Box::new(|j| j),
+                Atom::Var(_) => continue,
+                Atom::Div(inner, _) | Atom::Mod(inner, _) if !inner.uses(v) => continue,
+                Atom::Div(inner, d) | Atom::Mod(inner, d) => {
+                    let [(s, Atom::Var(w))] = inner.terms.as_slice() else {
+                        return None;
+                    };
+                    // With `v` a multiple of `lanes` and `d` dividing `lanes * s`, `s*v` is a
+                    // multiple of `d`: it shifts the quotient by a constant and leaves the
+                    // remainder alone.
+                    if *w != v || *s <= 0 || (lanes * s) % d != 0 {
+                        return None;
+                    }
+                    let (s, c, d) = (*s, inner.constant, *d);
+                    match a {
+                        Atom::Div(..) => {
+                            Box::new(move |j| (c + s * j).div_euclid(d) - c.div_euclid(d))
+                        }
+                        _ => Box::new(move |j| (c + s * j).rem_euclid(d) - c.rem_euclid(d)),
+                    }
+                }
+                Atom::Data { .. } => unreachable!("no data index"),
+            };
+            for (j, o) in out.iter_mut().enumerate() {
+                *o += k * per_lane(j as i64);
+            }
+        }
+        Some(out)
+    }
+
     /// True if loop variable `v` occurs in the index.
     pub fn uses(&self, v: Var) -> bool {
         self.terms.iter().any(|(_, a)| a.uses(v))
@@ -436,6 +478,32 @@ mod tests {
         let flat = Index::var(0).scale(64).add(&Index::var(1)).offset(-9);
         let parts = unflatten(&flat, &[128], r);
         assert_eq!(parts, vec![flat]);
+    }
+
+    #[test]
+    fn lane_offsets_follow_quotients_and_remainders() {
+        let extents: [i64; 2] = [10, 28];
+        let r = &extents[..];
+        let v = Index::var(1);
+        // A max pooling's gradient reads its 2x2 window's values at v/2 and picks by v%2.
+        let window = v
+            .div(2, r)
+            .scale(4)
+            .add(&v.rem(2, r))
+            .add(&Index::var(0).scale(56));
+        assert_eq!(window.lane_offsets(1, 4), Some(vec![0, 1, 4, 5]));
+        assert_eq!(v.div(2, r).lane_offsets(1, 4), Some(vec![0, 0, 1, 1]));
+        assert_eq!(
+            v.offset(1).rem(2, r).lane_offsets(1, 4),
+            Some(vec![0, -1, 0, -1])
+        );
+        assert_eq!(v.scale(2).lane_offsets(1, 4), Some(vec![0, 2, 4, 6]));
+        assert_eq!(v.div(4, r).lane_offsets(1, 4), Some(vec![0; 4]));
+        assert_eq!(window.lane_offsets(0, 4), Some(vec![0, 56, 112, 168]));
+        // A divisor not dividing the lanes' span, or another variable under the division.
+        assert_eq!(v.div(3, r).lane_offsets(1, 4), None);
+        let mixed = v.add(&Index::var(0)).div(2, r);
+        assert_eq!(mixed.lane_offsets(1, 4), None);
     }
 
     #[test]
