@@ -123,7 +123,7 @@ impl Pool {
         }
         // A panic here must still wait for claimed chunks (they read `job` from this frame)
         // and give up the unclaimed ones.
-        let mine = catch_unwind(AssertUnwindSafe(|| s.run_chunks(epoch)));
+        let mine = s.run_chunks(epoch);
         if mine.is_err() {
             while s.claim(epoch).is_some() {
                 s.done.fetch_add(1, Ordering::Release);
@@ -139,10 +139,12 @@ impl Pool {
                 std::thread::yield_now();
             }
         }
+        // Every chunk counted as done, so a worker's panic is recorded (see `run_chunks`).
+        let panicked = s.panicked.swap(false, Ordering::Relaxed);
         if let Err(p) = mine {
             std::panic::resume_unwind(p);
         }
-        if s.panicked.swap(false, Ordering::Relaxed) {
+        if panicked {
             panic!("a kiln worker thread panicked");
         }
     }
@@ -200,29 +202,28 @@ impl PoolState {
         let mut seen = 0u64;
         while let Some(epoch) = self.next_epoch(seen) {
             seen = epoch;
-            if catch_unwind(AssertUnwindSafe(|| self.run_chunks(epoch))).is_err() {
-                self.panicked.store(true, Ordering::Relaxed);
-            }
+            // A panic is recorded in `panicked` for the caller to raise.
+            let _ = self.run_chunks(epoch);
         }
     }
 
-    /// Claims and runs chunks of job `epoch` until none is left. A panicking chunk still
-    /// counts as done, so the caller stops waiting for it.
-    fn run_chunks(&self, epoch: u64) {
+    /// Claims and runs chunks of job `epoch` until none is left or one panics (its payload is
+    /// returned). A panicking chunk sets `panicked`, then counts as done like any other: the
+    /// caller stops waiting for it, and its acquiring load of the last count sees the flag.
+    fn run_chunks(&self, epoch: u64) -> std::thread::Result<()> {
         while let Some(chunk) = self.claim(epoch) {
             let job = self.job.load(Ordering::Relaxed) as *const Job;
             // SAFETY: the claim succeeded, so job `epoch` is current and its caller waits for
             // this chunk before the closure behind `job` goes away.
             let f = unsafe { *job };
-            struct Done<'a>(&'a AtomicUsize);
-            impl Drop for Done<'_> {
-                fn drop(&mut self) {
-                    self.0.fetch_add(1, Ordering::Release);
-                }
+            let ran = catch_unwind(AssertUnwindSafe(|| f(chunk)));
+            if ran.is_err() {
+                self.panicked.store(true, Ordering::Relaxed);
             }
-            let _done = Done(&self.done);
-            f(chunk);
+            self.done.fetch_add(1, Ordering::Release);
+            ran?;
         }
+        Ok(())
     }
 
     /// The next chunk of job `epoch`, if that job is current and has one left.
