@@ -205,6 +205,93 @@ fn split_matrix_products_match_the_interpreter() {
     }
 }
 
+/// A sum of matrix products (a weight's gradient over an unrolled sequence) adds each product
+/// into one buffer: no product gets a buffer of its own and the sum no kernel. Products of
+/// every layout are summed (a column-major right operand computed transposed among them), in
+/// f32, f64 and i32 (exact), on one and two threads; a product also read elsewhere keeps its
+/// buffer. Tolerance: each of the three products may differ from the interpreter's by `k^2`
+/// rounding errors (as in `split_matrix_products_match_the_interpreter`) and the additions
+/// are reassociated, so `4 k^2` of them.
+#[test]
+fn sums_of_products_add_into_one_buffer() {
+    use kiln::compiler::kernel::{Kernel, lower};
+    use kiln::frontend::GraphBuilder;
+    let (m, k, n) = (128, 64, 512);
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        let b = GraphBuilder::new("sum");
+        let x: Vec<_> = (0..3)
+            .map(|i| b.input(&format!("x{i}"), dtype, [m, k]))
+            .collect();
+        let row_major = b.input("y0", dtype, [k, n]);
+        let column_major = b.input("y1", dtype, [n, k]).permute(&[1, 0]);
+        let y2 = b.input("y2", dtype, [k, n]);
+        let shared = x[2].matmul(&y2);
+        let sum = x[0].matmul(&row_major) + x[1].matmul(&column_major) + &shared;
+        b.output("sum", &sum);
+        let two = x[1].matmul(&row_major) + x[0].matmul(&column_major);
+        b.output("two", &(two + x[0].matmul(&y2)));
+        b.output("shared", &shared.neg());
+        let g = b.finish().unwrap();
+
+        let mut optimized = g.clone();
+        kiln::compiler::passes::optimize(&mut optimized);
+        let p = lower(&optimized, true);
+        let dots: Vec<bool> = (p.kernels.iter())
+            .filter_map(|k| match k {
+                Kernel::Dot(d) => Some(d.accumulate),
+                _ => None,
+            })
+            .collect();
+        let added = dots.iter().filter(|&&a| a).count();
+        // `sum`: its first two products add, the shared one keeps its buffer (one loop kernel
+        // adds it); `two`: three products, two added.
+        assert_eq!((dots.len(), added), (6, 3), "{p}");
+
+        let mut rng = common::Rng::new(7);
+        let mut array = |dims: [usize; 2]| {
+            let v = rng.vec(dims.iter().product(), -1.0, 1.0);
+            match dtype {
+                DType::F32 => Array::from_f32(dims, v.iter().map(|&v| v as f32).collect()),
+                DType::F64 => Array::from_f64(dims, v),
+                _ => Array::from_i32(dims, v.iter().map(|&v| (v * 100.0) as i32).collect()),
+            }
+            .unwrap()
+        };
+        let mut inputs: HashMap<String, Array> = HashMap::new();
+        for i in 0..3 {
+            inputs.insert(format!("x{i}"), array([m, k]));
+        }
+        inputs.insert("y0".into(), array([k, n]));
+        inputs.insert("y1".into(), array([n, k]));
+        inputs.insert("y2".into(), array([k, n]));
+        let want = interp::run(&g, &inputs).unwrap().outputs;
+        let eps = match dtype {
+            DType::F32 => f64::from(f32::EPSILON),
+            DType::F64 => f64::EPSILON,
+            _ => 0.0,
+        };
+        let bound = 4.0 * (k * k) as f64 * eps;
+        for threads in [1, 2] {
+            let options = Options {
+                threads,
+                ..Options::default()
+            };
+            let got = Executable::compile(&g, &options)
+                .unwrap()
+                .run(&inputs)
+                .unwrap();
+            for ((name, a), (_, w)) in got.iter().zip(&want) {
+                for (i, (a, w)) in a.to_f64_vec().iter().zip(w.to_f64_vec()).enumerate() {
+                    assert!(
+                        (a - w).abs() <= bound,
+                        "{dtype} {name} threads={threads} [{i}]: {a} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Column sums and maximums (a bias gradient sums a batch's rows) run their outer loop four
 /// columns (f64: two) per vector, each lane reducing its own column in the row-major order of
 /// the reduced axes, as the scalar loop does, then a scalar tail for the last columns. Column

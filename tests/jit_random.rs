@@ -99,3 +99,17 @@ fn loads_gathered_across_lanes_are_generated() {
         "{quotients} of 300 graphs gather by quotients"
     );
 }
+
+/// The generator makes sums of matrix products, which fusion computes by adding products into
+/// one buffer.
+#[test]
+fn sums_of_products_are_generated() {
+    use kiln::compiler::kernel::{Kernel, lower};
+    let added = (0..300)
+        .filter(|&s| {
+            let p = lower(&random_graph(s, 30), true);
+            (p.kernels.iter()).any(|k| matches!(k, Kernel::Dot(d) if d.accumulate))
+        })
+        .count();
+    assert!(added > 5, "{added} of 300 graphs add products into a sum");
+}

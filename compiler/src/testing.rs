@@ -335,8 +335,24 @@ impl Builder {
             17 => {
                 let mut perm: Shape = (0..rank).collect();
                 perm.swap(rank.checked_sub(2)?, rank - 1);
-                let xt = self.add(Op::Permute(perm), &[x])?;
-                (Op::Dot, vec![x, xt])
+                let xt = self.add(Op::Permute(perm.clone()), &[x])?;
+                if t.dtype == DType::Bool || self.r.chance(40) {
+                    (Op::Dot, vec![x, xt])
+                } else {
+                    // A sum of two or three products (a gradient summed over steps), which
+                    // fusion computes by adding each product into one buffer.
+                    let mut sum = self.add(Op::Dot, &[x, xt])?;
+                    for _ in 0..1 + self.r.below(2) {
+                        let y = match same(self) {
+                            Some(y) if y != x => y,
+                            _ => self.add(Op::Unary(UnaryOp::Neg), &[x])?,
+                        };
+                        let yt = self.add(Op::Permute(perm.clone()), &[y])?;
+                        let product = self.add(Op::Dot, &[y, yt])?;
+                        sum = self.add(Op::Binary(BinaryOp::Add), &[sum, product])?;
+                    }
+                    (Op::Unary(UnaryOp::Neg), vec![sum])
+                }
             }
             18 => {
                 let idx = self.find(|u| u.dtype == DType::I32)?;

@@ -9,6 +9,9 @@
 //!   for `[64,1024] x [1024,784]`. Such a product is computed transposed, `C^T = B^T A^T`
 //!   (both operands then have the layout `gemm` handles well), into scratch memory the
 //!   executable allocates once, and transposed into place.
+//!
+//! A product that adds into its result (`DotKernel::accumulate`, a sum of products) has
+//! `gemm` read the destination, or adds as it transposes.
 
 use crate::pool::{Pool, Shared, split_step};
 use kiln_compiler::DType;
@@ -133,13 +136,14 @@ impl<T> View<T> {
     }
 }
 
-/// `c = a x b` for one batch element of `d`, f32 or f64: split across threads when large,
-/// computed transposed through `scratch` when [`transposed`].
+/// `c = a x b` (or `c += a x b` if `d.accumulate`) for one batch element of `d`, f32 or f64:
+/// split across threads when large, computed transposed through `scratch` when
+/// [`transposed`].
 ///
 /// # Safety
 /// The pointers address `d`'s operands and result with `d`'s strides; `scratch` holds
 /// `d.m * d.n` elements when `d` is transposed.
-unsafe fn gemm_product<T: 'static + Copy + Default>(
+unsafe fn gemm_product<T: 'static + Copy + Default + std::ops::Add<Output = T>>(
     d: &DotKernel,
     a: *const T,
     b: *const T,
@@ -160,6 +164,8 @@ unsafe fn gemm_product<T: 'static + Copy + Default>(
         cs: 1,
     };
     let t = transposed(d);
+    // Whether `gemm` adds to `dst` (the scratch of a transposed product starts afresh).
+    let add = d.accumulate && !t;
     // The product computed: `dst = lhs x rhs`, `[rows, k] x [k, cols]`, row-major `dst`.
     let (dst, lhs, rhs, rows, cols) = if t {
         let s = View {
@@ -188,13 +194,27 @@ unsafe fn gemm_product<T: 'static + Copy + Default>(
         // of different threads write disjoint elements of `dst` and of `c`.
         unsafe {
             if by_rows {
-                gemm_block(dst.row(lo), lhs.row(lo), rhs, (hi - lo, d.k, cols), one);
+                gemm_block(
+                    dst.row(lo),
+                    lhs.row(lo),
+                    rhs,
+                    (hi - lo, d.k, cols),
+                    one,
+                    add,
+                );
                 if t {
-                    transpose_rows(dst, c, lo, hi, cols);
+                    transpose_rows(dst, c, lo, hi, cols, d.accumulate);
                 }
             } else {
                 let dst = dst.t().row(lo).t();
-                gemm_block(dst, lhs, rhs.t().row(lo).t(), (rows, d.k, hi - lo), one);
+                gemm_block(
+                    dst,
+                    lhs,
+                    rhs.t().row(lo).t(),
+                    (rows, d.k, hi - lo),
+                    one,
+                    add,
+                );
             }
         }
     };
@@ -209,7 +229,8 @@ unsafe fn gemm_product<T: 'static + Copy + Default>(
     }
 }
 
-/// `dst = lhs x rhs`, `[m, k] x [k, n]` for `(m, k, n) = mkn`, one `gemm` call on this thread.
+/// `dst = lhs x rhs` (`dst += lhs x rhs` with `add`), `[m, k] x [k, n]` for `(m, k, n) = mkn`,
+/// one `gemm` call on this thread.
 ///
 /// # Safety
 /// The views address matrices of those extents.
@@ -219,6 +240,7 @@ unsafe fn gemm_block<T: 'static + Copy + Default>(
     rhs: View<T>,
     (m, k, n): (usize, usize, usize),
     one: T,
+    add: bool,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -229,14 +251,14 @@ unsafe fn gemm_block<T: 'static + Copy + Default>(
             dst.ptr,
             dst.cs,
             dst.rs,
-            false,
+            add,
             lhs.ptr,
             lhs.cs,
             lhs.rs,
             rhs.ptr,
             rhs.cs,
             rhs.rs,
-            T::default(),
+            if add { one } else { T::default() },
             one,
             false,
             false,
@@ -246,27 +268,36 @@ unsafe fn gemm_block<T: 'static + Copy + Default>(
     }
 }
 
-/// Writes rows `lo..hi` of the row-major `s` (`[n, m]`, `cols = m`) into columns `lo..hi` of
-/// `c` (`[m, n]`), a block of [`TRANSPOSE_BLOCK`] columns at a time so writes fill cache lines.
+/// Writes (or with `add`, adds) rows `lo..hi` of the row-major `s` (`[n, m]`, `cols = m`) into
+/// columns `lo..hi` of `c` (`[m, n]`), a block of [`TRANSPOSE_BLOCK`] columns at a time so
+/// writes fill cache lines.
 ///
 /// # Safety
 /// `s` and `c` address matrices of those extents; `lo..hi` lies inside `0..n`.
-unsafe fn transpose_rows<T: Copy>(s: View<T>, c: View<T>, lo: usize, hi: usize, cols: usize) {
+unsafe fn transpose_rows<T: Copy + std::ops::Add<Output = T>>(
+    s: View<T>,
+    c: View<T>,
+    lo: usize,
+    hi: usize,
+    cols: usize,
+    add: bool,
+) {
     for jb in (lo..hi).step_by(TRANSPOSE_BLOCK) {
         let je = (jb + TRANSPOSE_BLOCK).min(hi);
         for i in 0..cols {
             for j in jb..je {
                 // SAFETY: `[j, i]` lies inside `s` and `[i, j]` inside `c`.
                 unsafe {
-                    *c.ptr.offset(i as isize * c.rs + j as isize) =
-                        *s.ptr.offset(j as isize * s.rs + i as isize);
+                    let to = c.ptr.offset(i as isize * c.rs + j as isize);
+                    let x = *s.ptr.offset(j as isize * s.rs + i as isize);
+                    *to = if add { *to + x } else { x };
                 }
             }
         }
     }
 }
 
-/// Integer matrix product, wrapping like the interpreter.
+/// Integer matrix product (added to `c` if `d.accumulate`), wrapping like the interpreter.
 ///
 /// # Safety
 /// As for [`gemm_product`].
@@ -287,7 +318,14 @@ unsafe fn int_product(d: &DotKernel, a: *const i32, b: *const i32, c: *mut i32) 
                 }
             }
             // SAFETY: as above.
-            unsafe { *c.add(i * d.n + j) = acc };
+            unsafe {
+                let to = c.add(i * d.n + j);
+                *to = if d.accumulate {
+                    (*to).wrapping_add(acc)
+                } else {
+                    acc
+                };
+            }
         }
     }
 }

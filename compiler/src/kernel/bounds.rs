@@ -576,6 +576,7 @@ mod tests {
                 m: 2,
                 k: 2,
                 n: 2,
+                accumulate: false,
             };
             let buffers = vec![buffer(&[2, 2]), buffer(&[2, 2]), buffer(&[2, 2])];
             program(buffers, Kernel::Dot(d))

@@ -61,6 +61,14 @@ pub fn eval(p: &Program, inputs: &HashMap<String, Array>) -> Evaluation {
                     }
                 }
                 let o = &mut bufs[d.out as usize];
+                if d.accumulate {
+                    // Each element's product is rounded to the buffer's type before the
+                    // addition, as `gemm` adds a finished product.
+                    let products = Data::from_f64(o.dtype(), out);
+                    out = (0..products.len())
+                        .map(|i| o.data().get_f64(i) + products.get_f64(i))
+                        .collect();
+                }
                 *o = Array::new(o.shape(), Data::from_f64(o.dtype(), out)).expect("sized");
             }
             Kernel::Scatter(s) => {

@@ -24,9 +24,13 @@
 //! of reductions) cannot be a stage there: the input of the enclosing reduction is then
 //! materialized, and planning starts again.
 //!
+//! A sum of matrix products is materialized and its products add into its buffer (see
+//! `accumulate`); the products get no buffers of their own and the sum no kernel.
+//!
 //! Once every kernel is planned, kernels over the same outer loops are joined (`join`): one
 //! kernel per value is the plan, not the program.
 
+use super::accumulate::sums_of_products;
 use super::index::{Index, flatten};
 use super::join::join_kernels;
 use super::merge::merge_loops;
@@ -46,8 +50,13 @@ use std::collections::{HashMap, HashSet};
 /// Compiles `g` to kernels: fused, or one kernel per primitive when `fuse` is false.
 pub fn lower(g: &Graph, fuse: bool) -> Program {
     let mut materialized = initial(g, fuse);
+    let sums = match fuse {
+        true => sums_of_products(g, &g.live_nodes()),
+        false => HashMap::new(),
+    };
+    materialized.extend(sums.values());
     loop {
-        match Planner::new(g, &materialized).plan() {
+        match Planner::new(g, &materialized, &sums).plan() {
             Ok(mut p) => {
                 if fuse {
                     join_kernels(&mut p);
@@ -149,15 +158,22 @@ fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
 struct Planner<'g> {
     g: &'g Graph,
     materialized: &'g HashSet<NodeId>,
+    /// Each matrix product that adds into a sum's buffer, and that sum (see `accumulate`).
+    sums: &'g HashMap<NodeId, NodeId>,
     buffer_of: HashMap<NodeId, BufferId>,
     buffers: Vec<Buffer>,
 }
 
 impl<'g> Planner<'g> {
-    fn new(g: &'g Graph, materialized: &'g HashSet<NodeId>) -> Planner<'g> {
+    fn new(
+        g: &'g Graph,
+        materialized: &'g HashSet<NodeId>,
+        sums: &'g HashMap<NodeId, NodeId>,
+    ) -> Planner<'g> {
         Planner {
             g,
             materialized,
+            sums,
             buffer_of: HashMap::new(),
             buffers: vec![],
         }
@@ -170,7 +186,7 @@ impl<'g> Planner<'g> {
             .into_iter()
             .filter(|id| self.materialized.contains(id))
             .collect();
-        for &id in &order {
+        for &id in order.iter().filter(|id| !self.sums.contains_key(id)) {
             let node = self.g.node(id);
             let role = match &node.op {
                 Op::Input {
@@ -189,14 +205,23 @@ impl<'g> Planner<'g> {
                 node: id,
             });
         }
+        for (&product, sum) in self.sums {
+            self.buffer_of.insert(product, self.buffer_of[sum]);
+        }
+        let sums: HashSet<NodeId> = self.sums.values().copied().collect();
+        let mut written = HashSet::new();
         let mut kernels = vec![];
         for &id in &order {
             let b = self.buffer_of[&id];
-            if self.buffers[b as usize].role != Role::Temp {
+            if self.buffers[b as usize].role != Role::Temp || sums.contains(&id) {
                 continue;
             }
             kernels.push(match &self.g.node(id).op {
-                Op::Dot => Kernel::Dot(self.dot(id)?),
+                Op::Dot => Kernel::Dot(DotKernel {
+                    // The first product of a sum to run writes its buffer, the others add.
+                    accumulate: !written.insert(b),
+                    ..self.dot(id)?
+                }),
                 Op::ScatterAdd { axis, .. } => {
                     let ops = self.g.operands(id);
                     Kernel::Scatter(ScatterKernel {
@@ -298,6 +323,7 @@ impl<'g> Planner<'g> {
             m,
             k,
             n,
+            accumulate: false,
         })
     }
 

@@ -14,6 +14,7 @@
 //! update in place); kernels over the same outer loops are joined into one (`join`). Matrix
 //! products are [`DotKernel`]s, handed to a tuned GEMM.
 
+mod accumulate;
 pub mod bounds;
 mod eval;
 mod fuse;
@@ -203,7 +204,8 @@ pub struct Matrix {
     pub col_stride: i64,
 }
 
-/// A batched matrix product `out[b] = a[b] x b[b]`, `[m,k] x [k,n]`, into a contiguous buffer.
+/// A batched matrix product `out[b] = a[b] x b[b]`, `[m,k] x [k,n]`, into a contiguous buffer,
+/// or added to it (`out[b] += a[b] x b[b]`: a product of a sum of products, see `fuse`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DotKernel {
     /// Left operand.
@@ -220,6 +222,8 @@ pub struct DotKernel {
     pub k: usize,
     /// Columns of the result.
     pub n: usize,
+    /// Whether the product is added to the result buffer's contents instead of replacing them.
+    pub accumulate: bool,
 }
 
 /// `out = zeros; out[.., clamp(idx[j]), ..] += upd[.., j, ..]`, the adjoint of a gather.
@@ -325,6 +329,7 @@ impl Kernel {
                     _ => None,
                 })
                 .collect(),
+            Kernel::Dot(d) if d.accumulate => vec![d.a.buffer, d.b.buffer, d.out],
             Kernel::Dot(d) => vec![d.a.buffer, d.b.buffer],
             Kernel::Scatter(s) => vec![s.indices, s.updates],
         };

@@ -62,7 +62,8 @@ fn write_dot(f: &mut fmt::Formatter<'_>, d: &DotKernel) -> fmt::Result {
     write_matrix(f, &d.a)?;
     f.write_str(" x ")?;
     write_matrix(f, &d.b)?;
-    writeln!(f, " -> b{}", d.out)
+    let added = if d.accumulate { " (added)" } else { "" };
+    writeln!(f, " -> b{}{added}", d.out)
 }
 
 fn vars(k: &LoopKernel, vs: &[super::Var]) -> String {
@@ -177,7 +178,10 @@ impl Kernel {
                     .collect();
                 format!("loop -> {}", stores.join(", "))
             }
-            Kernel::Dot(d) => format!("dot {}x{}x{} -> {}", d.m, d.k, d.n, buffer(d.out)),
+            Kernel::Dot(d) => {
+                let added = if d.accumulate { " (added)" } else { "" };
+                format!("dot {}x{}x{} -> {}{added}", d.m, d.k, d.n, buffer(d.out))
+            }
             Kernel::Scatter(s) => format!("scatter_add -> {}", buffer(s.out)),
         }
     }
