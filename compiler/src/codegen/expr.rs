@@ -131,9 +131,11 @@ impl Gen<'_, '_> {
         self.b.ins().splat(ty, x)
     }
 
-    /// The value of an index expression at the current loop variables, as an `i64`.
+    /// The value of an index expression at the current loop variables, as an `i64`. The
+    /// constant is added last, so indices that differ only in it (a window's taps) share the
+    /// sum of their terms (Cranelift's value numbering merges equal instructions).
     pub(super) fn index(&mut self, i: &Index) -> Value {
-        let mut acc = self.b.ins().iconst(types::I64, i.constant);
+        let mut acc = None;
         for (k, atom) in &i.terms {
             let t = match atom {
                 Atom::Var(v) => self.var(*v),
@@ -159,9 +161,16 @@ impl Gen<'_, '_> {
             } else {
                 self.b.ins().imul_imm_s(t, *k)
             };
-            acc = self.b.ins().iadd(acc, t);
+            acc = Some(match acc {
+                Some(acc) => self.b.ins().iadd(acc, t),
+                None => t,
+            });
         }
-        acc
+        match acc {
+            Some(acc) if i.constant == 0 => acc,
+            Some(acc) => self.b.ins().iadd_imm_s(acc, i.constant),
+            None => self.b.ins().iconst(types::I64, i.constant),
+        }
     }
 
     /// An index expression as `i32` lanes: at lane `j`, its value with the vectorized
