@@ -113,3 +113,27 @@ fn sums_of_products_are_generated() {
         .count();
     assert!(added > 5, "{added} of 300 graphs add products into a sum");
 }
+
+/// The generator makes store loops whose vector loop ends with a vector over the last points
+/// (storing some again) and others, reading what they store, that end with a scalar tail.
+#[test]
+fn overlapping_and_scalar_tails_are_generated() {
+    use kiln::compiler::codegen::describe_loops;
+    use kiln::compiler::kernel::lower;
+    let loops: Vec<String> = (0..300)
+        .map(|s| describe_loops(&lower(&random_graph(s, 30), true)))
+        .collect();
+    let overlapping = loops
+        .iter()
+        .filter(|l| l.contains("again as a vector"))
+        .count();
+    let scalar = loops
+        .iter()
+        .filter(|l| l.contains("then a scalar tail"))
+        .count();
+    assert!(
+        overlapping > 100,
+        "{overlapping} of 300 graphs overlap a tail"
+    );
+    assert!(scalar > 30, "{scalar} of 300 graphs run a scalar tail");
+}

@@ -340,13 +340,18 @@ impl Builder {
                     (Op::Dot, vec![x, xt])
                 } else {
                     // A sum of two or three products (a gradient summed over steps), which
-                    // fusion computes by adding each product into one buffer.
+                    // fusion computes by adding each product into one buffer. No product
+                    // repeats another: the JIT may round two equal products differently (one
+                    // operand laid out otherwise), and a comparison of the two would differ.
                     let mut sum = self.add(Op::Dot, &[x, xt])?;
+                    let mut used = vec![x];
                     for _ in 0..1 + self.r.below(2) {
+                        let last = *used.last().expect("x");
                         let y = match same(self) {
-                            Some(y) if y != x => y,
-                            _ => self.add(Op::Unary(UnaryOp::Neg), &[x])?,
+                            Some(y) if !used.contains(&y) => y,
+                            _ => self.add(Op::Binary(BinaryOp::Add), &[last, last])?,
                         };
+                        used.push(y);
                         let yt = self.add(Op::Permute(perm.clone()), &[y])?;
                         let product = self.add(Op::Dot, &[y, yt])?;
                         sum = self.add(Op::Binary(BinaryOp::Add), &[sum, product])?;

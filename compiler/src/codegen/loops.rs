@@ -130,6 +130,46 @@ pub(super) fn uses(k: &LoopKernel) -> Vec<BTreeSet<Var>> {
     per
 }
 
+/// What the innermost point of a stage's loops does.
+#[derive(Clone, Copy)]
+enum Inner {
+    /// Combines a value into a reduction.
+    Reduce(Reduction),
+    /// Stores values; with `overlap`, the vector loop's tail may be a vector that stores some
+    /// points again ([`overlapping_tail`]).
+    Store { overlap: bool },
+}
+
+/// True if store stage `s` of `k`, vectorized in its innermost loop, may end with a vector
+/// over that loop's last points instead of a scalar tail, storing some points a second time:
+/// it loads no buffer it stores (so the second time stores the same values), and every index
+/// varying with the loop is affine in it (so its lanes are right at any first point, not only
+/// at multiples of the lanes).
+pub(super) fn overlapping_tail(k: &LoopKernel, s: usize) -> bool {
+    let StageKind::Store(stores) = &k.stages[s].kind else {
+        return false;
+    };
+    let Some(&v) = k.stages[s].vars.last() else {
+        return false;
+    };
+    let affine = |i: &Index| !i.uses(v) || i.stride_of(v).is_some();
+    k.needed(s).iter().all(|&e| match &k.exprs[e as usize].0 {
+        Expr::Load {
+            buffer,
+            offset,
+            guards,
+        } => {
+            stores.iter().all(|st| st.buffer != *buffer)
+                && affine(offset)
+                && guards.iter().all(|c| affine(crate::kernel::cond_index(c)))
+        }
+        Expr::Index(i) => affine(i),
+        Expr::Test(conds) => conds.iter().all(|c| affine(crate::kernel::cond_index(c))),
+        Expr::Random { index, .. } => affine(index),
+        Expr::Apply { .. } | Expr::Const(_) | Expr::Reduced(_) => true,
+    })
+}
+
 /// Vector accumulators of an unrolled reduction loop.
 const ACCUMULATORS: usize = 4;
 
@@ -347,7 +387,7 @@ impl Gen<'_, '_> {
                 if unrolls(self.k, s) {
                     self.unrolled(&vars, &needed, &mut |g| step(g, point));
                 } else {
-                    let reduce = Some((op, value, dtype, acc));
+                    let reduce = Inner::Reduce((op, value, dtype, acc));
                     self.nest(&vars, 0, &needed, lanes, step, reduce);
                 }
                 self.reduced[s] = Some(acc);
@@ -373,7 +413,9 @@ impl Gen<'_, '_> {
                             g.b.ins().store(flags, x, addr, 0);
                         }
                     },
-                    None,
+                    Inner::Store {
+                        overlap: overlapping_tail(self.k, s),
+                    },
                 );
             }
         }
@@ -419,7 +461,9 @@ impl Gen<'_, '_> {
     /// Opens the stage loops from depth `d`; at the innermost point runs `action` with the
     /// lanes in use (the loop's `lanes` in its vector body, else the point's). A reduction
     /// vectorized in its innermost loop keeps vector accumulators and folds them into the
-    /// scalar one after the vector loop.
+    /// scalar one after the vector loop. A store stage whose tail may overlap
+    /// ([`overlapping_tail`]) ends with one vector at the loop's last `lanes` points when the
+    /// loop has that many, and runs a scalar tail only when it has fewer.
     fn nest(
         &mut self,
         vars: &[Var],
@@ -427,8 +471,12 @@ impl Gen<'_, '_> {
         needed: &[ExprId],
         lanes: u8,
         action: &mut dyn FnMut(&mut Self, u8),
-        reduce: Option<Reduction>,
+        inner: Inner,
     ) {
+        let reduce = match inner {
+            Inner::Reduce(r) => Some(r),
+            Inner::Store { .. } => None,
+        };
         self.hoist(vars, d, needed);
         if d == vars.len() {
             action(self, self.point);
@@ -438,7 +486,7 @@ impl Gen<'_, '_> {
         let (from, to) = self.bounds(v);
         if d + 1 < vars.len() || lanes == 1 {
             self.counted_loop(v, from, to, 1, &mut |g| {
-                g.nest(vars, d + 1, needed, lanes, action, reduce)
+                g.nest(vars, d + 1, needed, lanes, action, inner)
             });
             return;
         }
@@ -452,9 +500,52 @@ impl Gen<'_, '_> {
                 g.vector_var = outer;
             }),
         }
+        if let Inner::Store { overlap: true } = inner {
+            self.overlapping_vector(v, var, from, to, lanes, action);
+        }
         self.loop_from(v, var, to, 1, &mut |g| {
-            g.nest(vars, d + 1, needed, 1, action, reduce)
+            g.nest(vars, d + 1, needed, 1, action, inner)
         });
+    }
+
+    /// After the vector loop over `v` (counter `var` in `from..to`): if points are left and
+    /// the loop has at least `lanes` of them, runs `action` once in vector lanes at its last
+    /// `lanes` points (storing again some points the vector loop stored) and moves the counter
+    /// to `to`, so the scalar tail runs nothing.
+    fn overlapping_vector(
+        &mut self,
+        v: Var,
+        var: Variable,
+        from: Value,
+        to: Value,
+        lanes: u8,
+        action: &mut dyn FnMut(&mut Self, u8),
+    ) {
+        let last = self.b.create_block();
+        let done = self.b.create_block();
+        let i = self.b.use_var(var);
+        let left = self.b.ins().icmp(IntCC::SignedLessThan, i, to);
+        let span = self.b.ins().isub(to, from);
+        let enough = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, span, lanes as i64);
+        let both = self.b.ins().band(left, enough);
+        self.b.ins().brif(both, last, &[], done, &[]);
+        self.b.switch_to_block(last);
+        let at = self.b.declare_var(types::I64);
+        let start = self.b.ins().iadd_imm_s(to, -(lanes as i64));
+        self.b.def_var(at, start);
+        let saved = self.loop_vars[v as usize].replace(at);
+        self.scopes.push(HashMap::new());
+        let outer = self.vector_var.replace(v);
+        action(self, lanes);
+        self.vector_var = outer;
+        self.scopes.pop();
+        self.loop_vars[v as usize] = saved;
+        self.b.def_var(var, to);
+        self.b.ins().jump(done, &[] as &[BlockArg]);
+        self.b.switch_to_block(done);
     }
 
     /// The vector part of a reduction over loop `v` (counter `var`, up to `to`), folded into

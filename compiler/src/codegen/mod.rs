@@ -184,21 +184,30 @@ pub fn describe_loops(program: &Program) -> String {
         let _ = writeln!(out, "k{i}:");
         let uses = loops::uses(lk);
         let plan = loops::plan(lk, &uses);
-        let loop_line = |v: crate::kernel::Var, vector: Option<(crate::kernel::Var, u8)>| {
-            let par = if lk.parallel == Some(v) {
-                " (split across threads)"
-            } else {
-                ""
+        let loop_line =
+            |v: crate::kernel::Var, vector: Option<(crate::kernel::Var, u8)>, overlap: bool| {
+                let par = if lk.parallel == Some(v) {
+                    " (split across threads)"
+                } else {
+                    ""
+                };
+                let lanes = match vector {
+                    Some((w, lanes)) if w == v && overlap => {
+                        format!(" by {lanes} lanes, the last {lanes} again as a vector")
+                    }
+                    Some((w, lanes)) if w == v => format!(" by {lanes} lanes, then a scalar tail"),
+                    _ => String::new(),
+                };
+                format!("for v{v} in 0..{}{par}{lanes}", lk.extents[v as usize])
             };
-            let lanes = match vector {
-                Some((w, lanes)) if w == v => format!(" by {lanes} lanes, then a scalar tail"),
-                _ => String::new(),
-            };
-            format!("for v{v} in 0..{}{par}{lanes}", lk.extents[v as usize])
-        };
         let mut indent = 1;
         for &v in &lk.outer {
-            let _ = writeln!(out, "{}{}", "  ".repeat(indent), loop_line(v, plan.outer));
+            let _ = writeln!(
+                out,
+                "{}{}",
+                "  ".repeat(indent),
+                loop_line(v, plan.outer, false)
+            );
             indent += 1;
         }
         for s in 0..lk.stages.len() {
@@ -250,12 +259,13 @@ pub fn describe_loops(program: &Program) -> String {
                 );
                 continue;
             }
+            let overlap = loops::overlapping_tail(lk, s);
             for (d, &v) in stage.vars.iter().enumerate() {
                 let _ = writeln!(
                     out,
                     "{}{}",
                     "  ".repeat(indent + 1 + d),
-                    loop_line(v, plan.stages[s])
+                    loop_line(v, plan.stages[s], overlap)
                 );
             }
         }
