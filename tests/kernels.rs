@@ -279,3 +279,33 @@ fn contiguous_loops_merge() {
         "{loops}"
     );
 }
+
+/// A transposed weight that several products take as their right operand (a recurrent
+/// weight in every backward step) is copied once, row-major, and each product reads the copy;
+/// a transpose only one product takes is read through its view.
+#[test]
+fn a_transpose_several_products_take_is_copied_once() {
+    let b = GraphBuilder::new("transposes");
+    let w = b.input("w", DType::F32, [6, 10]);
+    let once = b.input("once", DType::F32, [6, 10]);
+    let wt = w.permute(&[1, 0]);
+    let dy: Vec<_> = (0..3)
+        .map(|i| b.input(&format!("dy{i}"), DType::F32, [3, 10]))
+        .collect();
+    let mut sum = dy[0].matmul(&wt);
+    for d in &dy[1..] {
+        sum = sum.add(&d.matmul(&wt).tanh());
+    }
+    b.output("dx", &sum.add(&dy[0].matmul(&once.permute(&[1, 0]))));
+    let g = b.finish().unwrap();
+    check(&g, false);
+    let p = check(&g, true);
+    let prog = lower(&g, true);
+    let row_major = (prog.kernels.iter())
+        .filter(|k| matches!(k, Kernel::Dot(d) if d.b.row_stride == 6 && d.b.col_stride == 1))
+        .count();
+    let viewed = (prog.kernels.iter())
+        .filter(|k| matches!(k, Kernel::Dot(d) if d.b.row_stride == 1 && d.b.col_stride == 10))
+        .count();
+    assert_eq!((row_major, viewed), (3, 1), "{p}");
+}

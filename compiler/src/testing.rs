@@ -378,6 +378,7 @@ impl Builder {
             20 => (self.g.node(x).op.clone(), self.g.operands(x).to_vec()),
             21..=23 => self.with_special(x, &t)?,
             24 => self.on_broadcasts(x, &t)?,
+            25 if self.r.chance(50) => self.step_products(x, &t)?,
             _ => self.no_op(x, &t)?,
         };
         self.add(op, &operands)
@@ -480,6 +481,42 @@ impl Builder {
         };
         let by = self.add(Op::Broadcast(shape), &[y])?;
         Some((Op::Binary(self.r.pick(&BinaryOp::ALL)), vec![bx, by]))
+    }
+
+    /// The sum of every step of a sequence times one new weight, as an unrolled recurrence's
+    /// input projections: `x` (a float of rank 3 or more, `[.., T, .., F]`) sliced at each
+    /// index of a middle axis, each slice a matrix of `F` columns times `w: [F, N]`.
+    fn step_products(&mut self, x: NodeId, t: &Type) -> Option<(Op, Vec<NodeId>)> {
+        let rank = t.rank();
+        if rank < 3 || !t.dtype.is_float() {
+            return None;
+        }
+        let axis = self.r.below(rank - 1);
+        let f = t.shape[rank - 1];
+        let ty = Type::new(t.dtype, [f, 1 + self.r.below(4)]);
+        let name = format!("w{}", self.g.len());
+        let kind = InputKind::Param;
+        let w = self.add(Op::Input { kind, name, ty }, &[])?;
+        let rows = (t.shape.iter().enumerate())
+            .filter(|&(i, _)| i != axis && i + 1 != rank)
+            .map(|(_, &d)| d)
+            .product::<usize>();
+        let mut sum = None;
+        for at in 0..t.shape[axis] {
+            let mut start = Shape::from_elem(0, rank);
+            start[axis] = at;
+            let mut end = t.shape.clone();
+            end[axis] = at + 1;
+            let step = Shape::from_elem(1, rank);
+            let slice = self.add(Op::Slice { start, end, step }, &[x])?;
+            let matrix = self.add(Op::Reshape(Shape::from_slice(&[rows, f])), &[slice])?;
+            let product = self.add(Op::Dot, &[matrix, w])?;
+            sum = Some(match sum {
+                None => product,
+                Some(s) => self.add(Op::Binary(BinaryOp::Add), &[s, product])?,
+            });
+        }
+        Some((Op::Unary(UnaryOp::Neg), vec![sum?]))
     }
 
     /// An op that leaves `x` (of type `t`) as it is, or a view of a view of it.

@@ -1,5 +1,6 @@
-//! Graph optimization passes: algebraic simplification, constant folding, common-subexpression
-//! elimination and dead-code elimination, and [`optimize`], which runs them to a fixed point.
+//! Graph optimization passes: algebraic simplification, constant folding, stacking matrix
+//! products of slices, common-subexpression elimination and dead-code elimination, and
+//! [`optimize`], which runs them to a fixed point.
 //!
 //! Every pass is a function `fn(&mut Graph) -> bool` that returns whether it changed the graph
 //! and leaves it valid ([`crate::verify::verify`] accepts it). Every rewrite is exactly
@@ -17,6 +18,7 @@ mod fold;
 mod rewrite;
 mod simplify;
 mod splat;
+mod stack;
 
 #[cfg(test)]
 mod semantics;
@@ -28,6 +30,7 @@ pub use dce::dce;
 pub use fold::{FOLD_LIMIT, fold};
 pub use simplify::simplify;
 pub use splat::splat_value;
+pub use stack::stack_products;
 
 use crate::graph::Graph;
 use crate::verify::verify;
@@ -37,9 +40,10 @@ pub type Pass = fn(&mut Graph) -> bool;
 
 /// The passes [`optimize`] runs, in the order of one round, with their names. Dead-code
 /// elimination comes last, so that a round leaves no dead node behind.
-pub const PASSES: [(&str, Pass); 4] = [
+pub const PASSES: [(&str, Pass); 5] = [
     ("simplify", simplify),
     ("fold", fold),
+    ("stack", stack_products),
     ("cse", cse),
     ("dce", dce),
 ];

@@ -82,7 +82,7 @@ pub(super) fn replace(g: &mut Graph, old: NodeId, new: NodeId) {
 }
 
 /// Adds a node computing `op` on `operands` with the origin of node `like`.
-fn add_like(g: &mut Graph, like: NodeId, op: Op, operands: &[NodeId]) -> NodeId {
+pub(super) fn add_like(g: &mut Graph, like: NodeId, op: Op, operands: &[NodeId]) -> NodeId {
     let origin = g.node(like).origin.clone();
     g.add(op, operands, origin)
         .expect("kiln bug: a rewrite built an ill-typed node")

@@ -4,6 +4,7 @@
 use super::semantics::difference;
 use super::{
     MAX_ROUNDS, Pass, cse, dce, fold, optimize, run_to_fixed_point, simplify, splat_value,
+    stack_products,
 };
 use crate::graph::Graph;
 use crate::text::{PrintOptions, parse, print_with};
@@ -424,6 +425,37 @@ fn optimize_reaches_a_fixed_point() {
   %21 = tanh %20 : f32[3,2]
   output y = %h
   update w <- %20
+}"#
+    ));
+}
+
+/// Three steps of a sequence `x: [B=2, T=3, F=4]`, each multiplied by `w`, become one product
+/// of `x`'s six rows, sliced; two products of only some steps, and one of another weight,
+/// stay.
+#[test]
+fn stack_products_of_every_step_with_one_weight() {
+    insta::assert_snapshot!(before_after(
+        stack_products,
+        r#"graph t {
+  %x = input "x" : f32[2,3,4]
+  %w = param "w" : f32[4,5]
+  %v = param "v" : f32[4,5]
+  %s0 = slice %x, start=[0,0,0], end=[2,1,4], step=[1,1,1] : f32[2,1,4]
+  %x0 = reshape %s0 : f32[2,4]
+  %s1 = slice %x, start=[0,1,0], end=[2,2,4], step=[1,1,1] : f32[2,1,4]
+  %x1 = reshape %s1 : f32[2,4]
+  %s2 = slice %x, start=[0,2,0], end=[2,3,4], step=[1,1,1] : f32[2,1,4]
+  %x2 = reshape %s2 : f32[2,4]
+  %0 = dot %x0, %w : f32[2,5]
+  %1 = dot %x1, %w : f32[2,5]
+  %2 = dot %x2, %w : f32[2,5]
+  %3 = dot %x0, %v : f32[2,5]
+  %4 = dot %x1, %v : f32[2,5]
+  %5 = add %0, %1 : f32[2,5]
+  %6 = add %5, %2 : f32[2,5]
+  %7 = add %3, %4 : f32[2,5]
+  output y = %6
+  output z = %7
 }"#
     ));
 }
