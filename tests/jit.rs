@@ -564,3 +564,54 @@ fn joined_row_kernels_split_across_threads() {
         assert!(d < 1e-5, "threads={threads}: {d:e}");
     }
 }
+
+/// A class masked with a `-inf` logit (not the label's) leaves the cross-entropy and its
+/// gradient finite, in the interpreter and compiled: only the label's log-probability is
+/// picked, so the masked class's `-inf` is never multiplied by 0. The loss is the row's
+/// log-sum-exp over the other classes less the label's logit; the masked gradient is 0.
+#[test]
+fn a_masked_class_leaves_cross_entropy_finite() {
+    use kiln::frontend::GraphBuilder;
+    use kiln::frontend::losses::{Reduction, cross_entropy};
+    let b = GraphBuilder::new("masked");
+    let logits = b.input("logits", DType::F32, [2, 3]);
+    let labels = b.input("labels", DType::I32, [2]);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Sum));
+    let g = kiln::compiler::train::gradients(&b.finish().unwrap(), "loss", &["logits"]).unwrap();
+    let inf = f32::NEG_INFINITY;
+    let inputs: HashMap<String, Array> = [
+        (
+            "logits".to_string(),
+            Array::from_f32([2, 3], vec![1.0, inf, 2.0, inf, 0.5, 0.5]).unwrap(),
+        ),
+        (
+            "labels".to_string(),
+            Array::from_i32([2], vec![0, 1]).unwrap(),
+        ),
+    ]
+    .into();
+    let lse = |a: f64, b: f64| a.max(b) + ((a - a.max(b)).exp() + (b - a.max(b)).exp()).ln();
+    let want_loss = (lse(1.0, 2.0) - 1.0) + (lse(0.5, 0.5) - 0.5);
+    let check = |results: &[(String, Array)], what: &str| {
+        let loss = results[0].1.to_f64_vec()[0];
+        assert!(
+            (loss - want_loss).abs() < 1e-5,
+            "{what}: loss {loss}, want {want_loss}"
+        );
+        let grad = results[1].1.to_f64_vec();
+        assert!(grad.iter().all(|v| v.is_finite()), "{what}: {grad:?}");
+        assert_eq!((grad[1], grad[3]), (0.0, 0.0), "{what}: {grad:?}");
+    };
+    check(&interp::run(&g, &inputs).unwrap().outputs, "interpreter");
+    for fuse in [true, false] {
+        let options = Options {
+            fuse,
+            ..Options::default()
+        };
+        let got = Executable::compile(&g, &options)
+            .unwrap()
+            .run(&inputs)
+            .unwrap();
+        check(&got, &format!("fuse={fuse}"));
+    }
+}

@@ -70,6 +70,16 @@ impl Tensor {
     /// index and 0 elsewhere (all 0 for an index outside `0..classes`).
     #[track_caller]
     pub fn one_hot(&self, classes: usize, dtype: DType) -> Tensor {
+        let hit = self.class_mask(classes);
+        let one = Tensor::scalar_of(self, 1.0, dtype);
+        let zero = Tensor::scalar_of(self, 0.0, dtype);
+        hit.select(&one, &zero)
+    }
+
+    /// Boolean one-hot rows for `i32` class indices: `[..] -> [.., classes]`, true at the
+    /// index (no element true for an index outside `0..classes`).
+    #[track_caller]
+    pub fn class_mask(&self, classes: usize) -> Tensor {
         let mut shape = self.shape().to_vec();
         shape.push(classes);
         let mut column: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
@@ -78,9 +88,6 @@ impl Tensor {
             axis: shape.len() - 1,
             ty: Type::new(DType::I32, &shape),
         });
-        let hit = classes_iota.eq(&self.reshape(&column));
-        let one = Tensor::scalar_of(self, 1.0, dtype);
-        let zero = Tensor::scalar_of(self, 0.0, dtype);
-        hit.select(&one, &zero)
+        classes_iota.eq(&self.reshape(&column))
     }
 }

@@ -64,11 +64,15 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, reduction: Reduction) -> 
 }
 
 /// Negative log-likelihood of log-probabilities `[N, C]` at `i32` class `labels` `[N]`:
-/// `-log_probs[label]` per row.
+/// `-log_probs[label]` per row (0 for a label outside `0..C`). Only the label's entry counts:
+/// a `-inf` log-probability elsewhere in the row (a masked class) leaves the loss finite.
 #[track_caller]
 pub fn nll(log_probs: &Tensor, labels: &Tensor, reduction: Reduction) -> Tensor {
     let classes = log_probs.shape().last().copied().unwrap_or(0);
-    let picked = (labels.one_hot(classes, log_probs.dtype()) * log_probs).sum(&[-1]);
+    let zero = log_probs.scalar_like(0.0);
+    let picked = (labels.class_mask(classes))
+        .select(log_probs, &zero)
+        .sum(&[-1]);
     reduce(-picked, reduction)
 }
 
