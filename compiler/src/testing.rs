@@ -379,6 +379,7 @@ impl Builder {
             21..=23 => self.with_special(x, &t)?,
             24 => self.on_broadcasts(x, &t)?,
             25 if self.r.chance(50) => self.step_products(x, &t)?,
+            25 => self.picked_sum(x, &t)?,
             _ => self.no_op(x, &t)?,
         };
         self.add(op, &operands)
@@ -481,6 +482,41 @@ impl Builder {
         };
         let by = self.add(Op::Broadcast(shape), &[y])?;
         Some((Op::Binary(self.r.pick(&BinaryOp::ALL)), vec![bx, by]))
+    }
+
+    /// A sum over one axis of `x` masked to the position an index names (a negative
+    /// log-likelihood's pick of the label's log-probability), maybe negated, with `+0` or `-0`
+    /// where masked; the indices are constants from -1 to the axis's extent, so some fall
+    /// outside it.
+    fn picked_sum(&mut self, x: NodeId, t: &Type) -> Option<(Op, Vec<NodeId>)> {
+        if t.rank() == 0 || t.dtype == DType::Bool {
+            return None;
+        }
+        let axis = self.r.below(t.rank());
+        let n = t.shape[axis];
+        let mut column = t.shape.clone();
+        column[axis] = 1;
+        let values = (0..column.iter().product::<usize>())
+            .map(|_| self.r.below(n + 2) as i32 - 1)
+            .collect();
+        let index = Array::from_i32(column.as_slice(), values).ok()?;
+        let index = self.add(Op::Constant(index), &[])?;
+        let index = self.add(Op::Broadcast(t.shape.clone()), &[index])?;
+        let ty = Type::new(DType::I32, &t.shape);
+        let iota = self.add(Op::Iota { axis, ty }, &[])?;
+        let mask = self.add(Op::Compare(CmpOp::Eq), &[iota, index])?;
+        let zero = if self.r.chance(50) { 0.0 } else { -0.0 };
+        let zero = self.splat(t, zero)?;
+        let mut masked = self.add(Op::Select, &[mask, x, zero])?;
+        if self.r.chance(30) {
+            masked = self.add(Op::Unary(UnaryOp::Neg), &[masked])?;
+        }
+        let axes = Shape::from_slice(&[axis]);
+        let op = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes,
+        };
+        Some((op, vec![masked]))
     }
 
     /// The sum of every step of a sequence times one new weight, as an unrolled recurrence's

@@ -1,6 +1,6 @@
-//! Graph optimization passes: algebraic simplification, constant folding, stacking matrix
-//! products of slices, common-subexpression elimination and dead-code elimination, and
-//! [`optimize`], which runs them to a fixed point.
+//! Graph optimization passes: algebraic simplification, constant folding, picking one element
+//! instead of summing a masked axis, stacking matrix products of slices, common-subexpression
+//! elimination and dead-code elimination, and [`optimize`], which runs them to a fixed point.
 //!
 //! Every pass is a function `fn(&mut Graph) -> bool` that returns whether it changed the graph
 //! and leaves it valid ([`crate::verify::verify`] accepts it). Every rewrite is exactly
@@ -15,6 +15,7 @@
 mod cse;
 mod dce;
 mod fold;
+mod pick;
 mod rewrite;
 mod simplify;
 mod splat;
@@ -28,6 +29,7 @@ mod tests;
 pub use cse::cse;
 pub use dce::dce;
 pub use fold::{FOLD_LIMIT, fold};
+pub use pick::pick_sums;
 pub use simplify::simplify;
 pub use splat::splat_value;
 pub use stack::stack_products;
@@ -40,9 +42,10 @@ pub type Pass = fn(&mut Graph) -> bool;
 
 /// The passes [`optimize`] runs, in the order of one round, with their names. Dead-code
 /// elimination comes last, so that a round leaves no dead node behind.
-pub const PASSES: [(&str, Pass); 5] = [
+pub const PASSES: [(&str, Pass); 6] = [
     ("simplify", simplify),
     ("fold", fold),
+    ("pick", pick_sums),
     ("stack", stack_products),
     ("cse", cse),
     ("dce", dce),

@@ -3,8 +3,8 @@
 
 use super::semantics::difference;
 use super::{
-    MAX_ROUNDS, Pass, cse, dce, fold, optimize, run_to_fixed_point, simplify, splat_value,
-    stack_products,
+    MAX_ROUNDS, Pass, cse, dce, fold, optimize, pick_sums, run_to_fixed_point, simplify,
+    splat_value, stack_products,
 };
 use crate::graph::Graph;
 use crate::text::{PrintOptions, parse, print_with};
@@ -425,6 +425,66 @@ fn optimize_reaches_a_fixed_point() {
   %21 = tanh %20 : f32[3,2]
   output y = %h
   update w <- %20
+}"#
+    ));
+}
+
+/// Sums that pick one element per row: a loss's (a gather of the flattened values, `+ 0` so a
+/// picked `-0` sums to `+0`), its gradient's (negated, of a value broadcast along the row: no
+/// read at all, and `-0` zeros), one along a middle axis with the comparison reversed, and an
+/// axis of one element (nothing added). A float iota, or a sum over two axes, stays.
+#[test]
+fn pick_sums_read_the_one_element_a_mask_keeps() {
+    insta::assert_snapshot!(before_after(
+        pick_sums,
+        r#"graph t {
+  %x = input "x" : f32[3,5]
+  %labels = input "labels" : i32[3]
+  %g = input "g" : f32[3]
+  %y = input "y" : f32[2,4,3]
+  %k = input "k" : i32[2,3]
+  %one = input "one" : f32[3,1]
+  %0 = iota axis=1 : i32[3,5]
+  %1 = reshape %labels : i32[3,1]
+  %2 = broadcast %1 : i32[3,5]
+  %mask = eq %0, %2 : bool[3,5]
+  %3 = constant 0.0 : f32[]
+  %4 = reshape %3 : f32[1,1]
+  %zero = broadcast %4 : f32[3,5]
+  %5 = select %mask, %x, %zero : f32[3,5]
+  %loss = reduce_sum %5, axes=[1] : f32[3]
+  %6 = reshape %g : f32[3,1]
+  %7 = broadcast %6 : f32[3,5]
+  %8 = select %mask, %7, %zero : f32[3,5]
+  %9 = neg %8 : f32[3,5]
+  %grad = reduce_sum %9, axes=[1] : f32[3]
+  %10 = iota axis=1 : i32[2,4,3]
+  %11 = reshape %k : i32[2,1,3]
+  %12 = broadcast %11 : i32[2,4,3]
+  %13 = eq %12, %10 : bool[2,4,3]
+  %14 = reshape %3 : f32[1,1,1]
+  %15 = broadcast %14 : f32[2,4,3]
+  %16 = select %13, %y, %15 : f32[2,4,3]
+  %middle = reduce_sum %16, axes=[1] : f32[2,3]
+  %17 = iota axis=1 : i32[3,1]
+  %lone = broadcast %1 : i32[3,1]
+  %18 = eq %17, %lone : bool[3,1]
+  %19 = reshape %3 : f32[1,1]
+  %20 = broadcast %19 : f32[3,1]
+  %21 = select %18, %one, %20 : f32[3,1]
+  %single = reduce_sum %21, axes=[1] : f32[3]
+  %22 = iota axis=1 : f32[3,5]
+  %23 = cast %2 : f32[3,5]
+  %24 = eq %22, %23 : bool[3,5]
+  %25 = select %24, %x, %zero : f32[3,5]
+  %float = reduce_sum %25, axes=[1] : f32[3]
+  %both = reduce_sum %5, axes=[0,1] : f32[]
+  output loss = %loss
+  output grad = %grad
+  output middle = %middle
+  output single = %single
+  output float = %float
+  output both = %both
 }"#
     ));
 }
