@@ -3,8 +3,8 @@
 
 use super::loops::Gen;
 use super::{ir_type, math};
-use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index, Role, Var, cond_index};
-use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
+use crate::kernel::{Atom, BufferId, Cond, Expr, ExprId, Index, Role, StageKind, Var, cond_index};
+use crate::op::{BinaryOp, CmpOp, Op, ReduceOp, UnaryOp};
 use crate::types::DType;
 use cranelift_codegen::ir::{
     AbiParam, BlockArg, InstBuilder, MemFlagsData, Signature, Value,
@@ -62,12 +62,69 @@ impl Gen<'_, '_> {
                     let x = self.value(x, lanes);
                     return math::sigmoid(&mut self.b, self.target, x);
                 }
+                if op == Op::Unary(UnaryOp::Exp) && self.below_its_maximum(args[0]) {
+                    let x = self.value(args[0], lanes);
+                    return math::exp_nonpositive(&mut self.b, self.target, x);
+                }
                 let from = self.k.exprs[args[0] as usize].1;
                 let vals: Vec<Value> = args.iter().map(|&a| self.value(a, lanes)).collect();
                 self.apply(&op, &vals, from, dtype, lanes)
             }
             Expr::Reduced(s) => self.reduced_value(s),
         }
+    }
+
+    /// True if `e` is `x - max(x)`: a load less the maximum, computed by a stage of this
+    /// kernel, of the same load over the same range (a softmax's shift), so `e <= 0` or NaN
+    /// (any NaN in the range makes the maximum NaN; else the maximum is at least `x`, and so
+    /// is its rounded difference).
+    fn below_its_maximum(&self, e: ExprId) -> bool {
+        let expr = |e: ExprId| &self.k.exprs[e as usize].0;
+        let Expr::Apply {
+            op: Op::Binary(BinaryOp::Sub),
+            args,
+        } = expr(e)
+        else {
+            return false;
+        };
+        let Expr::Reduced(s) = *expr(args[1]) else {
+            return false;
+        };
+        let stage = &self.k.stages[s as usize];
+        let StageKind::Reduce {
+            op: ReduceOp::Max,
+            value,
+        } = stage.kind
+        else {
+            return false;
+        };
+        let (
+            Expr::Load {
+                buffer: a,
+                offset: at,
+                guards: ga,
+            },
+            Expr::Load {
+                buffer: b,
+                offset: over,
+                guards: gb,
+            },
+        ) = (expr(args[0]), expr(value))
+        else {
+            return false;
+        };
+        // The load reads, at each of its points, an element the maximum covered: its offset is
+        // the maximum's with the maximum's variables renamed to variables of the same extents.
+        let [w] = stage.vars[..] else {
+            return false;
+        };
+        let extent = self.k.extents[w as usize];
+        let same = |u: Var| {
+            let renamed = over.rename(&|v| if v == w { u } else { v }, &|x| x);
+            self.k.extents[u as usize] == extent && renamed == *at
+        };
+        let vars = 0..self.k.extents.len() as Var;
+        a == b && ga.is_empty() && gb.is_empty() && !over.has_data() && vars.into_iter().any(same)
     }
 
     /// `x` if `recip(args)` is `1 / (exp(-x) + 1)` (or `1 / (1 + exp(-x))`): the sigmoid the

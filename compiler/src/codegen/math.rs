@@ -54,6 +54,12 @@ pub(crate) fn exp(b: &mut FunctionBuilder, t: MathTarget, x: Value) -> Value {
     lanewise(b, t, x, exp_log::exp)
 }
 
+/// Emits `e^x` for `x` known to be `<= 0` or NaN, bit for bit as [`exp`] computes it, in fewer
+/// instructions (no upper clamp, one integer power of two).
+pub(crate) fn exp_nonpositive(b: &mut FunctionBuilder, t: MathTarget, x: Value) -> Value {
+    lanewise(b, t, x, exp_log::exp_nonpositive)
+}
+
 /// Emits `ln x`: within 0.85 ulp of the correctly rounded result for f32, 2 ulp of `f64::ln`
 /// for f64. `ln(+-0) = -inf`, `ln x = NaN` for `x < 0` and NaN, `ln inf = inf`; subnormal `x`
 /// are as accurate as normal ones.
