@@ -309,3 +309,25 @@ fn a_transpose_several_products_take_is_copied_once() {
         .count();
     assert_eq!((row_major, viewed), (3, 1), "{p}");
 }
+
+/// An SGD step `w - lr * g` whose gradient is one matrix product is taken by the product
+/// itself (it adds `-lr` times its product to `w` in place), bit for bit what the graph
+/// computes; a weight that is also an output is still stepped by its product, the output
+/// being the copy made before any kernel runs (the old value, as the interpreter has it).
+#[test]
+fn a_descent_step_is_taken_by_its_gradient_product() {
+    let m = kiln::frontend::models::mlp(8, &[12, 6, 4]).unwrap();
+    let g = train_step(&m.graph, "loss", &Optimizer::sgd(0.1)).unwrap();
+    check(&g, true);
+    let descents = |g: &Graph| {
+        (lower(g, true).kernels.iter())
+            .filter(|k| matches!(k, Kernel::Dot(d) if d.descend.is_some()))
+            .count()
+    };
+    assert_eq!(descents(&g), 2);
+    let mut shown = g.clone();
+    let w = shown.input("fc1.w").unwrap();
+    shown.set_output("w", w).unwrap();
+    check(&shown, true);
+    assert_eq!(descents(&shown), 2);
+}

@@ -71,8 +71,11 @@ pub(crate) unsafe fn dot(
             table[d.b.buffer as usize],
             table[d.out as usize],
         );
+        // The factor of the product: 1, or minus a descent step's scalar.
+        let factor = |b: u32| table[b as usize];
         // SAFETY: offsets and strides come from the operands' static shapes and views, so
-        // every element addressed lies inside its buffer; the scratch is forwarded.
+        // every element addressed lies inside its buffer; a step's scalar buffer holds one
+        // element of the product's type; the scratch is forwarded.
         unsafe {
             match dtype {
                 DType::F32 => gemm_product(
@@ -81,7 +84,7 @@ pub(crate) unsafe fn dot(
                     b.cast::<f32>().offset(ob),
                     c.cast::<f32>().offset(oc),
                     scratch.cast(),
-                    1.0,
+                    (1.0, d.descend.map_or(1.0, |s| -*factor(s).cast::<f32>())),
                     pool,
                 ),
                 DType::F64 => gemm_product(
@@ -90,7 +93,7 @@ pub(crate) unsafe fn dot(
                     b.cast::<f64>().offset(ob),
                     c.cast::<f64>().offset(oc),
                     scratch.cast(),
-                    1.0,
+                    (1.0, d.descend.map_or(1.0, |s| -*factor(s).cast::<f64>())),
                     pool,
                 ),
                 DType::I32 => int_product(
@@ -136,9 +139,9 @@ impl<T> View<T> {
     }
 }
 
-/// `c = a x b` (or `c += a x b` if `d.accumulate`) for one batch element of `d`, f32 or f64:
-/// split across threads when large, computed transposed through `scratch` when
-/// [`transposed`].
+/// `c = f a x b` (or `c += f a x b` if `d.accumulate`) for one batch element of `d`, f32 or
+/// f64, where `(one, f) = units`: split across threads when large, computed transposed
+/// through `scratch` when [`transposed`].
 ///
 /// # Safety
 /// The pointers address `d`'s operands and result with `d`'s strides; `scratch` holds
@@ -149,7 +152,7 @@ unsafe fn gemm_product<T: 'static + Copy + Default + std::ops::Add<Output = T>>(
     b: *const T,
     c: *mut T,
     scratch: *mut T,
-    one: T,
+    (one, factor): (T, T),
     pool: &Pool,
 ) {
     let view = |ptr: *const T, m: &Matrix| View {
@@ -181,15 +184,15 @@ unsafe fn gemm_product<T: 'static + Copy + Default + std::ops::Add<Output = T>>(
     // (the transposed product is always taller than wide).
     let by_rows = rows >= cols;
     let long = if by_rows { rows } else { cols };
-    let (dst, lhs, rhs, c, one) = (
+    let (dst, lhs, rhs, c, units) = (
         Shared(dst),
         Shared(lhs),
         Shared(rhs),
         Shared(c),
-        Shared(one),
+        Shared((one, factor)),
     );
     let block = move |lo: usize, hi: usize| {
-        let (dst, lhs, rhs, c, one) = (dst.get(), lhs.get(), rhs.get(), c.get(), one.get());
+        let (dst, lhs, rhs, c, units) = (dst.get(), lhs.get(), rhs.get(), c.get(), units.get());
         // SAFETY: forwarded from the caller; the block lies inside the product, and blocks
         // of different threads write disjoint elements of `dst` and of `c`.
         unsafe {
@@ -199,7 +202,7 @@ unsafe fn gemm_product<T: 'static + Copy + Default + std::ops::Add<Output = T>>(
                     lhs.row(lo),
                     rhs,
                     (hi - lo, d.k, cols),
-                    one,
+                    units,
                     add,
                 );
                 if t {
@@ -212,7 +215,7 @@ unsafe fn gemm_product<T: 'static + Copy + Default + std::ops::Add<Output = T>>(
                     lhs,
                     rhs.t().row(lo).t(),
                     (rows, d.k, hi - lo),
-                    one,
+                    units,
                     add,
                 );
             }
@@ -229,8 +232,8 @@ unsafe fn gemm_product<T: 'static + Copy + Default + std::ops::Add<Output = T>>(
     }
 }
 
-/// `dst = lhs x rhs` (`dst += lhs x rhs` with `add`), `[m, k] x [k, n]` for `(m, k, n) = mkn`,
-/// one `gemm` call on this thread.
+/// `dst = f lhs x rhs` (`dst += f lhs x rhs` with `add`), `[m, k] x [k, n]` for
+/// `(m, k, n) = mkn` and `(one, f) = units`, one `gemm` call on this thread.
 ///
 /// # Safety
 /// The views address matrices of those extents.
@@ -239,7 +242,7 @@ unsafe fn gemm_block<T: 'static + Copy + Default>(
     lhs: View<T>,
     rhs: View<T>,
     (m, k, n): (usize, usize, usize),
-    one: T,
+    (one, factor): (T, T),
     add: bool,
 ) {
     // SAFETY: forwarded from the caller.
@@ -259,7 +262,7 @@ unsafe fn gemm_block<T: 'static + Copy + Default>(
             rhs.cs,
             rhs.rs,
             if add { one } else { T::default() },
-            one,
+            factor,
             false,
             false,
             false,

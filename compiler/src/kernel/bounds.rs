@@ -577,6 +577,7 @@ mod tests {
                 k: 2,
                 n: 2,
                 accumulate: false,
+                descend: None,
             };
             let buffers = vec![buffer(&[2, 2]), buffer(&[2, 2]), buffer(&[2, 2])];
             program(buffers, Kernel::Dot(d))

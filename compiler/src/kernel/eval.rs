@@ -60,7 +60,16 @@ pub fn eval(p: &Program, inputs: &HashMap<String, Array>) -> Evaluation {
                         }
                     }
                 }
+                let step = d.descend.map(|s| -bufs[s as usize].data().get_f64(0));
                 let o = &mut bufs[d.out as usize];
+                if let Some(s) = step {
+                    // A descent step: minus the scalar times the product, each rounded.
+                    let products = Data::from_f64(o.dtype(), out);
+                    let scaled: Vec<f64> = (0..products.len())
+                        .map(|i| s * products.get_f64(i))
+                        .collect();
+                    out = Data::from_f64(o.dtype(), scaled).to_f64_vec();
+                }
                 if d.accumulate {
                     // Each element's product is rounded to the buffer's type before the
                     // addition, as `gemm` adds a finished product.

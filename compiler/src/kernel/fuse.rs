@@ -37,7 +37,7 @@ use super::index::{Index, flatten};
 use super::join::join_kernels;
 use super::merge::merge_loops;
 use super::shared::materialize_shared;
-use super::updates::{copy_kernel, in_place_updates};
+use super::updates::{copy_kernel, descents_in_products, in_place_updates};
 use super::views::{simplify, view_index};
 use super::{
     Buffer, BufferId, Cond, DotKernel, Expr, ExprId, Kernel, LoopKernel, Matrix, Program, Role,
@@ -68,7 +68,8 @@ pub fn lower(g: &Graph, fuse: bool) -> Program {
                         finish(l);
                     }
                 }
-                return in_place_updates(p);
+                let p = in_place_updates(p);
+                return if fuse { descents_in_products(p) } else { p };
             }
             Err(Restart(node)) => {
                 let fresh = materialized.insert(node);
@@ -355,6 +356,7 @@ impl<'g> Planner<'g> {
             k,
             n,
             accumulate: false,
+            descend: None,
         })
     }
 

@@ -224,6 +224,9 @@ pub struct DotKernel {
     pub n: usize,
     /// Whether the product is added to the result buffer's contents instead of replacing them.
     pub accumulate: bool,
+    /// A scalar buffer whose element, negated, scales the product (`out += -s[0] a x b`: a
+    /// gradient descent step taken by the product, see `updates`).
+    pub descend: Option<BufferId>,
 }
 
 /// `out = zeros; out[.., clamp(idx[j]), ..] += upd[.., j, ..]`, the adjoint of a gather.
@@ -329,8 +332,12 @@ impl Kernel {
                     _ => None,
                 })
                 .collect(),
-            Kernel::Dot(d) if d.accumulate => vec![d.a.buffer, d.b.buffer, d.out],
-            Kernel::Dot(d) => vec![d.a.buffer, d.b.buffer],
+            Kernel::Dot(d) => {
+                let mut r = vec![d.a.buffer, d.b.buffer];
+                r.extend(d.accumulate.then_some(d.out));
+                r.extend(d.descend);
+                r
+            }
             Kernel::Scatter(s) => vec![s.indices, s.updates],
         };
         out.sort_unstable();
@@ -378,6 +385,7 @@ fn map_buffers(p: &mut Program, f: &dyn Fn(BufferId) -> BufferId) {
                 d.a.buffer = f(d.a.buffer);
                 d.b.buffer = f(d.b.buffer);
                 d.out = f(d.out);
+                d.descend = d.descend.map(f);
             }
             Kernel::Scatter(s) => {
                 s.indices = f(s.indices);

@@ -62,7 +62,11 @@ fn write_dot(f: &mut fmt::Formatter<'_>, d: &DotKernel) -> fmt::Result {
     write_matrix(f, &d.a)?;
     f.write_str(" x ")?;
     write_matrix(f, &d.b)?;
-    let added = if d.accumulate { " (added)" } else { "" };
+    let added = match (d.accumulate, d.descend) {
+        (_, Some(s)) => format!(" (times -b{s}, added)"),
+        (true, None) => " (added)".to_string(),
+        (false, None) => String::new(),
+    };
     writeln!(f, " -> b{}{added}", d.out)
 }
 
@@ -179,7 +183,11 @@ impl Kernel {
                 format!("loop -> {}", stores.join(", "))
             }
             Kernel::Dot(d) => {
-                let added = if d.accumulate { " (added)" } else { "" };
+                let added = match (d.accumulate, d.descend) {
+                    (_, Some(s)) => format!(" (times -b{s}, added)"),
+                    (true, None) => " (added)".to_string(),
+                    (false, None) => String::new(),
+                };
                 format!("dot {}x{}x{} -> {}{added}", d.m, d.k, d.n, buffer(d.out))
             }
             Kernel::Scatter(s) => format!("scatter_add -> {}", buffer(s.out)),
