@@ -148,6 +148,32 @@ fn a_reduction_two_kernels_need_gets_a_buffer() {
     assert_eq!(max_stages, 1, "{p}");
 }
 
+/// A per-channel sum that one kernel over batch and channel needs (a batch norm's mean) is
+/// computed once per channel, into a buffer: inlined, the kernel's batch loop would compute
+/// each channel's sum again for every image.
+#[test]
+fn a_reduction_an_outer_loop_would_repeat_gets_a_buffer() {
+    let b = GraphBuilder::new("centered");
+    let x = b.input("x", DType::F32, [16, 4, 10, 10]);
+    b.output("y", &(&x - &(x.sum_keepdims(&[0, 2, 3]) * 0.01)));
+    let g = b.finish().unwrap();
+    let p = lower(&g, true);
+    check(&g, true);
+    let sums: Vec<&LoopKernel> = loops(&p)
+        .filter(|k| {
+            k.stages
+                .iter()
+                .any(|s| matches!(s.kind, StageKind::Reduce { .. }))
+        })
+        .collect();
+    // The sum's kernel loops over the channels only.
+    let [sum] = sums.as_slice() else {
+        panic!("{p}");
+    };
+    let outer: i64 = sum.outer.iter().map(|&v| sum.extents[v as usize]).product();
+    assert_eq!(outer, 4, "{p}");
+}
+
 /// A concatenation two kernels need is computed once, into a buffer: inlined, each kernel
 /// would compute all four operands at every element.
 #[test]

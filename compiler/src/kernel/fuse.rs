@@ -106,6 +106,11 @@ fn finish(k: &mut LoopKernel) {
 /// `KernelBuilder::inline_max`).
 const INLINE_MAX: usize = 16;
 
+/// The most elements a kernel may reduce again and again, computing the same value for each
+/// index of an outer loop that the reduction does not depend on, before the reduction gets a
+/// buffer of its own: about what a kernel of its own costs to launch.
+const REPEATED_REDUCTION: i64 = 1 << 12;
+
 /// Planning must start again with this node materialized.
 struct Restart(NodeId);
 
@@ -737,14 +742,26 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
             .map(|v| self.outer.iter().position(|&o| o == v).map_or(0, |p| p + 1))
             .max()
             .unwrap_or(0);
+        let g = self.planner.g;
+        let input = g.operands(node)[0];
+        let in_shape = g.node(input).ty.shape.clone();
         if self.scope.reducing.is_none() {
             // Only reductions the store stage needs decide the split: those inside another
             // reduction's body run once per outer index wherever the split is.
             self.min_level = self.min_level.min(level);
+            // A reduction runs once per iteration of the outer loops down to its level; where
+            // its index does not use some of them it computes the same value again each time
+            // (a batch norm's per-channel sum, inside a kernel over batch and channel): it gets
+            // a buffer instead, when the repeats would cost more than a small kernel.
+            let repeats: i64 = (self.outer[..level].iter())
+                .filter(|&&o| !index.iter().any(|i| i.uses(o)))
+                .map(|&o| self.extents[o as usize])
+                .product();
+            let points: i64 = axes.iter().map(|&a| in_shape[a] as i64).product();
+            if (repeats - 1).saturating_mul(points) >= REPEATED_REDUCTION {
+                return Err(Restart(node));
+            }
         }
-        let g = self.planner.g;
-        let input = g.operands(node)[0];
-        let in_shape = g.node(input).ty.shape.clone();
         let mut vars = vec![];
         let mut kept = index.iter();
         let body_index: Vec<Index> = (0..in_shape.len())
