@@ -274,12 +274,12 @@ impl Gen<'_, '_> {
         };
         let var = self.b.declare_var(types::I64);
         self.b.def_var(var, from);
-        self.loop_from(v, var, to, lanes as i64, &mut |g| {
+        self.loop_from(v, var, to, lanes as i64, None, &mut |g| {
             let outer = g.vector_var.replace(v);
             g.outer(d + 1);
             g.vector_var = outer;
         });
-        self.loop_from(v, var, to, 1, &mut |g| g.outer(d + 1));
+        self.loop_from(v, var, to, 1, None, &mut |g| g.outer(d + 1));
     }
 
     /// The range of loop `v`: the caller's `lo..hi` for the parallel loop, else the extent.
@@ -307,15 +307,20 @@ impl Gen<'_, '_> {
     ) {
         let var = self.b.declare_var(types::I64);
         self.b.def_var(var, from);
-        self.loop_from(v, var, to, step, body);
+        self.loop_from(v, var, to, step, None, body);
     }
 
+    ///
+    /// With `overlap: Some(from)` (the loop's first value), when fewer than `step` values
+    /// are left but the loop has at least `step`, the body runs once more at `to - step`,
+    /// repeating some values (see [`overlapping_tail`]), and `v` ends at `to`.
     fn loop_from(
         &mut self,
         v: Var,
         var: Variable,
         to: Value,
         step: i64,
+        overlap: Option<Value>,
         body: &mut dyn FnMut(&mut Self),
     ) {
         let header = self.b.create_block();
@@ -331,7 +336,29 @@ impl Gen<'_, '_> {
         } else {
             go
         };
-        self.b.ins().brif(go, inner, &[], exit, &[]);
+        match overlap {
+            None => {
+                self.b.ins().brif(go, inner, &[], exit, &[]);
+            }
+            Some(from) => {
+                let check = self.b.create_block();
+                let last = self.b.create_block();
+                self.b.ins().brif(go, inner, &[], check, &[]);
+                self.b.switch_to_block(check);
+                let left = self.b.ins().icmp(IntCC::SignedLessThan, i, to);
+                let span = self.b.ins().isub(to, from);
+                let enough = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, span, step);
+                let both = self.b.ins().band(left, enough);
+                self.b.ins().brif(both, last, &[], exit, &[]);
+                self.b.switch_to_block(last);
+                let start = self.b.ins().iadd_imm_s(to, -step);
+                self.b.def_var(var, start);
+                self.b.ins().jump(inner, &[] as &[BlockArg]);
+            }
+        }
         self.b.switch_to_block(inner);
         let saved = self.loop_vars[v as usize].replace(var);
         self.scopes.push(HashMap::new());
@@ -494,58 +521,18 @@ impl Gen<'_, '_> {
         self.b.def_var(var, from);
         match reduce {
             Some(r) => self.vector_reduction(v, var, to, lanes, r),
-            None => self.loop_from(v, var, to, lanes as i64, &mut |g| {
-                let outer = g.vector_var.replace(v);
-                action(g, lanes);
-                g.vector_var = outer;
-            }),
+            None => {
+                let overlap = matches!(inner, Inner::Store { overlap: true }).then_some(from);
+                self.loop_from(v, var, to, lanes as i64, overlap, &mut |g| {
+                    let outer = g.vector_var.replace(v);
+                    action(g, lanes);
+                    g.vector_var = outer;
+                })
+            }
         }
-        if let Inner::Store { overlap: true } = inner {
-            self.overlapping_vector(v, var, from, to, lanes, action);
-        }
-        self.loop_from(v, var, to, 1, &mut |g| {
+        self.loop_from(v, var, to, 1, None, &mut |g| {
             g.nest(vars, d + 1, needed, 1, action, inner)
         });
-    }
-
-    /// After the vector loop over `v` (counter `var` in `from..to`): if points are left and
-    /// the loop has at least `lanes` of them, runs `action` once in vector lanes at its last
-    /// `lanes` points (storing again some points the vector loop stored) and moves the counter
-    /// to `to`, so the scalar tail runs nothing.
-    fn overlapping_vector(
-        &mut self,
-        v: Var,
-        var: Variable,
-        from: Value,
-        to: Value,
-        lanes: u8,
-        action: &mut dyn FnMut(&mut Self, u8),
-    ) {
-        let last = self.b.create_block();
-        let done = self.b.create_block();
-        let i = self.b.use_var(var);
-        let left = self.b.ins().icmp(IntCC::SignedLessThan, i, to);
-        let span = self.b.ins().isub(to, from);
-        let enough = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, span, lanes as i64);
-        let both = self.b.ins().band(left, enough);
-        self.b.ins().brif(both, last, &[], done, &[]);
-        self.b.switch_to_block(last);
-        let at = self.b.declare_var(types::I64);
-        let start = self.b.ins().iadd_imm_s(to, -(lanes as i64));
-        self.b.def_var(at, start);
-        let saved = self.loop_vars[v as usize].replace(at);
-        self.scopes.push(HashMap::new());
-        let outer = self.vector_var.replace(v);
-        action(self, lanes);
-        self.vector_var = outer;
-        self.scopes.pop();
-        self.loop_vars[v as usize] = saved;
-        self.b.def_var(var, to);
-        self.b.ins().jump(done, &[] as &[BlockArg]);
-        self.b.switch_to_block(done);
     }
 
     /// The vector part of a reduction over loop `v` (counter `var`, up to `to`), folded into
@@ -564,7 +551,7 @@ impl Gen<'_, '_> {
             .collect();
         let step = lanes as i64 * ACCUMULATORS as i64;
         let outer = self.vector_var;
-        self.loop_from(v, var, to, step, &mut |g| {
+        self.loop_from(v, var, to, step, None, &mut |g| {
             g.vector_var = Some(v);
             for (j, &a) in accs.iter().enumerate() {
                 // Copy j reads the vector j*lanes elements further on.
@@ -583,7 +570,7 @@ impl Gen<'_, '_> {
             g.loop_vars[v as usize] = Some(var);
             g.vector_var = outer;
         });
-        self.loop_from(v, var, to, lanes as i64, &mut |g| {
+        self.loop_from(v, var, to, lanes as i64, None, &mut |g| {
             g.vector_var = Some(v);
             let x = g.value(value, lanes);
             let cur = g.b.use_var(accs[0]);
