@@ -15,6 +15,27 @@ fn compare(g: &Graph, fuse: bool, threads: usize) -> f64 {
     common::jit_error(g, &common::training_inputs(g, 5), fuse, threads)
 }
 
+/// The results of `g` compiled with `fuse` on `threads` threads (0: every core) and run once
+/// on `inputs`.
+fn run_jit(
+    g: &Graph,
+    inputs: &HashMap<String, Array>,
+    fuse: bool,
+    threads: usize,
+) -> Vec<(String, Array)> {
+    let mut options = Options {
+        fuse,
+        ..Options::default()
+    };
+    if threads > 0 {
+        options.threads = threads;
+    }
+    Executable::compile(g, &options)
+        .unwrap()
+        .run(inputs)
+        .unwrap()
+}
+
 #[test]
 fn mlp_train_steps_match_the_interpreter() {
     let m = kiln::frontend::models::mlp(16, &[20, 12, 10]).unwrap();
@@ -185,15 +206,7 @@ fn split_matrix_products_match_the_interpreter() {
         };
         let bound = (k * k) as f64 * eps;
         for threads in [1, 2] {
-            let options = Options {
-                threads,
-                ..Options::default()
-            };
-            let got = Executable::compile(&g, &options)
-                .unwrap()
-                .run(&inputs)
-                .unwrap();
-            let got = got[0].1.to_f64_vec();
+            let got = run_jit(&g, &inputs, true, threads)[0].1.to_f64_vec();
             for (i, (a, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (a - w).abs() <= bound,
@@ -272,14 +285,7 @@ fn sums_of_products_add_into_one_buffer() {
         };
         let bound = 4.0 * (k * k) as f64 * eps;
         for threads in [1, 2] {
-            let options = Options {
-                threads,
-                ..Options::default()
-            };
-            let got = Executable::compile(&g, &options)
-                .unwrap()
-                .run(&inputs)
-                .unwrap();
+            let got = run_jit(&g, &inputs, true, threads);
             for ((name, a), (_, w)) in got.iter().zip(&want) {
                 for (i, (a, w)) in a.to_f64_vec().iter().zip(w.to_f64_vec()).enumerate() {
                     assert!(
@@ -481,14 +487,7 @@ fn an_empty_operand_of_a_concat_or_pad_is_never_read() {
 fn assert_exact(g: &Graph, inputs: &HashMap<String, Array>) {
     let want = interp::run(g, inputs).unwrap().outputs;
     for fuse in [true, false] {
-        let options = Options {
-            fuse,
-            ..Options::default()
-        };
-        let got = Executable::compile(g, &options)
-            .unwrap()
-            .run(inputs)
-            .unwrap();
+        let got = run_jit(g, inputs, fuse, 0);
         for ((name, a), (_, w)) in got.iter().zip(&want) {
             assert_eq!(a, w, "{name} fuse={fuse}");
         }
@@ -604,14 +603,7 @@ fn a_masked_class_leaves_cross_entropy_finite() {
     };
     check(&interp::run(&g, &inputs).unwrap().outputs, "interpreter");
     for fuse in [true, false] {
-        let options = Options {
-            fuse,
-            ..Options::default()
-        };
-        let got = Executable::compile(&g, &options)
-            .unwrap()
-            .run(&inputs)
-            .unwrap();
+        let got = run_jit(&g, &inputs, fuse, 0);
         check(&got, &format!("fuse={fuse}"));
     }
 }
@@ -641,14 +633,7 @@ fn softmax_rows_with_special_values_match_the_interpreter() {
         [("x".to_string(), Array::from_f32([5, 6], rows).unwrap())].into();
     let want = interp::run(&g, &inputs).unwrap().outputs[0].1.to_f64_vec();
     for fuse in [true, false] {
-        let options = Options {
-            fuse,
-            ..Options::default()
-        };
-        let got = Executable::compile(&g, &options)
-            .unwrap()
-            .run(&inputs)
-            .unwrap();
+        let got = run_jit(&g, &inputs, fuse, 0);
         for (i, (a, w)) in got[0].1.to_f64_vec().iter().zip(&want).enumerate() {
             let ok = match (a.is_nan(), w.is_nan()) {
                 (true, true) => true,
