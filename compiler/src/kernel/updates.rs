@@ -112,35 +112,33 @@ pub(super) fn descents_in_products(mut p: Program) -> Program {
         let Some((step, scale, gradient)) = descent_step(&p, state) else {
             continue;
         };
-        let products: Vec<usize> = (0..p.kernels.len())
+        let writers: Vec<usize> = (0..p.kernels.len())
             .filter(|&k| p.kernels[k].writes() == [gradient])
             .collect();
-        let only_products = |k: usize| match &p.kernels[k] {
-            Kernel::Dot(d) => d.out == gradient && d.descend.is_none(),
-            _ => false,
-        };
-        let &[first] = products.as_slice() else {
+        let &[product] = writers.as_slice() else {
             continue;
         };
-        let gradient_read_elsewhere = (p.kernels.iter().enumerate()).any(|(k, kernel)| {
-            k != step && !products.contains(&k) && kernel.reads().contains(&gradient)
-        }) || p.outputs.iter().any(|&(_, b)| b == gradient);
-        let state_touched = (first..p.kernels.len()).filter(|&k| k != step).any(|k| {
+        let one_product = match &p.kernels[product] {
+            Kernel::Dot(d) => !d.accumulate && d.descend.is_none() && product < step,
+            _ => false,
+        };
+        let gradient_read_elsewhere = (p.kernels.iter().enumerate())
+            .any(|(k, kernel)| k != step && kernel.reads().contains(&gradient))
+            || p.outputs.iter().any(|&(_, b)| b == gradient);
+        let state_touched = (product..p.kernels.len()).filter(|&k| k != step).any(|k| {
             p.kernels[k].reads().contains(&state) || p.kernels[k].writes().contains(&state)
         }) || p.outputs.iter().any(|&(_, b)| b == state);
-        if !products.iter().all(|&k| only_products(k) && k < step)
+        if !one_product
             || gradient_read_elsewhere
             || state_touched
             || p.kernels[step].writes() != [state]
         {
             continue;
         }
-        for &k in &products {
-            if let Kernel::Dot(d) = &mut p.kernels[k] {
-                d.out = state;
-                d.accumulate = true;
-                d.descend = Some(scale);
-            }
+        if let Kernel::Dot(d) = &mut p.kernels[product] {
+            d.out = state;
+            d.accumulate = true;
+            d.descend = Some(scale);
         }
         p.kernels.remove(step);
         // Nothing names the gradient's buffer any more.
