@@ -539,19 +539,31 @@ fn an_arena_over_the_limit_is_refused_before_it_is_allocated() {
     }
 }
 
+/// The cross-entropy of `f32` logits `[rows, classes]` at `i32` labels `[rows]` with
+/// `reduction` (output `loss`), and its gradient with respect to the logits
+/// (`grad_logits`).
+fn cross_entropy_gradient(
+    rows: usize,
+    classes: usize,
+    reduction: kiln::frontend::losses::Reduction,
+) -> Graph {
+    use kiln::frontend::GraphBuilder;
+    use kiln::frontend::losses::cross_entropy;
+    let b = GraphBuilder::new("cross_entropy");
+    let logits = b.input("logits", DType::F32, [rows, classes]);
+    let labels = b.input("labels", DType::I32, [rows]);
+    b.output("loss", &cross_entropy(&logits, &labels, reduction));
+    kiln::compiler::train::gradients(&b.finish().unwrap(), "loss", &["logits"]).unwrap()
+}
+
 /// Kernels joined over the rows (a softmax cross-entropy's row maximum, row sum, loss and
 /// gradient are one kernel) split their rows across threads: each thread's rows read only the
 /// row results the same thread wrote. Rows of 1000 make the kernel large enough to split.
 #[test]
 fn joined_row_kernels_split_across_threads() {
     use kiln::compiler::kernel::{Kernel, lower};
-    use kiln::frontend::GraphBuilder;
-    use kiln::frontend::losses::{Reduction, cross_entropy};
-    let b = GraphBuilder::new("softmax_xent");
-    let logits = b.input("logits", DType::F32, [64, 1000]);
-    let labels = b.input("labels", DType::I32, [64]);
-    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
-    let g = kiln::compiler::train::gradients(&b.finish().unwrap(), "loss", &["logits"]).unwrap();
+    use kiln::frontend::losses::Reduction;
+    let g = cross_entropy_gradient(64, 1000, Reduction::Mean);
     let p = lower(&g, true);
     let rows = p.kernels.iter().filter(|k| match k {
         Kernel::Loop(l) => l.parallel.is_some_and(|v| l.extents[v as usize] == 64),
@@ -570,13 +582,7 @@ fn joined_row_kernels_split_across_threads() {
 /// log-sum-exp over the other classes less the label's logit; the masked gradient is 0.
 #[test]
 fn a_masked_class_leaves_cross_entropy_finite() {
-    use kiln::frontend::GraphBuilder;
-    use kiln::frontend::losses::{Reduction, cross_entropy};
-    let b = GraphBuilder::new("masked");
-    let logits = b.input("logits", DType::F32, [2, 3]);
-    let labels = b.input("labels", DType::I32, [2]);
-    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Sum));
-    let g = kiln::compiler::train::gradients(&b.finish().unwrap(), "loss", &["logits"]).unwrap();
+    let g = cross_entropy_gradient(2, 3, kiln::frontend::losses::Reduction::Sum);
     let inf = f32::NEG_INFINITY;
     let inputs: HashMap<String, Array> = [
         (
