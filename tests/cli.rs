@@ -107,7 +107,7 @@ fn dump_lists_the_stages_for_an_unknown_stage() {
     let first = out.stderr.lines().take(2).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!(first, @r"
     error: invalid value 'fused' for '--stage <STAGE>'
-      [possible values: source, grad, train, optimized, kernels, loops, clif]
+      [possible values: source, grad, train, optimized, kernels, loops, clif, asm]
     ");
 }
 
@@ -412,6 +412,13 @@ fn dump_shows_the_compiled_stages_of_the_mlp_train_step() {
     );
     assert_eq!(clif.status, Some(0), "{}", clif.stderr);
     assert!(clif.stdout.contains("function u0:"), "{}", clif.stdout);
+    let asm = kiln(
+        &["dump", "tests/fixtures/example.kir", "--stage", "asm"],
+        None,
+    );
+    assert_eq!(asm.status, Some(0), "{}", asm.stderr);
+    assert!(asm.stdout.starts_with("k"), "{}", asm.stdout);
+    assert!(asm.stdout.contains("ret"), "{}", asm.stdout);
 }
 
 #[test]

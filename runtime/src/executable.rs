@@ -26,8 +26,9 @@ pub struct Options {
     pub fuse: bool,
     /// Worker threads for large kernels and matrix products (1: run on the caller's thread).
     pub threads: usize,
-    /// Keep the Cranelift IR of each kernel as text (`kiln dump --stage clif`).
-    pub keep_clif: bool,
+    /// Keep the Cranelift IR and the machine code of each kernel as text (`kiln dump --stage
+    /// clif` and `--stage asm`).
+    pub keep_text: bool,
 }
 
 impl Default for Options {
@@ -37,7 +38,7 @@ impl Default for Options {
             optimize: true,
             fuse: true,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            keep_clif: false,
+            keep_text: false,
         }
     }
 }
@@ -164,7 +165,7 @@ impl Executable {
         let numerics = Numerics::new(&g, &program);
         let plan = plan(&program);
         check_arena(plan.arena_bytes)?;
-        let compiled = codegen::compile(&program, options.keep_clif)?;
+        let compiled = codegen::compile(&program, options.keep_text)?;
         let arena = Arena::new(plan.arena_bytes);
         let table = plan
             .offsets
@@ -227,6 +228,11 @@ impl Executable {
     /// The Cranelift IR of loop kernel `i`, if it was kept.
     pub fn clif(&self, i: usize) -> Option<&str> {
         self.compiled.clif.get(i)?.as_deref()
+    }
+
+    /// The disassembled machine code of loop kernel `i`, if it was kept.
+    pub fn asm(&self, i: usize) -> Option<&str> {
+        self.compiled.asm.get(i)?.as_deref()
     }
 
     /// Time spent in each kernel over all runs so far, by kernel number, when profiling is

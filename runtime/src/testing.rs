@@ -84,7 +84,7 @@ pub fn configurations() -> [Options; 3] {
         optimize: true,
         fuse: true,
         threads: 1,
-        keep_clif: false,
+        keep_text: false,
     };
     [
         base.clone(),

@@ -59,6 +59,8 @@ pub enum Stage {
     Loops,
     /// The Cranelift IR of each loop kernel.
     Clif,
+    /// The machine code of each loop kernel, as Cranelift disassembles it.
+    Asm,
 }
 
 /// An output format of `kiln dump`.
@@ -100,9 +102,13 @@ pub fn dump(args: &DumpArgs) -> Result<(), CliError> {
             Stage::Loops => Ok(describe_loops(&program)),
             _ => {
                 let code = codegen::compile(&program, true)?;
+                let text = if matches!(args.stage, Stage::Asm) {
+                    &code.asm
+                } else {
+                    &code.clif
+                };
                 Ok::<String, CliError>(
-                    code.clif
-                        .iter()
+                    text.iter()
                         .flatten()
                         .cloned()
                         .collect::<Vec<_>>()
@@ -112,7 +118,7 @@ pub fn dump(args: &DumpArgs) -> Result<(), CliError> {
         }
     };
     let mut out = match (args.stage, args.format) {
-        (Stage::Kernels | Stage::Loops | Stage::Clif, _) => compiled(&g)?,
+        (Stage::Kernels | Stage::Loops | Stage::Clif | Stage::Asm, _) => compiled(&g)?,
         (_, format) => match format {
             Format::Text => print_with(
                 &g,

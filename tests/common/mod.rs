@@ -147,7 +147,7 @@ pub fn jit_error(g: &Graph, values: &HashMap<String, Array>, fuse: bool, threads
         optimize: true,
         fuse,
         threads,
-        keep_clif: false,
+        keep_text: false,
     };
     let mut exe = Executable::compile(g, &options).unwrap();
     let mut data = HashMap::new();

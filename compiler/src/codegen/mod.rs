@@ -42,6 +42,9 @@ pub struct Compiled {
     pub kernels: Vec<Option<KernelFn>>,
     /// The Cranelift IR of each loop kernel, when asked for (`kiln dump --stage clif`).
     pub clif: Vec<Option<String>>,
+    /// The machine code of each loop kernel as Cranelift disassembles it, when asked for
+    /// (`kiln dump --stage asm`).
+    pub asm: Vec<Option<String>>,
 }
 
 impl Drop for Compiled {
@@ -69,19 +72,21 @@ fn host_isa() -> Result<(OwnedTargetIsa, MathTarget), String> {
     Ok((isa, target))
 }
 
-/// Compiles every loop kernel of `program`; with `keep_clif` the Cranelift IR of each is kept
-/// as text.
-pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenError> {
+/// Compiles every loop kernel of `program`; with `keep_text` the Cranelift IR and the machine
+/// code of each are kept as text.
+pub fn compile(program: &Program, keep_text: bool) -> Result<Compiled, CodegenError> {
     let fail = |kernel, message: String| CodegenError { kernel, message };
     let (isa, target) = host_isa().map_err(|m| fail(0, m))?;
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
     let mut ids = vec![];
     let mut clif = vec![];
+    let mut asm = vec![];
     let mut fctx = FunctionBuilderContext::new();
     for (i, k) in program.kernels.iter().enumerate() {
         let Kernel::Loop(lk) = k else {
             ids.push(None);
             clif.push(None);
+            asm.push(None);
             continue;
         };
         let mut sig = module.make_signature();
@@ -97,14 +102,19 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
             i,
             module.target_config(),
         );
-        clif.push(keep_clif.then(|| func.display().to_string()));
+        clif.push(keep_text.then(|| func.display().to_string()));
         let id = module
             .declare_function(&format!("k{i}"), Linkage::Local, &sig)
             .map_err(|e| fail(i, e.to_string()))?;
         let mut ctx = Context::for_function(func);
+        ctx.set_disasm(keep_text);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| fail(i, format!("{e:?}")))?;
+        asm.push(keep_text.then(|| {
+            let code = ctx.compiled_code().and_then(|c| c.vcode.clone());
+            format!("k{i}:\n{}", code.unwrap_or_default())
+        }));
         ids.push(Some(id));
     }
     module
@@ -124,6 +134,7 @@ pub fn compile(program: &Program, keep_clif: bool) -> Result<Compiled, CodegenEr
         module: Some(module),
         kernels,
         clif,
+        asm,
     })
 }
 
