@@ -359,6 +359,8 @@ impl Gen<'_, '_> {
         let done = self.b.create_block();
         let result = self.b.append_block_param(done, ty);
         self.b.ins().brif(all, whole, &[], apart, &[]);
+        self.b.seal_block(whole);
+        self.b.seal_block(apart);
 
         self.b.switch_to_block(whole);
         let addr = self.address(buffer, offset, dtype);
@@ -373,6 +375,7 @@ impl Gen<'_, '_> {
             x = self.b.ins().insertlane(x, scalar, lane);
         }
         self.b.ins().jump(done, &[BlockArg::Value(x)]);
+        self.b.seal_block(done);
 
         self.b.switch_to_block(done);
         result

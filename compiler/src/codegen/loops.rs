@@ -310,10 +310,21 @@ impl Gen<'_, '_> {
         self.loop_from(v, var, to, step, None, body);
     }
 
+    /// `for v in (i..to).step_by(step) { body }` where `var` holds `i`, leaving `var` at the
+    /// first value not run (so a scalar tail can continue from it).
     ///
     /// With `overlap: Some(from)` (the loop's first value), when fewer than `step` values
     /// are left but the loop has at least `step`, the body runs once more at `to - step`,
     /// repeating some values (see [`overlapping_tail`]), and `v` ends at `to`.
+    ///
+    /// The loop is one header block that either exits or enters the body, the exit being the
+    /// branch's first target. Cranelift's loop-invariant code motion relies on that shape:
+    /// it tracks the loops it is in while walking the dominator tree, whose children come in
+    /// reverse post-order, and forgets a loop once it visits a block outside it. The body must
+    /// therefore come before the exit in that order, which the exit being the first target
+    /// (visited first, finished first, placed last) ensures; a body reachable also through
+    /// another block of the loop (as an overlapping tail's was) loses invariant hoisting for
+    /// everything in it.
     fn loop_from(
         &mut self,
         v: Var,
@@ -329,37 +340,33 @@ impl Gen<'_, '_> {
         self.b.ins().jump(header, &[] as &[BlockArg]);
         self.b.switch_to_block(header);
         let i = self.b.use_var(var);
-        let next = self.b.ins().iadd_imm_s(i, step);
-        let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, to);
-        let go = if step == 1 {
-            self.b.ins().icmp(IntCC::SignedLessThan, i, to)
-        } else {
-            go
-        };
-        match overlap {
+        let (stop, start) = match overlap {
+            None if step == 1 => (self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, to), i),
             None => {
-                self.b.ins().brif(go, inner, &[], exit, &[]);
+                let next = self.b.ins().iadd_imm_s(i, step);
+                (self.b.ins().icmp(IntCC::SignedGreaterThan, next, to), i)
             }
             Some(from) => {
-                let check = self.b.create_block();
-                let last = self.b.create_block();
-                self.b.ins().brif(go, inner, &[], check, &[]);
-                self.b.switch_to_block(check);
-                let left = self.b.ins().icmp(IntCC::SignedLessThan, i, to);
+                // Run at `i` while a whole step fits, then once at `to - step` if some values
+                // are left, as long as the loop spans a step (`short` is loop-invariant, and
+                // folds away for constant bounds).
+                let done = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, to);
                 let span = self.b.ins().isub(to, from);
-                let enough = self
-                    .b
-                    .ins()
-                    .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, span, step);
-                let both = self.b.ins().band(left, enough);
-                self.b.ins().brif(both, last, &[], exit, &[]);
-                self.b.switch_to_block(last);
-                let start = self.b.ins().iadd_imm_s(to, -step);
-                self.b.def_var(var, start);
-                self.b.ins().jump(inner, &[] as &[BlockArg]);
+                let short = (self.b.ins()).icmp_imm_s(IntCC::SignedLessThan, span, step);
+                let back = self.b.ins().iadd_imm_s(to, -step);
+                let stop = self.b.ins().bor(done, short);
+                (stop, self.b.ins().smin(i, back))
             }
-        }
+        };
+        self.b.ins().brif(stop, exit, &[], inner, &[]);
+        // The body and the exit have the header as their one predecessor: sealing each block
+        // as soon as its predecessors are known lets the SSA builder read an outer loop's
+        // variable as the value it is, not as a block parameter of every inner header (which
+        // would make it vary in every inner loop and stop invariant code from moving out).
+        self.b.seal_block(inner);
+        self.b.seal_block(exit);
         self.b.switch_to_block(inner);
+        self.b.def_var(var, start);
         let saved = self.loop_vars[v as usize].replace(var);
         self.scopes.push(HashMap::new());
         body(self);
@@ -369,6 +376,7 @@ impl Gen<'_, '_> {
         let next = self.b.ins().iadd_imm_s(i, step);
         self.b.def_var(var, next);
         self.b.ins().jump(header, &[] as &[BlockArg]);
+        self.b.seal_block(header);
         self.b.switch_to_block(exit);
     }
 
