@@ -66,12 +66,40 @@ impl Gen<'_, '_> {
                     let x = self.value(args[0], lanes);
                     return math::exp_nonpositive(&mut self.b, self.target, x);
                 }
+                if op == Op::Select
+                    && lanes > 1
+                    && dtype.is_float()
+                    && let Some(v) = self.select_zero(&args, lanes)
+                {
+                    return v;
+                }
                 let from = self.k.exprs[args[0] as usize].1;
                 let vals: Vec<Value> = args.iter().map(|&a| self.value(a, lanes)).collect();
                 self.apply(&op, &vals, from, dtype, lanes)
             }
             Expr::Reduced(s) => self.reduced_value(s),
         }
+    }
+
+    /// `select(c, x, +0.0)` as `c & x`, and `select(c, +0.0, x)` as `x & !c`, on vector lanes:
+    /// `+0.0` has no bit set, so masking the lanes is the select, in one instruction instead of
+    /// three. `None` when neither branch is the constant `+0.0`.
+    fn select_zero(&mut self, args: &[ExprId], lanes: u8) -> Option<Value> {
+        let zero =
+            |e: ExprId| matches!(self.k.exprs[e as usize].0, Expr::Const(c) if c.to_bits() == 0);
+        let (keep_if, x) = match (zero(args[1]), zero(args[2])) {
+            (_, true) => (true, args[1]),
+            (true, false) => (false, args[2]),
+            (false, false) => return None,
+        };
+        let c = self.value(args[0], lanes);
+        let x = self.value(x, lanes);
+        let mask = self.mask_as(c, x);
+        Some(if keep_if {
+            self.b.ins().band(mask, x)
+        } else {
+            self.b.ins().band_not(x, mask)
+        })
     }
 
     /// True if `e` is `x - max(x)`: a load less the maximum, computed by a stage of this
@@ -311,7 +339,7 @@ impl Gen<'_, '_> {
         if !unit {
             return self.gather(buffer, offset, guards, dtype, &offsets, flags);
         }
-        let i = self.guarded_index(offset, guards);
+        let i = self.guarded_index(buffer, offset, guards, lanes);
         let addr = self.element(buffer, i, dtype);
         let ty = if dtype == DType::Bool {
             types::I8
@@ -332,7 +360,8 @@ impl Gen<'_, '_> {
     /// inside the arena's slack (`memory::SLACK`). A data input (the caller's array, with no
     /// slack around it) is read with one vector load when the guards hold at the first lane
     /// and at the last, and else lane by lane as a scalar guarded load reads (element 0 where
-    /// its guards fail).
+    /// its guards fail). Either needs no clamp and no branch where the first lane's offset
+    /// stays in those bounds for every value of the loop variables.
     #[allow(clippy::too_many_arguments)]
     fn guarded_vector_load(
         &mut self,
@@ -345,9 +374,16 @@ impl Gen<'_, '_> {
         flags: MemFlagsData,
     ) -> Value {
         let ty = ir_type(dtype, lanes);
-        if !matches!(self.buffers[buffer as usize].role, Role::Input(_)) {
+        let in_arena = !matches!(self.buffers[buffer as usize].role, Role::Input(_));
+        let lo = if in_arena { 1 - lanes as i64 } else { 0 };
+        let hi = self.last_start(buffer, lanes);
+        if self.within(offset, lo, hi) {
+            let addr = self.address(buffer, offset, dtype);
+            return self.b.ins().load(ty, flags, addr, 0);
+        }
+        if in_arena {
             let i = self.index(offset);
-            let i = self.clamp(i, 1 - lanes as i64, self.numel(buffer) - 1);
+            let i = self.clamp(i, lo, hi);
             let addr = self.element(buffer, i, dtype);
             return self.b.ins().load(ty, flags, addr, 0);
         }
@@ -403,7 +439,7 @@ impl Gen<'_, '_> {
         if !in_arena || span > 2 * lanes as i64 {
             let zero = self.constant(0.0, dtype);
             let mut x = self.splat(zero, dtype, lanes as u8);
-            let first = self.guarded_index(offset, guards);
+            let first = self.guarded_index(buffer, offset, guards, 1);
             let ok = self.test(guards);
             let zero = self.b.ins().iconst(types::I64, 0);
             for (j, &o) in offsets.iter().enumerate() {
@@ -448,16 +484,40 @@ impl Gen<'_, '_> {
         self.b.ins().bitcast(ty, little, picked)
     }
 
-    /// The element `offset` where every guard holds, else element 0 (which a load may read
-    /// safely: `kernel::bounds` proves it exists).
-    fn guarded_index(&mut self, offset: &Index, guards: &[Cond]) -> Value {
+    /// The element `offset` where every guard holds, else element 0 (which a load of `lanes`
+    /// elements may read safely: `kernel::bounds` proves they exist); `offset` itself, guards
+    /// or not, when a load of `lanes` elements there is safe for every value it takes.
+    fn guarded_index(
+        &mut self,
+        buffer: BufferId,
+        offset: &Index,
+        guards: &[Cond],
+        lanes: u8,
+    ) -> Value {
         let i = self.index(offset);
-        if guards.is_empty() {
+        if guards.is_empty() || self.within(offset, 0, self.last_start(buffer, lanes)) {
             return i;
         }
         let ok = self.test(guards);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.ins().select(ok, i, zero)
+    }
+
+    /// True if `offset`, as [`Gen::index`] computes it, is in `lo..=hi` for every value of the
+    /// kernel's loop variables.
+    fn within(&self, offset: &Index, lo: i64, hi: i64) -> bool {
+        (offset.unguarded_range(&self.k.extents[..]))
+            .is_some_and(|(min, max)| lo <= min && max <= hi)
+    }
+
+    /// The last element of `buffer` where a load of `lanes` elements may start: its last
+    /// element in the arena (whose slack and neighbouring buffers hold the rest), the last
+    /// that keeps every lane inside a data input.
+    fn last_start(&self, buffer: BufferId, lanes: u8) -> i64 {
+        match self.buffers[buffer as usize].role {
+            Role::Input(_) => self.numel(buffer) - lanes as i64,
+            _ => self.numel(buffer) - 1,
+        }
     }
 
     /// The number of elements of `buffer`.

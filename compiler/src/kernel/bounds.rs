@@ -450,6 +450,56 @@ mod tests {
         assert!(checked > 100_000, "only {checked} offsets checked");
     }
 
+    /// The value of `i` at the point `env` as generated code computes it (unsigned quotients
+    /// and remainders of the 64-bit value), or `None` if it reads data.
+    fn computed(i: &Index, env: &[i64]) -> Option<i64> {
+        let mut v = i.constant;
+        for (k, a) in &i.terms {
+            v += k * match a {
+                Atom::Var(x) => env[*x as usize],
+                Atom::Div(x, d) => (computed(x, env)? as u64 / *d as u64) as i64,
+                Atom::Mod(x, d) => (computed(x, env)? as u64 % *d as u64) as i64,
+                Atom::Data { .. } => return None,
+            };
+        }
+        Some(v)
+    }
+
+    /// Where `Index::unguarded_range` gives a range (code generation then drops a load's
+    /// guards and clamp), it contains the offset as generated code computes it at every
+    /// point, guards or not; and it gives one for most loads of random programs.
+    #[test]
+    fn unguarded_ranges_contain_every_offset_computed() {
+        let (mut checked, mut loads, mut ranged) = (0, 0, 0);
+        for seed in 0..1500 {
+            let p = lower(&random_graph(seed, 30), true);
+            for k in &p.kernels {
+                let Kernel::Loop(k) = k else { continue };
+                if k.extents.iter().product::<i64>() > 20_000 {
+                    continue;
+                }
+                for (e, _) in &k.exprs {
+                    let Expr::Load { offset, .. } = e else {
+                        continue;
+                    };
+                    loads += 1;
+                    let Some((lo, hi)) = offset.unguarded_range(&k.extents[..]) else {
+                        continue;
+                    };
+                    ranged += 1;
+                    for env in points(&k.extents) {
+                        if let Some(o) = computed(offset, &env) {
+                            assert!((lo..=hi).contains(&o), "seed {seed}: {offset} = {o}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "only {checked} offsets checked");
+        assert!(ranged * 2 > loads, "{ranged} of {loads} loads have a range");
+    }
+
     /// Guards bound an offset through what they imply for simpler indices: a multiple's
     /// factor, a quotient's dividend, and the other guards' variables.
     #[test]

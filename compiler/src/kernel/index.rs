@@ -140,6 +140,19 @@ impl Index {
         (lo, hi)
     }
 
+    /// The smallest and largest value over all variable values as generated code computes
+    /// it, guards or not: quotients and remainders there are unsigned, equal to the floored
+    /// ones only for an operand that is never negative. `None` when some operand may be.
+    pub fn unguarded_range(&self, r: &(impl Ranges + ?Sized)) -> Option<(i64, i64)> {
+        let operands_nonnegative = self.terms.iter().all(|(_, a)| match a {
+            Atom::Div(x, _) | Atom::Mod(x, _) => {
+                x.unguarded_range(r).is_some_and(|(lo, _)| lo >= 0)
+            }
+            Atom::Var(_) | Atom::Data { .. } => true,
+        });
+        operands_nonnegative.then(|| self.range(r))
+    }
+
     /// `floor(self / d)` for `d >= 1`, simplified when the ranges prove it exact. A quotient
     /// of a quotient is one quotient, `(x / a) / d = x / (a d)`, so equal values have one form.
     pub fn div(&self, d: i64, r: &(impl Ranges + ?Sized)) -> Index {
