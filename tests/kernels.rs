@@ -174,6 +174,30 @@ fn a_reduction_an_outer_loop_would_repeat_gets_a_buffer() {
     assert_eq!(outer, 4, "{p}");
 }
 
+/// Of two values that two kernels need, the second computed from the first through a
+/// transposition only, the second alone gets a buffer: the kernels read the first through it,
+/// and computing the second computes each element of the first once. (A pooling gradient laid
+/// out as windows and put back in image order, both masked, is such a pair.)
+#[test]
+fn a_chain_through_a_transposition_gets_one_buffer() {
+    let b = GraphBuilder::new("chain");
+    let x = b.input("x", DType::F32, [4, 6]);
+    let first = (x.exp() + 1.0) * &x;
+    let second = first.permute(&[1, 0]).exp() * 2.0;
+    b.output("sum", &second.sum(&[1]));
+    b.output("max", &second.max(&[0]));
+    let g = b.finish().unwrap();
+    let p = lower(&g, true);
+    check(&g, true);
+    // Besides the two outputs (vectors), one matrix: the second value.
+    let matrices: Vec<&[usize]> = (p.buffers.iter())
+        .filter(|b| matches!(b.role, kiln::compiler::kernel::Role::Temp))
+        .map(|b| b.ty.shape.as_slice())
+        .filter(|shape| shape.len() == 2)
+        .collect();
+    assert_eq!(matrices, [&[6usize, 4][..]], "{p}");
+}
+
 /// A concatenation two kernels need is computed once, into a buffer: inlined, each kernel
 /// would compute all four operands at every element.
 #[test]

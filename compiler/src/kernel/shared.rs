@@ -27,8 +27,9 @@
 //! (shared operands count once per path, which only overestimates). Counting the reads matters
 //! where the inputs have gone cold: an LSTM's backward pass, recomputing a gate's
 //! pre-activation from four buffers written many kernels earlier, ran slower than reading it.
-//! Of a chain of such values, each the only use of the one before (the partial sums of a long
-//! addition), only the last gets a buffer. Giving values buffers changes which kernels need
+//! Of a chain of such values, each the only use of the one before, directly or through
+//! reshapes and permutations (the partial sums of a long addition), only the last gets a
+//! buffer. Giving values buffers changes which kernels need
 //! what, so the rule is applied again until it gives no more buffers.
 
 use crate::graph::{Graph, NodeId};
@@ -92,13 +93,29 @@ pub(super) fn materialize_shared(
             }
             cost.insert(id, c);
         }
-        // Of a chain of wanted values, each the only use of the one before (the partial sums
-        // of a long addition), only the last needs a buffer: the kernels that need the chain
-        // need it through the last.
+        // Of a chain of wanted values, each the only use of the one before, directly or
+        // through reshapes and permutations (the partial sums of a long addition; a pooling
+        // gradient laid out as windows, put back in image order and masked by the
+        // activation's gradient), only the last needs a buffer: the kernels that need the
+        // chain need it through the last, computing each element of the chain once per
+        // element of the last (views that repeat elements, like a broadcast, would compute
+        // it more often).
         let last_of_chain = |id: &NodeId| {
-            let mut next = g.users(*id);
-            next.retain(|u| live.contains(u));
-            !matches!(next.as_slice(), [only] if wanted.contains(only))
+            let mut at = *id;
+            loop {
+                let mut next = g.users(at);
+                next.retain(|u| live.contains(u));
+                match next.as_slice() {
+                    [only] if wanted.contains(only) => return false,
+                    [only]
+                        if matches!(g.node(*only).op, Op::Reshape(_) | Op::Permute(_))
+                            && !materialized.contains(only) =>
+                    {
+                        at = *only
+                    }
+                    _ => return true,
+                }
+            }
         };
         let chosen: Vec<NodeId> = wanted.iter().copied().filter(last_of_chain).collect();
         if chosen.is_empty() {
