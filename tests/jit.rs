@@ -651,3 +651,52 @@ fn softmax_rows_with_special_values_match_the_interpreter() {
         }
     }
 }
+
+/// A ReLU and selects against `+0.0`, which vector lanes compute as masks (`x & !(x <= 0)`,
+/// `c & x`), give the interpreter's values bit for bit on special values: `-0.0` becomes
+/// `+0.0`, NaN stays NaN, subnormals and infinities pass or clear as any other value. Nine
+/// elements: two vectors of four lanes (two of f64) and a tail.
+#[test]
+fn relu_and_selects_against_zero_of_special_values_match_the_interpreter_exactly() {
+    use kiln::frontend::GraphBuilder;
+    let xs = [
+        -0.0,
+        0.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e-40,
+        -1e-40,
+        2.5,
+        -2.5,
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        let b = GraphBuilder::new("masks");
+        let x = b.input("x", dtype, [9]);
+        let zero = x.scalar_like(0.0);
+        let one = x.scalar_like(1.0);
+        b.output("relu", &x.relu());
+        b.output("relu_flipped", &x.maximum(&zero));
+        b.output("kept", &x.gt(&one).select(&x, &zero));
+        b.output("cleared", &x.gt(&one).select(&zero, &x));
+        let g = b.finish().unwrap();
+        let array = match dtype {
+            DType::F32 => Array::from_f32([9], xs.iter().map(|&v| v as f32).collect()),
+            _ => Array::from_f64([9], xs.to_vec()),
+        };
+        let inputs: HashMap<String, Array> = [("x".to_string(), array.unwrap())].into();
+        let want = interp::run(&g, &inputs).unwrap().outputs;
+        for fuse in [true, false] {
+            let got = run_jit(&g, &inputs, fuse, 0);
+            for ((name, a), (_, w)) in got.iter().zip(&want) {
+                let bits = |v: &Array| -> Vec<u64> {
+                    v.to_f64_vec()
+                        .iter()
+                        .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+                        .collect()
+                };
+                assert_eq!(bits(a), bits(w), "{dtype} fuse={fuse} {name}");
+            }
+        }
+    }
+}

@@ -73,6 +73,13 @@ impl Gen<'_, '_> {
                 {
                     return v;
                 }
+                if op == Op::Binary(BinaryOp::Max)
+                    && lanes > 1
+                    && dtype.is_float()
+                    && let Some(v) = self.max_zero(&args, dtype, lanes)
+                {
+                    return v;
+                }
                 let from = self.k.exprs[args[0] as usize].1;
                 let vals: Vec<Value> = args.iter().map(|&a| self.value(a, lanes)).collect();
                 self.apply(&op, &vals, from, dtype, lanes)
@@ -100,6 +107,29 @@ impl Gen<'_, '_> {
         } else {
             self.b.ins().band_not(x, mask)
         })
+    }
+
+    /// `max(+0.0, x)` (a ReLU) on vector lanes as `x & !(x <= 0)`: where `x <= 0` (`-0.0`
+    /// included) the lanes clear to `+0.0`, elsewhere (NaN included) they keep `x`. Exactly
+    /// the interpreter's maximum, in two instructions instead of five. `None` when neither
+    /// operand is the constant `+0.0`.
+    fn max_zero(&mut self, args: &[ExprId], dtype: DType, lanes: u8) -> Option<Value> {
+        let x = match *args {
+            [a, b] if self.is_positive_zero(a) => b,
+            [a, b] if self.is_positive_zero(b) => a,
+            _ => return None,
+        };
+        let x = self.value(x, lanes);
+        let zero = self.constant(0.0, dtype);
+        let zero = self.splat(zero, dtype, lanes);
+        let at_most_zero = self.b.ins().fcmp(FloatCC::LessThanOrEqual, x, zero);
+        let mask = self.mask_as(at_most_zero, x);
+        Some(self.b.ins().band_not(x, mask))
+    }
+
+    /// True if `e` is the constant `+0.0` (not `-0.0`).
+    fn is_positive_zero(&self, e: ExprId) -> bool {
+        matches!(self.k.exprs[e as usize].0, Expr::Const(c) if c.to_bits() == 0)
     }
 
     /// True if `e` is `x - max(x)`: a load less the maximum, computed by a stage of this
