@@ -115,9 +115,11 @@ fn sums_of_products_are_generated() {
 }
 
 /// The generator makes store loops whose vector loop ends with a vector over the last points
-/// (storing some again) and others, reading what they store, that end with a scalar tail.
+/// (storing some again), others, reading what they store, that end with a scalar tail, and
+/// loops over extents that are multiples of their vectors, with no tail (store loops of two
+/// vectors per iteration among them).
 #[test]
-fn overlapping_and_scalar_tails_are_generated() {
+fn every_kind_of_vector_loop_is_generated() {
     use kiln::compiler::codegen::describe_loops;
     use kiln::compiler::kernel::lower;
     let loops: Vec<String> = (0..300)
@@ -136,4 +138,17 @@ fn overlapping_and_scalar_tails_are_generated() {
         "{overlapping} of 300 graphs overlap a tail"
     );
     assert!(scalar > 30, "{scalar} of 300 graphs run a scalar tail");
+    let unrolled = loops
+        .iter()
+        .filter(|l| l.contains("vectors at a time, no tail"))
+        .count();
+    let whole = loops
+        .iter()
+        .filter(|l| l.contains("lanes, no tail"))
+        .count();
+    assert!(unrolled > 5, "{unrolled} of 300 graphs unroll a store loop");
+    assert!(
+        whole > 10,
+        "{whole} of 300 graphs have a vector loop without a tail"
+    );
 }

@@ -170,8 +170,20 @@ pub(super) fn overlapping_tail(k: &LoopKernel, s: usize) -> bool {
     })
 }
 
+/// True if loop `v` of `k` runs over its whole extent (it is not split across threads) and
+/// that extent is a multiple of `vectors` vectors of `lanes` lanes: a vector loop taking that
+/// many per iteration needs no tail after it.
+pub(super) fn whole(k: &LoopKernel, v: Var, lanes: u8, vectors: usize) -> bool {
+    k.parallel != Some(v) && k.extents[v as usize] % (vectors as i64 * i64::from(lanes)) == 0
+}
+
 /// Vector accumulators of an unrolled reduction loop.
 const ACCUMULATORS: usize = 4;
+
+/// Vectors per iteration of a store loop whose extent is a multiple of that many ([`whole`]):
+/// its loop overhead (the counter, the compare and branch, the overlapping tail's minimum) is
+/// then shared by two bodies.
+pub(super) const STORE_UNROLL: usize = 2;
 
 /// Reduce stages of at most this many points (a 2x2 or 3x3 pooling window) are unrolled into
 /// straight-line code: their loops would cost more than their bodies.
@@ -258,7 +270,8 @@ impl Gen<'_, '_> {
 
     /// Opens the outer loops from depth `d`, then runs the stages. The innermost outer loop
     /// runs in vector lanes where the plan says so: a vector body, in which each stage carried
-    /// in its lanes computes one point per lane, then a scalar tail.
+    /// in its lanes computes one point per lane, then a scalar tail (unless the loop is
+    /// [`whole`]).
     fn outer(&mut self, d: usize) {
         if d == self.k.outer.len() {
             for s in 0..self.k.stages.len() {
@@ -279,7 +292,9 @@ impl Gen<'_, '_> {
             g.outer(d + 1);
             g.vector_var = outer;
         });
-        self.loop_from(v, var, to, 1, None, &mut |g| g.outer(d + 1));
+        if !whole(self.k, v, lanes, 1) {
+            self.loop_from(v, var, to, 1, None, &mut |g| g.outer(d + 1));
+        }
     }
 
     /// The range of loop `v`: the caller's `lo..hi` for the parallel loop, else the extent.
@@ -527,8 +542,15 @@ impl Gen<'_, '_> {
         }
         let var = self.b.declare_var(types::I64);
         self.b.def_var(var, from);
+        let whole = |vectors: usize| whole(self.k, v, lanes, vectors);
         match reduce {
-            Some(r) => self.vector_reduction(v, var, to, lanes, r),
+            Some(r) => self.vector_reduction(v, var, to, lanes, r, !whole(ACCUMULATORS)),
+            None if whole(STORE_UNROLL) => {
+                let step = (STORE_UNROLL * lanes as usize) as i64;
+                self.loop_from(v, var, to, step, None, &mut |g| {
+                    g.shifted_copies(v, var, lanes, STORE_UNROLL, &mut |g, _| action(g, lanes))
+                })
+            }
             None => {
                 let overlap = matches!(inner, Inner::Store { overlap: true }).then_some(from);
                 self.loop_from(v, var, to, lanes as i64, overlap, &mut |g| {
@@ -538,16 +560,51 @@ impl Gen<'_, '_> {
                 })
             }
         }
-        self.loop_from(v, var, to, 1, None, &mut |g| {
-            g.nest(vars, d + 1, needed, 1, action, inner)
-        });
+        if !whole(1) {
+            self.loop_from(v, var, to, 1, None, &mut |g| {
+                g.nest(vars, d + 1, needed, 1, action, inner)
+            });
+        }
+    }
+
+    /// Runs `body(j)` for `j` in `0..copies` in the vector body of loop `v` (counter `var`),
+    /// copy `j` with `v` at `var + j * lanes`, each with its own cache of computed values.
+    fn shifted_copies(
+        &mut self,
+        v: Var,
+        var: Variable,
+        lanes: u8,
+        copies: usize,
+        body: &mut dyn FnMut(&mut Self, usize),
+    ) {
+        let outer = self.vector_var.replace(v);
+        for j in 0..copies {
+            let shifted = self.b.declare_var(types::I64);
+            let base = self.b.use_var(var);
+            let at = self.b.ins().iadd_imm_s(base, j as i64 * lanes as i64);
+            self.b.def_var(shifted, at);
+            self.loop_vars[v as usize] = Some(shifted);
+            self.scopes.push(HashMap::new());
+            body(self, j);
+            self.scopes.pop();
+        }
+        self.loop_vars[v as usize] = Some(var);
+        self.vector_var = outer;
     }
 
     /// The vector part of a reduction over loop `v` (counter `var`, up to `to`), folded into
     /// the scalar accumulator. [`ACCUMULATORS`] vectors per iteration, each into its own
-    /// accumulator, so that the additions do not wait on one another; then single vectors;
-    /// the accumulators are combined pairwise, then their lanes in order.
-    fn vector_reduction(&mut self, v: Var, var: Variable, to: Value, lanes: u8, r: Reduction) {
+    /// accumulator, so that the additions do not wait on one another; then, with `singles`,
+    /// single vectors; the accumulators are combined pairwise, then their lanes in order.
+    fn vector_reduction(
+        &mut self,
+        v: Var,
+        var: Variable,
+        to: Value,
+        lanes: u8,
+        r: Reduction,
+        singles: bool,
+    ) {
         let (op, value, dtype, acc) = r;
         let accs: Vec<Variable> = (0..ACCUMULATORS)
             .map(|_| {
@@ -560,32 +617,24 @@ impl Gen<'_, '_> {
         let step = lanes as i64 * ACCUMULATORS as i64;
         let outer = self.vector_var;
         self.loop_from(v, var, to, step, None, &mut |g| {
-            g.vector_var = Some(v);
-            for (j, &a) in accs.iter().enumerate() {
-                // Copy j reads the vector j*lanes elements further on.
-                let shifted = g.b.declare_var(types::I64);
-                let base = g.b.use_var(var);
-                let at = g.b.ins().iadd_imm_s(base, j as i64 * lanes as i64);
-                g.b.def_var(shifted, at);
-                g.loop_vars[v as usize] = Some(shifted);
-                g.scopes.push(HashMap::new());
+            // Copy j reads the vector j*lanes elements further on, into accumulator j.
+            g.shifted_copies(v, var, lanes, ACCUMULATORS, &mut |g, j| {
                 let x = g.value(value, lanes);
-                g.scopes.pop();
-                let cur = g.b.use_var(a);
+                let cur = g.b.use_var(accs[j]);
                 let next = g.combine(op, dtype, cur, x);
-                g.b.def_var(a, next);
-            }
-            g.loop_vars[v as usize] = Some(var);
-            g.vector_var = outer;
+                g.b.def_var(accs[j], next);
+            })
         });
-        self.loop_from(v, var, to, lanes as i64, None, &mut |g| {
-            g.vector_var = Some(v);
-            let x = g.value(value, lanes);
-            let cur = g.b.use_var(accs[0]);
-            let next = g.combine(op, dtype, cur, x);
-            g.b.def_var(accs[0], next);
-            g.vector_var = outer;
-        });
+        if singles {
+            self.loop_from(v, var, to, lanes as i64, None, &mut |g| {
+                g.vector_var = Some(v);
+                let x = g.value(value, lanes);
+                let cur = g.b.use_var(accs[0]);
+                let next = g.combine(op, dtype, cur, x);
+                g.b.def_var(accs[0], next);
+                g.vector_var = outer;
+            });
+        }
         let mut parts: Vec<Value> = accs.iter().map(|&a| self.b.use_var(a)).collect();
         while parts.len() > 1 {
             let right = parts.split_off(parts.len() / 2);

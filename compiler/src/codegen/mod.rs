@@ -205,29 +205,43 @@ pub fn describe_loops(program: &Program) -> String {
         let _ = writeln!(out, "k{i}:");
         let uses = loops::uses(lk);
         let plan = loops::plan(lk, &uses);
-        let loop_line =
-            |v: crate::kernel::Var, vector: Option<(crate::kernel::Var, u8)>, overlap: bool| {
-                let par = if lk.parallel == Some(v) {
-                    " (split across threads)"
-                } else {
-                    ""
-                };
-                let lanes = match vector {
-                    Some((w, lanes)) if w == v && overlap => {
-                        format!(" by {lanes} lanes, the last {lanes} again as a vector")
-                    }
-                    Some((w, lanes)) if w == v => format!(" by {lanes} lanes, then a scalar tail"),
-                    _ => String::new(),
-                };
-                format!("for v{v} in 0..{}{par}{lanes}", lk.extents[v as usize])
+        // `store`: whether the loop is a store stage's, `overlap`: whether its tail may
+        // overlap (see `loops::nest`).
+        let loop_line = |v: crate::kernel::Var,
+                         vector: Option<(crate::kernel::Var, u8)>,
+                         store: bool,
+                         overlap: bool| {
+            let par = if lk.parallel == Some(v) {
+                " (split across threads)"
+            } else {
+                ""
             };
+            let whole = |lanes, vectors| loops::whole(lk, v, lanes, vectors);
+            let lanes = match vector {
+                Some((w, lanes)) if w == v && store && whole(lanes, loops::STORE_UNROLL) => {
+                    format!(
+                        " by {lanes} lanes, {} vectors at a time, no tail",
+                        loops::STORE_UNROLL
+                    )
+                }
+                Some((w, lanes)) if w == v && whole(lanes, 1) => {
+                    format!(" by {lanes} lanes, no tail")
+                }
+                Some((w, lanes)) if w == v && overlap => {
+                    format!(" by {lanes} lanes, the last {lanes} again as a vector")
+                }
+                Some((w, lanes)) if w == v => format!(" by {lanes} lanes, then a scalar tail"),
+                _ => String::new(),
+            };
+            format!("for v{v} in 0..{}{par}{lanes}", lk.extents[v as usize])
+        };
         let mut indent = 1;
         for &v in &lk.outer {
             let _ = writeln!(
                 out,
                 "{}{}",
                 "  ".repeat(indent),
-                loop_line(v, plan.outer, false)
+                loop_line(v, plan.outer, false, false)
             );
             indent += 1;
         }
@@ -281,12 +295,13 @@ pub fn describe_loops(program: &Program) -> String {
                 continue;
             }
             let overlap = loops::overlapping_tail(lk, s);
+            let store = matches!(stage.kind, StageKind::Store(_));
             for (d, &v) in stage.vars.iter().enumerate() {
                 let _ = writeln!(
                     out,
                     "{}{}",
                     "  ".repeat(indent + 1 + d),
-                    loop_line(v, plan.stages[s], overlap)
+                    loop_line(v, plan.stages[s], store, overlap)
                 );
             }
         }
