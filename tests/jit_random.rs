@@ -125,27 +125,16 @@ fn every_kind_of_vector_loop_is_generated() {
     let loops: Vec<String> = (0..300)
         .map(|s| describe_loops(&lower(&random_graph(s, 30), true)))
         .collect();
-    let overlapping = loops
-        .iter()
-        .filter(|l| l.contains("again as a vector"))
-        .count();
-    let scalar = loops
-        .iter()
-        .filter(|l| l.contains("then a scalar tail"))
-        .count();
+    let count = |text: &str| loops.iter().filter(|l| l.contains(text)).count();
+    let overlapping = count("again as a vector");
+    let scalar = count("then a scalar tail");
+    let unrolled = count("vectors at a time, no tail");
+    let whole = count("lanes, no tail");
     assert!(
         overlapping > 100,
         "{overlapping} of 300 graphs overlap a tail"
     );
     assert!(scalar > 30, "{scalar} of 300 graphs run a scalar tail");
-    let unrolled = loops
-        .iter()
-        .filter(|l| l.contains("vectors at a time, no tail"))
-        .count();
-    let whole = loops
-        .iter()
-        .filter(|l| l.contains("lanes, no tail"))
-        .count();
     assert!(unrolled > 5, "{unrolled} of 300 graphs unroll a store loop");
     assert!(
         whole > 10,
