@@ -513,7 +513,9 @@ impl Gen<'_, '_> {
     /// vectorized in its innermost loop keeps vector accumulators and folds them into the
     /// scalar one after the vector loop. A store stage whose tail may overlap
     /// ([`overlapping_tail`]) ends with one vector at the loop's last `lanes` points when the
-    /// loop has that many, and runs a scalar tail only when it has fewer.
+    /// loop has that many, and runs a scalar tail only when it has fewer. A loop that is
+    /// [`whole`] has no tail at all, and a store loop whole in [`STORE_UNROLL`] vectors takes
+    /// that many per iteration.
     fn nest(
         &mut self,
         vars: &[Var],
