@@ -92,8 +92,7 @@ impl Gen<'_, '_> {
     /// `+0.0` has no bit set, so masking the lanes is the select, in one instruction instead of
     /// three. `None` when neither branch is the constant `+0.0`.
     fn select_zero(&mut self, args: &[ExprId], lanes: u8) -> Option<Value> {
-        let zero =
-            |e: ExprId| matches!(self.k.exprs[e as usize].0, Expr::Const(c) if c.to_bits() == 0);
+        let zero = |e: ExprId| self.is_positive_zero(e);
         let (keep_if, x) = match (zero(args[1]), zero(args[2])) {
             (_, true) => (true, args[1]),
             (true, false) => (false, args[2]),
