@@ -1,6 +1,6 @@
 //! Constant folding.
 
-use super::rewrite::{Rewrite, apply, is_canonical_splat, is_used};
+use super::rewrite::{Rewrite, apply, is_canonical_splat, rewrite_used};
 use super::splat::{fill, splat, uniform};
 use crate::array::Array;
 use crate::graph::{Graph, NodeId};
@@ -32,17 +32,13 @@ pub const FOLD_LIMIT: usize = 4096;
 /// Leaves are not folded: inputs have no value yet, `iota` is an index computed for free in a
 /// kernel, and `random` stays a generator (its seed is normally an input anyway).
 pub fn fold(g: &mut Graph) -> bool {
-    let mut changed = false;
-    for id in g.topo_order() {
-        if !is_used(g, id) {
-            continue;
-        }
-        if let Some(rewrite) = fold_node(g, id) {
-            apply(g, id, rewrite);
-            changed = true;
-        }
-    }
-    changed
+    rewrite_used(g, |g, id| {
+        let Some(rewrite) = fold_node(g, id) else {
+            return false;
+        };
+        apply(g, id, rewrite);
+        true
+    })
 }
 
 /// The constant node `id` computes, if it is one and is not in canonical form yet.

@@ -16,7 +16,7 @@
 //! infinity among them changes nothing, as in the sum; and out of range every element is
 //! masked and the sum is `+0`.
 
-use super::rewrite::{add_like, is_used, replace};
+use super::rewrite::{add_like, replace, rewrite_used};
 use super::splat::splat_value;
 use crate::array::Array;
 use crate::graph::{Graph, NodeId};
@@ -26,18 +26,14 @@ use crate::types::{DType, Shape, Type};
 /// Rewrites every sum that picks one element (see the module docs). Returns true if it
 /// rewrote any.
 pub fn pick_sums(g: &mut Graph) -> bool {
-    let mut changed = false;
-    for id in g.topo_order() {
-        if !is_used(g, id) {
-            continue;
-        }
-        if let Some(p) = picked_sum(g, id) {
-            let value = rewrite(g, id, &p);
-            replace(g, id, value);
-            changed = true;
-        }
-    }
-    changed
+    rewrite_used(g, |g, id| {
+        let Some(p) = picked_sum(g, id) else {
+            return false;
+        };
+        let value = rewrite(g, id, &p);
+        replace(g, id, value);
+        true
+    })
 }
 
 /// The parts of a sum that picks one element.

@@ -56,6 +56,22 @@ pub(super) fn is_canonical_splat(g: &Graph, id: NodeId) -> bool {
     }
 }
 
+/// Offers every used node to `rewrite`, in topological order (so a chain of rewritable
+/// nodes collapses in one run); `rewrite` returns true if it changed the graph. Returns true
+/// if any call did.
+pub(super) fn rewrite_used(
+    g: &mut Graph,
+    mut rewrite: impl FnMut(&mut Graph, NodeId) -> bool,
+) -> bool {
+    let mut changed = false;
+    for id in g.topo_order() {
+        if is_used(g, id) {
+            changed |= rewrite(g, id);
+        }
+    }
+    changed
+}
+
 /// True when something uses node `id`: another node, an output or an update. The rewriting
 /// passes leave unused nodes alone; dead-code elimination removes them.
 pub(super) fn is_used(g: &Graph, id: NodeId) -> bool {

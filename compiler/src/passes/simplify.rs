@@ -20,7 +20,7 @@
 //!   in the same order): autodiff never builds that pattern, and a transposed operand is free
 //!   for the GEMM call codegen makes (a layout flag), so there is nothing to gain here.
 
-use super::rewrite::{Rewrite, apply, is_used};
+use super::rewrite::{Rewrite, apply, rewrite_used};
 use super::splat::splat_value;
 use crate::array::Array;
 use crate::graph::{Graph, NodeId, Operands};
@@ -32,17 +32,13 @@ use smallvec::smallvec;
 /// so chains (a reshape of a reshape of a reshape) collapse in one run. Returns true if it
 /// changed anything. A replacement keeps the replaced node's exact type.
 pub fn simplify(g: &mut Graph) -> bool {
-    let mut changed = false;
-    for id in g.topo_order() {
-        if !is_used(g, id) {
-            continue;
-        }
-        if let Some(rewrite) = rule(g, id) {
-            apply(g, id, rewrite);
-            changed = true;
-        }
-    }
-    changed
+    rewrite_used(g, |g, id| {
+        let Some(rewrite) = rule(g, id) else {
+            return false;
+        };
+        apply(g, id, rewrite);
+        true
+    })
 }
 
 /// The first rule that applies to node `id`, if any.
