@@ -11,7 +11,8 @@ error in units of 2^-24 (f32) or 2^-53 (f64), before the kernel's own roundings.
 The fitted forms (x is the reduced argument):
   exp   e^r = 1 + r + r^2 Q(r),          r in [-ln2/2, ln2/2] (widened a little)
   log   log1p(f) = f - s (f - z Q(z)),   s = f / (2 + f), z = s^2, z in [0, (3 - 2 sqrt 2)^2]
-(tanh and sigmoid are built on exp's pieces and have no table of their own.)
+  tanh  tanh x = x P(s) / Q(s),           s = x^2, x in [0, 9.02], P(0) = Q(0) = 1 (f32 only)
+(sigmoid, and tanh for f64, are built on exp's pieces and have no table of their own.)
 """
 
 import struct
@@ -100,6 +101,69 @@ def fit(name, g, w, a, b, degrees):
         print(f"{name}_{prec.upper()} = [{', '.join(lits)}]")
 
 
+def remez_rational(g, a, b, m, n, iters=40):
+    """Minimizes the relative error max |(x P(x^2) / Q(x^2) - g(x)) / g(x)| over [a, b], with P
+    of degree m and Q of degree n in s = x^2 and P(0) = Q(0) = 1 (so g(x) ~ x near 0).
+    Linearized Remez: at each reference, solve x P - g Q = (-1)^i E g Q_prev for P, Q and E,
+    then move the reference to the extrema of the error. Returns (p, q, error)."""
+    k = m + n + 1
+    pts = [a + (b - a) * (1 - mp.cos(mp.pi * (i + 0.5) / k)) / 2 for i in range(k)]
+    grid = [a + (b - a) * (1 - mp.cos(mp.pi * i / GRID)) / 2 for i in range(1, GRID + 1)]
+    gv = [g(x) for x in grid]
+    qprev = lambda x: mp.mpf(1)
+    p = q = None
+    err = None
+    for _ in range(iters):
+        rows, rhs = [], []
+        for i, x in enumerate(pts):
+            s, gx = x * x, g(x)
+            rows.append([x * s**j for j in range(1, m + 1)] + [-gx * s**j for j in range(1, n + 1)]
+                        + [-((-1) ** i) * gx * qprev(x)])
+            rhs.append(gx - x)
+        sol = mp.lu_solve(mp.matrix(rows), mp.matrix(rhs))
+        p = [mp.mpf(1)] + [sol[j] for j in range(m)]
+        q = [mp.mpf(1)] + [sol[m + j] for j in range(n)]
+        qprev = lambda x, q=q: mp.polyval(q[::-1], x * x)
+        e = [(x * mp.polyval(p[::-1], x * x) / qprev(x) - gx) / gx for x, gx in zip(grid, gv)]
+        runs = []
+        for j in range(len(grid)):
+            sgn = e[j] >= 0
+            if runs and runs[-1][0] == sgn:
+                if abs(e[j]) > abs(e[runs[-1][1]]):
+                    runs[-1][1] = j
+            else:
+                runs.append([sgn, j])
+        while len(runs) > k:
+            if abs(e[runs[0][1]]) < abs(e[runs[-1][1]]):
+                runs.pop(0)
+            else:
+                runs.pop()
+        new_err = max(abs(v) for v in e)
+        if len(runs) < k:
+            return p, q, new_err
+        pts = [grid[j] for _, j in runs]
+        if err is not None and abs(new_err - err) < err * mp.mpf("1e-6"):
+            return p, q, new_err
+        err = new_err
+    return p, q, err
+
+
+def fit_tanh():
+    """Fits the f32 tanh's P and Q (degree 4 each) on [0, 9.02], a little past 9.0109, where
+    tanh rounds to 1 in f32, and prints them with the relative error of the rounded sets."""
+    end = mp.mpf("9.02")
+    p, q, e = remez_rational(mp.tanh, mp.mpf(0), end, 4, 4)
+    pr, qr = [f32(v) for v in p], [f32(v) for v in q]
+    xs = [end * mp.mpf(i) / 20000 for i in range(1, 20001)]
+    er = max(abs(x * mp.polyval(pr[::-1], x * x) / mp.polyval(qr[::-1], x * x) / mp.tanh(x) - 1)
+             for x in xs)
+    unit = mp.mpf(2) ** -24
+    print(f"// TANH f32: minimax error {mp.nstr(e / unit, 3)} units, "
+          f"rounded {mp.nstr(er / unit, 3)} units of 2^-24")
+    for name, c in (("TANH_P", pr), ("TANH_Q", qr)):
+        print(f"{name} = [{', '.join(str(np.float32(float(v))) for v in c)}]")
+
+
 def main():
     """Prints every coefficient table with its error."""
     half_ln2 = mp.log(2) / 2 * mp.mpf("1.01")
@@ -120,6 +184,8 @@ def main():
         return z * s / (2 * mp.atanh(s)) if z != 0 else mp.mpf(0)
 
     fit("LOG", log_q, log_w, mp.mpf(0), zmax, (3, 7))
+
+    fit_tanh()
 
 
 if __name__ == "__main__":

@@ -152,6 +152,11 @@ impl<'a, 'f> Emit<'a, 'f> {
         self.b.ins().band(a, b)
     }
 
+    /// `a & !b` (one `andnps`).
+    pub(super) fn and_not(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().band_not(a, b)
+    }
+
     /// Bitwise or.
     pub(super) fn or(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().bor(a, b)

@@ -17,7 +17,7 @@ fn bound_f32(f: Func) -> f64 {
     match f {
         Func::Exp => 1.01,
         Func::Log => 0.85,
-        Func::Tanh => 1.96,
+        Func::Tanh => 6.95,
         Func::Sigmoid => 2.41,
         Func::Min | Func::Max => 0.0,
     }
@@ -35,7 +35,7 @@ fn bound_f64(f: Func) -> u64 {
 }
 
 /// f32 inputs where something happens: zeros, infinities, NaNs, the ends of the normal and
-/// subnormal ranges, the overflow and underflow thresholds of exp, tanh's branch point.
+/// subnormal ranges, the overflow and underflow thresholds of exp, tanh's clamps.
 fn special_f32() -> Vec<f32> {
     let mut v = vec![
         0.0,
@@ -67,6 +67,9 @@ fn special_f32() -> Vec<f32> {
         0.625,
         0.624_999_94,
         9.0,
+        9.010_913,
+        9.010_914,
+        9.02,
         9.1,
         20.0,
         44.0,
@@ -218,6 +221,22 @@ fn tanh_of_tiny_is_the_identity() {
         assert_eq!(bits32(&ys), bits32(&xs32), "{t:?}");
         let ys = Kernel::new(Func::Tanh, f64::VECTOR, t).map(&xs64);
         assert_eq!(bits64(&ys), bits64(&xs64), "{t:?}");
+    }
+}
+
+#[test]
+fn tanh_never_leaves_minus_one_to_one() {
+    // Every f32 from 4 to past the fit's end, where the result rounds to 1 or just below and
+    // the evaluation's roundings could carry it over.
+    let xs: Vec<f32> = (4f32.to_bits()..=9.5f32.to_bits())
+        .map(f32::from_bits)
+        .flat_map(|x| [x, -x])
+        .collect();
+    for t in targets() {
+        let ys = Kernel::new(Func::Tanh, f32::VECTOR, t).map(&xs);
+        for (x, y) in xs.iter().zip(&ys) {
+            assert!(y.abs() <= 1.0, "tanh({x:e}) = {y:e} on {t:?}");
+        }
     }
 }
 
