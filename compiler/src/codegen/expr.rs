@@ -249,10 +249,26 @@ impl Gen<'_, '_> {
     /// constant is added last, so indices that differ only in it (a window's taps) share the
     /// sum of their terms (Cranelift's value numbering merges equal instructions).
     pub(super) fn index(&mut self, i: &Index) -> Value {
+        let (terms, constant) = self.index_parts(i);
+        match terms {
+            Some(t) if constant == 0 => t,
+            Some(t) => self.b.ins().iadd_imm_s(t, constant),
+            None => self.b.ins().iconst(types::I64, constant),
+        }
+    }
+
+    /// Index `i` as the sum of its variable terms (`None` if it has none) and a constant: its
+    /// own constant and the shifts of the loop variables it holds outside any division,
+    /// remainder or data (so copies of a loop body shifted by constants share the sum).
+    fn index_parts(&mut self, i: &Index) -> (Option<Value>, i64) {
         let mut acc = None;
+        let mut constant = i.constant;
         for (k, atom) in &i.terms {
             let t = match atom {
-                Atom::Var(v) => self.var(*v),
+                Atom::Var(v) => {
+                    constant += k * self.shifts[*v as usize];
+                    self.counter(*v)
+                }
                 Atom::Div(inner, d) => {
                     let x = self.index(inner);
                     self.b.ins().udiv_imm_s(x, *d)
@@ -280,26 +296,28 @@ impl Gen<'_, '_> {
                 None => t,
             });
         }
-        match acc {
-            Some(acc) if i.constant == 0 => acc,
-            Some(acc) => self.b.ins().iadd_imm_s(acc, i.constant),
-            None => self.b.ins().iconst(types::I64, i.constant),
-        }
+        (acc, constant)
     }
 
     /// An index expression as `i32` lanes: at lane `j`, its value with the vectorized
     /// variable advanced by `j` (the plan checked [`Index::lane_offsets`]).
     fn lane_indices(&mut self, i: &Index, lanes: u8) -> Value {
-        let first = self.index(i);
-        let first = self.b.ins().ireduce(types::I32, first);
         if lanes == 1 {
-            return first;
+            let first = self.index(i);
+            return self.b.ins().ireduce(types::I32, first);
         }
+        // The variable terms splat, plus the constant part in the vector of lane steps: copies
+        // of an unrolled loop body share the splat.
+        let (terms, constant) = self.index_parts(i);
         let steps: Vec<u8> = (self.lane_offsets(i, lanes).iter())
-            .flat_map(|&o| (o as i32).to_le_bytes())
+            .flat_map(|&o| ((o + constant) as i32).to_le_bytes())
             .collect();
         let c = self.b.func.dfg.constants.insert(steps.into());
         let steps = self.b.ins().vconst(types::I32X4, c);
+        let Some(terms) = terms else {
+            return steps;
+        };
+        let first = self.b.ins().ireduce(types::I32, terms);
         let base = self.b.ins().splat(types::I32X4, first);
         self.b.ins().iadd(base, steps)
     }
@@ -313,10 +331,24 @@ impl Gen<'_, '_> {
         (i.lane_offsets(v, lanes as i64)).expect("the plan vectorizes only such indices")
     }
 
-    /// The address of the element at `offset` of `buffer`, whose elements are `dtype`.
-    pub(super) fn address(&mut self, buffer: BufferId, offset: &Index, dtype: DType) -> Value {
-        let i = self.index(offset);
-        self.element(buffer, i, dtype)
+    /// The address of the element at `offset` of `buffer`, whose elements are `dtype`, as an
+    /// address and a constant byte offset for the load or store: the index's constant part
+    /// (see [`Gen::index_parts`]) goes into the instruction, where x86-64 adds it for free.
+    pub(super) fn address(
+        &mut self,
+        buffer: BufferId,
+        offset: &Index,
+        dtype: DType,
+    ) -> (Value, i32) {
+        let (terms, constant) = self.index_parts(offset);
+        let bytes = constant * dtype.size_bytes() as i64;
+        match (terms, i32::try_from(bytes)) {
+            (Some(t), Ok(bytes)) => (self.element(buffer, t, dtype), bytes),
+            _ => {
+                let i = self.index(offset);
+                (self.element(buffer, i, dtype), 0)
+            }
+        }
     }
 
     fn element(&mut self, buffer: BufferId, i: Value, dtype: DType) -> Value {
@@ -368,13 +400,17 @@ impl Gen<'_, '_> {
         if !unit {
             return self.gather(buffer, offset, guards, dtype, &offsets, flags);
         }
-        let i = self.guarded_index(buffer, offset, guards, lanes);
-        let addr = self.element(buffer, i, dtype);
         let ty = if dtype == DType::Bool {
             types::I8
         } else {
             ir_type(dtype, lanes)
         };
+        if guards.is_empty() {
+            let (addr, at) = self.address(buffer, offset, dtype);
+            return self.b.ins().load(ty, flags, addr, at);
+        }
+        let i = self.guarded_index(buffer, offset, guards, lanes);
+        let addr = self.element(buffer, i, dtype);
         self.b.ins().load(ty, flags, addr, 0)
     }
 
@@ -407,8 +443,8 @@ impl Gen<'_, '_> {
         let lo = if in_arena { 1 - lanes as i64 } else { 0 };
         let hi = self.last_start(buffer, lanes);
         if self.within(offset, lo, hi) {
-            let addr = self.address(buffer, offset, dtype);
-            return self.b.ins().load(ty, flags, addr, 0);
+            let (addr, at) = self.address(buffer, offset, dtype);
+            return self.b.ins().load(ty, flags, addr, at);
         }
         if in_arena {
             let i = self.index(offset);
@@ -428,8 +464,8 @@ impl Gen<'_, '_> {
         self.b.seal_block(apart);
 
         self.b.switch_to_block(whole);
-        let addr = self.address(buffer, offset, dtype);
-        let x = self.b.ins().load(ty, flags, addr, 0);
+        let (addr, at) = self.address(buffer, offset, dtype);
+        let x = self.b.ins().load(ty, flags, addr, at);
         self.b.ins().jump(done, &[BlockArg::Value(x)]);
 
         self.b.switch_to_block(apart);

@@ -69,6 +69,7 @@ pub(super) fn emit(
         point: 1,
         plan: plan(k, &uses),
         loop_vars: vec![None; k.extents.len()],
+        shifts: vec![0; k.extents.len()],
         scopes: vec![HashMap::new()],
         reduced: vec![None; k.stages.len()],
         uses,
@@ -213,6 +214,10 @@ pub(super) struct Gen<'a, 'f> {
     /// Which loop of each stage runs in vector lanes.
     plan: Plan,
     loop_vars: Vec<Option<Variable>>,
+    /// A constant added to each loop variable's counter (a vector loop's unrolled copies, a
+    /// lane of a vector): kept apart from the counter so that addresses can carry it as the
+    /// load's or store's constant offset, and copies share one address computation.
+    pub(super) shifts: Vec<i64>,
     /// Values already computed, per open loop (innermost last), by expression and lanes.
     scopes: Vec<HashMap<(ExprId, u8), Value>>,
     /// The accumulator of each finished reduce stage.
@@ -227,24 +232,19 @@ impl Gen<'_, '_> {
         self.bases[&id]
     }
 
-    /// The current value of loop variable `v` (an `i64`).
-    pub(super) fn var(&mut self, v: Var) -> Value {
+    /// The counter of loop variable `v` (an `i64`), without its shift (see [`Gen::shifts`]).
+    pub(super) fn counter(&mut self, v: Var) -> Value {
         let var = self.loop_vars[v as usize].expect("the loop of every used variable is open");
         self.b.use_var(var)
     }
 
     /// Runs `f` with the vector variable `v` advanced to lane `lane` (and no vector variable).
     pub(super) fn at_lane<T>(&mut self, v: Var, lane: u8, f: impl FnOnce(&mut Self) -> T) -> T {
-        let saved = self.loop_vars[v as usize];
-        let base = self.var(v);
-        let at = self.b.ins().iadd_imm_s(base, lane as i64);
-        let shifted = self.b.declare_var(types::I64);
-        self.b.def_var(shifted, at);
-        self.loop_vars[v as usize] = Some(shifted);
+        self.shifts[v as usize] += i64::from(lane);
         let vector = self.vector_var.take();
         let out = f(self);
         self.vector_var = vector;
-        self.loop_vars[v as usize] = saved;
+        self.shifts[v as usize] -= i64::from(lane);
         out
     }
 
@@ -454,13 +454,14 @@ impl Gen<'_, '_> {
                         let values: Vec<Value> =
                             stores.iter().map(|st| g.value(st.value, l)).collect();
                         for (st, x) in stores.iter().zip(values) {
-                            let addr = g.address(st.buffer, &st.offset, dtype_of(g, st.value));
+                            let (addr, at) =
+                                g.address(st.buffer, &st.offset, dtype_of(g, st.value));
                             let flags = if l == 1 {
                                 MemFlagsData::trusted()
                             } else {
                                 MemFlagsData::new().with_notrap()
                             };
-                            g.b.ins().store(flags, x, addr, 0);
+                            g.b.ins().store(flags, x, addr, at);
                         }
                     },
                     Inner::Store {
@@ -580,17 +581,18 @@ impl Gen<'_, '_> {
         body: &mut dyn FnMut(&mut Self, usize),
     ) {
         let outer = self.vector_var.replace(v);
+        debug_assert_eq!(
+            self.loop_vars[v as usize],
+            Some(var),
+            "the loop's own counter"
+        );
         for j in 0..copies {
-            let shifted = self.b.declare_var(types::I64);
-            let base = self.b.use_var(var);
-            let at = self.b.ins().iadd_imm_s(base, j as i64 * lanes as i64);
-            self.b.def_var(shifted, at);
-            self.loop_vars[v as usize] = Some(shifted);
+            self.shifts[v as usize] = j as i64 * lanes as i64;
             self.scopes.push(HashMap::new());
             body(self, j);
             self.scopes.pop();
         }
-        self.loop_vars[v as usize] = Some(var);
+        self.shifts[v as usize] = 0;
         self.vector_var = outer;
     }
 
