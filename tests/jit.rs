@@ -482,6 +482,30 @@ fn an_empty_operand_of_a_concat_or_pad_is_never_read() {
     assert_exact(&g, &inputs);
 }
 
+/// Each row of the slice is a store loop of exactly one vector (two f64 lanes, four f32), not
+/// split across threads, whose stores could overlap: it must store every element with that
+/// one vector, not wait for a second one (a random graph found this one).
+#[test]
+fn a_store_loop_of_one_vector_stores_every_element() {
+    let g = kiln::compiler::text::parse(
+        "graph g {
+          %x = input \"x\" : f64[4,4]
+          %y = input \"y\" : f32[3,8]
+          %0 = slice %x, start=[0,2], end=[4,4], step=[1,1] : f64[4,2]
+          %1 = neg %0 : f64[4,2]
+          %2 = slice %y, start=[0,4], end=[3,8], step=[1,1] : f32[3,4]
+          %3 = neg %2 : f32[3,4]
+          output a = %1
+          output b = %3
+        }",
+    )
+    .unwrap();
+    let x = Array::from_f64([4, 4], (0..16).map(f64::from).collect()).unwrap();
+    let y = Array::from_f32([3, 8], (0..24).map(|i| i as f32).collect()).unwrap();
+    let inputs = HashMap::from([("x".to_string(), x), ("y".to_string(), y)]);
+    assert_exact(&g, &inputs);
+}
+
 /// Runs `g` compiled fused and unfused, and asserts its outputs equal the interpreter's bit for
 /// bit.
 fn assert_exact(g: &Graph, inputs: &HashMap<String, Array>) {

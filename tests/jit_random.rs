@@ -126,7 +126,7 @@ fn every_kind_of_vector_loop_is_generated() {
         .map(|s| describe_loops(&lower(&random_graph(s, 30), true)))
         .collect();
     let count = |text: &str| loops.iter().filter(|l| l.contains(text)).count();
-    let overlapping = count("again as a vector");
+    let overlapping = count("again as vectors");
     let scalar = count("then a scalar tail");
     let unrolled = count("vectors at a time, no tail");
     let whole = count("lanes, no tail");

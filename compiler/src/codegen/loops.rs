@@ -181,9 +181,9 @@ pub(super) fn whole(k: &LoopKernel, v: Var, lanes: u8, vectors: usize) -> bool {
 /// Vector accumulators of an unrolled reduction loop.
 const ACCUMULATORS: usize = 4;
 
-/// Vectors per iteration of a store loop whose extent is a multiple of that many ([`whole`]):
-/// its loop overhead (the counter, the compare and branch, the overlapping tail's minimum) is
-/// then shared by two bodies.
+/// Vectors per iteration of a store loop whose extent is a multiple of that many ([`whole`]),
+/// or whose tail may overlap ([`overlapping_tail`]): its loop overhead (the counter, the
+/// compare and branch, the overlapping tail's minimum) is then shared by two bodies.
 pub(super) const STORE_UNROLL: usize = 2;
 
 /// Reduce stages of at most this many points (a 2x2 or 3x3 pooling window) are unrolled into
@@ -513,10 +513,10 @@ impl Gen<'_, '_> {
     /// lanes in use (the loop's `lanes` in its vector body, else the point's). A reduction
     /// vectorized in its innermost loop keeps vector accumulators and folds them into the
     /// scalar one after the vector loop. A store stage whose tail may overlap
-    /// ([`overlapping_tail`]) ends with one vector at the loop's last `lanes` points when the
-    /// loop has that many, and runs a scalar tail only when it has fewer. A loop that is
-    /// [`whole`] has no tail at all, and a store loop whole in [`STORE_UNROLL`] vectors takes
-    /// that many per iteration.
+    /// ([`overlapping_tail`]) and is not [`whole`] takes [`STORE_UNROLL`] vectors per iteration
+    /// and ends with as many at the loop's last points when the loop has that many, and runs a
+    /// scalar tail only when it has fewer. A loop that is [`whole`] has no tail at all, and a
+    /// store loop whole in [`STORE_UNROLL`] vectors takes that many per iteration.
     fn nest(
         &mut self,
         vars: &[Var],
@@ -555,11 +555,15 @@ impl Gen<'_, '_> {
                 })
             }
             None => {
-                let overlap = matches!(inner, Inner::Store { overlap: true }).then_some(from);
-                self.loop_from(v, var, to, lanes as i64, overlap, &mut |g| {
-                    let outer = g.vector_var.replace(v);
-                    action(g, lanes);
-                    g.vector_var = outer;
+                // A loop whole in single vectors has no tail, so it takes one at a time; one
+                // with a tail may overlap it, and then takes two, ending with the last two.
+                let overlap = matches!(inner, Inner::Store { overlap: true })
+                    .then_some(from)
+                    .filter(|_| !whole(1));
+                let copies = if overlap.is_some() { STORE_UNROLL } else { 1 };
+                let step = (copies * lanes as usize) as i64;
+                self.loop_from(v, var, to, step, overlap, &mut |g| {
+                    g.shifted_copies(v, var, lanes, copies, &mut |g, _| action(g, lanes))
                 })
             }
         }

@@ -228,7 +228,11 @@ pub fn describe_loops(program: &Program) -> String {
                     format!(" by {lanes} lanes, no tail")
                 }
                 Some((w, lanes)) if w == v && overlap => {
-                    format!(" by {lanes} lanes, the last {lanes} again as a vector")
+                    let n = loops::STORE_UNROLL;
+                    format!(
+                        " by {lanes} lanes, {n} vectors at a time, the last {} again as vectors",
+                        n * lanes as usize
+                    )
                 }
                 Some((w, lanes)) if w == v => format!(" by {lanes} lanes, then a scalar tail"),
                 _ => String::new(),
