@@ -47,8 +47,8 @@ impl MathTarget {
     }
 }
 
-/// Emits `e^x`: within 1.01 ulp of the correctly rounded result for f32, 2 ulp of `f64::exp` for
-/// f64. NaN gives NaN, `e^inf = inf`, `e^-inf = +0`; results overflow to `inf` above ~88.72
+/// Emits `e^x`: within 1.17 ulp of the correctly rounded result for f32 (0.9 with FMA), 2 ulp
+/// of `f64::exp` for f64. NaN gives NaN, `e^inf = inf`, `e^-inf = +0`; results overflow to `inf` above ~88.72
 /// (f32) / ~709.78 (f64) and underflow gradually through the subnormals to `+0`.
 pub(crate) fn exp(b: &mut FunctionBuilder, t: MathTarget, x: Value) -> Value {
     lanewise(b, t, x, exp_log::exp)

@@ -71,9 +71,7 @@ pub(super) fn exp(e: &mut Emit, x: Value) -> Value {
     let x = e.greater(lo, x);
     let x = e.lesser(hi, x);
     let (r, t) = reduce(e, x);
-    let p = expm1_reduced(e, r);
-    let one = e.splat(1.0);
-    let p = e.add(p, one);
+    let p = exp_reduced(e, r);
     scale(e, p, t)
 }
 
@@ -100,6 +98,14 @@ pub(super) fn expm1_reduced(e: &mut Emit, r: Value) -> Value {
     e.mul_add(r2, q, r)
 }
 
+/// `e^r` for a reduced `r` (see [`reduce`]): `1 + r (1 + r Q(r))`, two fused steps after Q.
+fn exp_reduced(e: &mut Emit, r: Value) -> Value {
+    let q = e.poly(r, &EXP_Q);
+    let one = e.splat(1.0);
+    let u = e.mul_add(q, r, one);
+    e.mul_add(u, r, one)
+}
+
 /// `2^(n + offset)` for `t = SHIFTER + n` (see [`reduce`]), for `n + offset` in the normal
 /// exponent range.
 pub(super) fn pow2(e: &mut Emit, t: Value, offset: i64) -> Value {
@@ -121,9 +127,7 @@ pub(super) fn exp_nonpositive(e: &mut Emit, x: Value) -> Value {
     let lo = e.constant(-104.0, -746.0);
     let x = e.greater(lo, x);
     let (r, t) = reduce(e, x);
-    let p = expm1_reduced(e, r);
-    let one = e.splat(1.0);
-    let p = e.add(p, one);
+    let p = exp_reduced(e, r);
     let up = pow2(e, t, UNDERFLOW_SHIFT);
     let y = e.mul(p, up);
     let down = e.constant(2f32.powi(-64), 2f64.powi(-64));
