@@ -24,6 +24,25 @@ mp.mp.dps = 50
 GRID = 3000
 
 
+def alternating_extrema(e, k):
+    """The indices of k consecutive extrema of the errors e, one per run of equal sign, among
+    them the largest; None if e changes sign fewer than k - 1 times."""
+    runs = []
+    for j, v in enumerate(e):
+        sign = v >= 0
+        if runs and runs[-1][0] == sign:
+            if abs(v) > abs(e[runs[-1][1]]):
+                runs[-1][1] = j
+        else:
+            runs.append([sign, j])
+    while len(runs) > k:
+        if abs(e[runs[0][1]]) < abs(e[runs[-1][1]]):
+            runs.pop(0)
+        else:
+            runs.pop()
+    return [j for _, j in runs] if len(runs) == k else None
+
+
 def remez(g, w, a, b, n, iters=30):
     """Minimizes max |w(x) (g(x) - sum c_j x^j)| over [a, b], j < n. Returns (c, error)."""
     # Initial reference: Chebyshev extrema, moved off a point where the weight vanishes.
@@ -39,25 +58,11 @@ def remez(g, w, a, b, n, iters=30):
         sol = mp.lu_solve(mp.matrix(rows), mp.matrix([g(x) for x in pts]))
         c = [sol[j] for j in range(n)]
         e = [wv[k] * (gv[k] - mp.polyval(c[::-1], x)) for k, x in enumerate(grid)]
-        # One extremum per run of equal sign.
-        runs = []
-        for k in range(len(grid)):
-            s = e[k] >= 0
-            if runs and runs[-1][0] == s:
-                if abs(e[k]) > abs(e[runs[-1][1]]):
-                    runs[-1][1] = k
-            else:
-                runs.append([s, k])
-        # Keep n + 1 consecutive runs holding the largest extremum.
-        while len(runs) > n + 1:
-            if abs(e[runs[0][1]]) < abs(e[runs[-1][1]]):
-                runs.pop(0)
-            else:
-                runs.pop()
+        extrema = alternating_extrema(e, n + 1)
         new_err = max(abs(v) for v in e)
-        if len(runs) < n + 1:
+        if extrema is None:
             return c, new_err
-        pts = [grid[k] for _, k in runs]
+        pts = [grid[k] for k in extrema]
         if err is not None and abs(new_err - err) < err * mp.mpf("1e-6"):
             err = new_err
             break
@@ -125,23 +130,11 @@ def remez_rational(g, a, b, m, n, iters=40):
         q = [mp.mpf(1)] + [sol[m + j] for j in range(n)]
         qprev = lambda x, q=q: mp.polyval(q[::-1], x * x)
         e = [(x * mp.polyval(p[::-1], x * x) / qprev(x) - gx) / gx for x, gx in zip(grid, gv)]
-        runs = []
-        for j in range(len(grid)):
-            sgn = e[j] >= 0
-            if runs and runs[-1][0] == sgn:
-                if abs(e[j]) > abs(e[runs[-1][1]]):
-                    runs[-1][1] = j
-            else:
-                runs.append([sgn, j])
-        while len(runs) > k:
-            if abs(e[runs[0][1]]) < abs(e[runs[-1][1]]):
-                runs.pop(0)
-            else:
-                runs.pop()
+        extrema = alternating_extrema(e, k)
         new_err = max(abs(v) for v in e)
-        if len(runs) < k:
+        if extrema is None:
             return p, q, new_err
-        pts = [grid[j] for _, j in runs]
+        pts = [grid[j] for j in extrema]
         if err is not None and abs(new_err - err) < err * mp.mpf("1e-6"):
             return p, q, new_err
         err = new_err
