@@ -116,22 +116,30 @@ pub(super) fn pow2(e: &mut Emit, t: Value, offset: i64) -> Value {
     e.as_float(bits)
 }
 
-/// How far [`exp_nonpositive`] scales up before its last multiply: enough to keep `2^n` normal
-/// down to the clamp, not so far that `2^0` overflows.
+/// How far [`exp_nonpositive_scaled`] scales up: enough to keep `2^n` normal down to the clamp,
+/// not so far that `2^0` overflows. `UNDERFLOW_SCALE` is `2^UNDERFLOW_SHIFT`.
 const UNDERFLOW_SHIFT: i64 = 64;
+/// See [`UNDERFLOW_SHIFT`].
+pub(super) const UNDERFLOW_SCALE: f64 = 18_446_744_073_709_551_616.0;
 
 /// Emits `e^x` lane-wise for `x <= 0` or NaN, bit for bit as [`exp`] computes it (the result
-/// is `p 2^(n + 64)` exactly, then times `2^-64` rounded once, as `exp`'s two factors round
+/// is [`exp_nonpositive_scaled`]'s, times `2^-64` rounded once, as `exp`'s two factors round
 /// once), in fewer instructions: no upper clamp, and one integer power of two.
 pub(super) fn exp_nonpositive(e: &mut Emit, x: Value) -> Value {
+    let y = exp_nonpositive_scaled(e, x);
+    let down = e.constant(2f32.powi(-64), 2f64.powi(-64));
+    e.mul(y, down)
+}
+
+/// Emits `e^x * 2^64` lane-wise for `x <= 0` or NaN: `p 2^(n + 64)`, exact (always normal, never
+/// rounded again), for a caller that can divide the `2^64` out within another operation.
+pub(super) fn exp_nonpositive_scaled(e: &mut Emit, x: Value) -> Value {
     let lo = e.constant(-104.0, -746.0);
     let x = e.greater(lo, x);
     let (r, t) = reduce(e, x);
     let p = exp_reduced(e, r);
     let up = pow2(e, t, UNDERFLOW_SHIFT);
-    let y = e.mul(p, up);
-    let down = e.constant(2f32.powi(-64), 2f64.powi(-64));
-    e.mul(y, down)
+    e.mul(p, up)
 }
 
 /// `p * 2^n`, where `t = SHIFTER + n` and `|n| <= 1100`, as `(p * 2^n1) * 2^n2` with

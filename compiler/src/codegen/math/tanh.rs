@@ -17,7 +17,7 @@ use cranelift_codegen::ir::Value;
 use cranelift_codegen::ir::condcodes::FloatCC;
 
 use super::emit::{Coeffs, Emit};
-use super::exp_log::{exp_nonpositive, expm1_reduced, pow2, reduce};
+use super::exp_log::{UNDERFLOW_SCALE, exp_nonpositive_scaled, expm1_reduced, pow2, reduce};
 
 /// `tanh x ~ x P(x^2) / Q(x^2)` for f32, `|x| <= TANH_END`: the coefficients of `P` and `Q`,
 /// a weighted minimax fit by `tools/minimax.py` (relative error of the rounded sets
@@ -114,14 +114,16 @@ fn tanh_f64(e: &mut Emit, x: Value) -> Value {
 /// `sigmoid(inf) = 1`, and accurate where the result is tiny (`e^x / (1 + e^x)` for `x < 0`,
 /// down to the subnormal range).
 pub(super) fn sigmoid(e: &mut Emit, x: Value) -> Value {
-    // t = e^-|x| never overflows; the result is 1 / (1 + t) for x >= 0, t / (1 + t) below.
+    // T = e^-|x| 2^64 never overflows and is exact, never subnormal; the result is
+    // 2^64 / (2^64 + T) for x >= 0, T / (2^64 + T) below: one division, which rounds a tiny
+    // result into the subnormals once.
     let sign = e.sign_mask();
     let neg_abs = e.or(x, sign);
-    let t = exp_nonpositive(e, neg_abs);
-    let one = e.splat(1.0);
-    let d = e.add(t, one);
+    let t = exp_nonpositive_scaled(e, neg_abs);
+    let scale = e.constant(UNDERFLOW_SCALE as f32, UNDERFLOW_SCALE);
+    let d = e.add(t, scale);
     let zero = e.splat(0.0);
     let negative = e.cmp(FloatCC::LessThan, x, zero);
-    let num = e.select(negative, t, one);
+    let num = e.select(negative, t, scale);
     e.div(num, d)
 }
