@@ -117,17 +117,17 @@ pub(super) fn pow2(e: &mut Emit, t: Value, offset: i64) -> Value {
 }
 
 /// How far [`exp_nonpositive_scaled`] scales up: enough to keep `2^n` normal down to the clamp,
-/// not so far that `2^0` overflows. `UNDERFLOW_SCALE` is `2^UNDERFLOW_SHIFT`.
+/// not so far that `2^0` overflows.
 const UNDERFLOW_SHIFT: i64 = 64;
-/// See [`UNDERFLOW_SHIFT`].
-pub(super) const UNDERFLOW_SCALE: f64 = 18_446_744_073_709_551_616.0;
+/// `2^UNDERFLOW_SHIFT`, the factor [`exp_nonpositive_scaled`]'s result carries.
+pub(super) const UNDERFLOW_SCALE: f64 = (1u128 << UNDERFLOW_SHIFT) as f64;
 
 /// Emits `e^x` lane-wise for `x <= 0` or NaN, bit for bit as [`exp`] computes it (the result
 /// is [`exp_nonpositive_scaled`]'s, times `2^-64` rounded once, as `exp`'s two factors round
 /// once), in fewer instructions: no upper clamp, and one integer power of two.
 pub(super) fn exp_nonpositive(e: &mut Emit, x: Value) -> Value {
     let y = exp_nonpositive_scaled(e, x);
-    let down = e.constant(2f32.powi(-64), 2f64.powi(-64));
+    let down = e.constant((1.0 / UNDERFLOW_SCALE) as f32, 1.0 / UNDERFLOW_SCALE);
     e.mul(y, down)
 }
 
