@@ -133,10 +133,26 @@ impl<'a, 'f> Emit<'a, 'f> {
     /// The polynomial `c[0] + c[1] x + c[2] x^2 + ...` by Horner's rule, with the f32 or f64
     /// coefficients as the lanes require.
     pub(super) fn poly(&mut self, x: Value, c: &Coeffs) -> Value {
+        self.poly_times(x, c, 1.0)
+    }
+
+    /// `scale` times the polynomial of [`Emit::poly`], as Horner's rule on the coefficients
+    /// times `scale`. For a power of two `scale` this is the polynomial's value scaled exactly,
+    /// as long as no step's result leaves the normal range.
+    pub(super) fn poly_times(&mut self, x: Value, c: &Coeffs, scale: f64) -> Value {
+        debug_assert_eq!(
+            scale.to_bits() & ((1 << 52) - 1),
+            0,
+            "{scale} is a power of two"
+        );
         let lanes: Vec<u64> = if self.is_f64() {
-            c.f64.iter().map(|v| v.to_bits()).collect()
+            c.f64.iter().map(|v| (v * scale).to_bits()).collect()
         } else {
-            c.f32.iter().map(|v| u64::from(v.to_bits())).collect()
+            let scale = scale as f32;
+            c.f32
+                .iter()
+                .map(|v| u64::from((v * scale).to_bits()))
+                .collect()
         };
         let (&top, rest) = lanes.split_last().expect("a polynomial has coefficients");
         let mut acc = self.splat_bits(self.fty, top);

@@ -71,7 +71,7 @@ pub(super) fn exp(e: &mut Emit, x: Value) -> Value {
     let x = e.greater(lo, x);
     let x = e.lesser(hi, x);
     let (r, t) = reduce(e, x);
-    let p = exp_reduced(e, r);
+    let p = exp_reduced(e, r, 1.0);
     scale(e, p, t)
 }
 
@@ -98,12 +98,15 @@ pub(super) fn expm1_reduced(e: &mut Emit, r: Value) -> Value {
     e.mul_add(r2, q, r)
 }
 
-/// `e^r` for a reduced `r` (see [`reduce`]): `1 + r (1 + r Q(r))`, two fused steps after Q.
-fn exp_reduced(e: &mut Emit, r: Value) -> Value {
-    let q = e.poly(r, &EXP_Q);
-    let one = e.splat(1.0);
-    let u = e.mul_add(q, r, one);
-    e.mul_add(u, r, one)
+/// `e^r * scale` for a reduced `r` (see [`reduce`]) and a power of two `scale`:
+/// `1 + r (1 + r Q(r))`, two fused steps after Q, on coefficients times `scale`. Every step's
+/// result stays near `scale` times its unscaled value, so for a `scale` that keeps them normal
+/// the result is exactly `scale` times the unscaled one.
+fn exp_reduced(e: &mut Emit, r: Value, scale: f64) -> Value {
+    let q = e.poly_times(r, &EXP_Q, scale);
+    let s = e.constant(scale as f32, scale);
+    let u = e.mul_add(q, r, s);
+    e.mul_add(u, r, s)
 }
 
 /// `2^(n + offset)` for `t = SHIFTER + n` (see [`reduce`]), for `n + offset` in the normal
@@ -122,22 +125,28 @@ const UNDERFLOW_SHIFT: i64 = 64;
 /// `2^UNDERFLOW_SHIFT`, the factor [`exp_nonpositive_scaled`]'s result carries.
 pub(super) const UNDERFLOW_SCALE: f64 = (1u128 << UNDERFLOW_SHIFT) as f64;
 
-/// Emits `e^x` lane-wise for `x <= 0` or NaN, bit for bit as [`exp`] computes it (the result
-/// is [`exp_nonpositive_scaled`]'s, times `2^-64` rounded once, as `exp`'s two factors round
-/// once), in fewer instructions: no upper clamp, and one integer power of two.
+/// Emits `e^x` lane-wise for `x <= 0` or NaN, bit for bit as [`exp`] computes it, in fewer
+/// instructions: no upper clamp, one integer power of two, one multiply after the polynomial.
+/// The polynomial's value `p` comes out times `2^-64` (exact, see [`exp_reduced`]) and is
+/// multiplied by `2^(n + 64)`, normal down to the clamp: the product `p 2^n` is rounded once,
+/// as `exp`'s two factors round it once.
 pub(super) fn exp_nonpositive(e: &mut Emit, x: Value) -> Value {
-    let y = exp_nonpositive_scaled(e, x);
-    let down = e.constant((1.0 / UNDERFLOW_SCALE) as f32, 1.0 / UNDERFLOW_SCALE);
-    e.mul(y, down)
+    exp_nonpositive_times(e, x, 1.0 / UNDERFLOW_SCALE)
 }
 
 /// Emits `e^x * 2^64` lane-wise for `x <= 0` or NaN: `p 2^(n + 64)`, exact (always normal, never
 /// rounded again), for a caller that can divide the `2^64` out within another operation.
 pub(super) fn exp_nonpositive_scaled(e: &mut Emit, x: Value) -> Value {
+    exp_nonpositive_times(e, x, 1.0)
+}
+
+/// `e^x * 2^64 * scale` for `x <= 0` or NaN and a power of two `scale` no smaller than
+/// `2^-64`: the polynomial times `scale`, times `2^(n + 64)`.
+fn exp_nonpositive_times(e: &mut Emit, x: Value, scale: f64) -> Value {
     let lo = e.constant(-104.0, -746.0);
     let x = e.greater(lo, x);
     let (r, t) = reduce(e, x);
-    let p = exp_reduced(e, r);
+    let p = exp_reduced(e, r, scale);
     let up = pow2(e, t, UNDERFLOW_SHIFT);
     e.mul(p, up)
 }

@@ -15,7 +15,7 @@ use super::MathTarget;
 /// without FMA: the measured maximum over every f32 (docs/math.md), rounded up.
 fn bound_f32(f: Func) -> f64 {
     match f {
-        Func::Exp => 1.17,
+        Func::Exp | Func::ExpNonpositive => 1.17,
         Func::Log => 0.85,
         Func::Tanh => 6.95,
         Func::Sigmoid => 2.41,
@@ -27,7 +27,7 @@ fn bound_f32(f: Func) -> f64 {
 /// the maximum measured over the sampled inputs (docs/math.md) plus 1 for inputs not sampled.
 fn bound_f64(f: Func) -> u64 {
     match f {
-        Func::Exp | Func::Log => 2,
+        Func::Exp | Func::ExpNonpositive | Func::Log => 2,
         Func::Sigmoid => 3,
         Func::Tanh => 4,
         Func::Min | Func::Max => 0,
@@ -335,6 +335,30 @@ fn scalar_and_vector_paths_agree_bit_for_bit() {
     }
 }
 
+/// The inputs of `xs` that [`Func::ExpNonpositive`] accepts: those `<= 0` and NaN.
+fn nonpositive<T: Elem>(xs: &[T]) -> Vec<T> {
+    let accepted = |x: &T| x.to_f64() <= 0.0 || x.to_f64().is_nan();
+    xs.iter().copied().filter(accepted).collect()
+}
+
+/// The softmax's `exp_nonpositive` computes `exp`'s bits wherever it applies (its polynomial
+/// is scaled by `2^-64` and the power of two by `2^64` instead of two factors): sampled f32
+/// and f64 at or below zero with the special values (`-0`, subnormals, the underflow
+/// threshold, `-inf`, NaN). `exhaustive_f32` checks every f32.
+#[test]
+fn exp_nonpositive_is_exp_bit_for_bit() {
+    let x32 = nonpositive(&[sampled_f32(997), special_f32()].concat());
+    let x64 = nonpositive(&[sampled_f64(1 << 18), special_f64()].concat());
+    for t in targets() {
+        let exp = Kernel::new(Func::Exp, f32::VECTOR, t).map(&x32);
+        let ours = Kernel::new(Func::ExpNonpositive, f32::VECTOR, t).map(&x32);
+        assert!(bits32(&ours) == bits32(&exp), "f32 ({t:?})");
+        let exp = Kernel::new(Func::Exp, f64::VECTOR, t).map(&x64);
+        let ours = Kernel::new(Func::ExpNonpositive, f64::VECTOR, t).map(&x64);
+        assert!(bits64(&ours) == bits64(&exp), "f64 ({t:?})");
+    }
+}
+
 /// The reference interpreter's minimum or maximum: NaN if either is NaN, `-0 < +0`.
 fn ieee_min_max(max: bool, a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
@@ -445,8 +469,9 @@ fn throughput<T: Elem>(f: Func, t: MathTarget, ty: cranelift_codegen::ir::Type) 
 }
 
 /// Prints the error columns of the table in docs/math.md, the largest error over every f32
-/// input with and without FMA, and checks them against the bounds. In release mode (a few
-/// minutes on two cores):
+/// input with and without FMA, and checks them against the bounds, and that
+/// `exp_nonpositive` gives `exp`'s bits at every f32 with the sign bit set. In release mode (a
+/// few minutes on two cores):
 /// `cargo test --release -p kiln-compiler exhaustive -- --ignored --nocapture`.
 #[test]
 #[ignore = "minutes in release mode; measures docs/math.md"]
@@ -457,6 +482,18 @@ fn exhaustive_f32() {
             let (err, at) = exhaustive_f32_max_error(f, t);
             println!("| {f:?} | {} | {err:.3} | {at:e} |", t.fma);
             assert!(err <= bound_f32(f), "{f:?} ({t:?}): {err} ulp at {at:e}");
+        }
+        let (exp, ours) = (Func::Exp, Func::ExpNonpositive);
+        let (exp, ours) = (
+            Kernel::new(exp, f32::VECTOR, t),
+            Kernel::new(ours, f32::VECTOR, t),
+        );
+        for start in ((1u64 << 31)..(1 << 32)).step_by(1 << 22) {
+            let xs: Vec<f32> = (start..start + (1 << 22))
+                .map(|b| f32::from_bits(b as u32))
+                .collect();
+            let same = bits32(&ours.map(&xs)) == bits32(&exp.map(&xs));
+            assert!(same, "exp_nonpositive ({t:?}) from {:e}", xs[0]);
         }
     }
 }
