@@ -3,7 +3,7 @@
 //! the innermost outer loop, whose lanes carry every stage varying with it (a column sum's
 //! lanes are four columns, each summed by its own lane), or else the stage's innermost loop.
 
-use super::math::MathTarget;
+use super::math::{MathTarget, MaxParts};
 use crate::kernel::{
     Atom, Buffer, BufferId, Cond, Expr, ExprId, Index, LoopKernel, StageKind, Var,
 };
@@ -601,9 +601,9 @@ impl Gen<'_, '_> {
     }
 
     /// The vector part of a reduction over loop `v` (counter `var`, up to `to`), folded into
-    /// the scalar accumulator. [`ACCUMULATORS`] vectors per iteration, each into its own
-    /// accumulator, so that the additions do not wait on one another; then, with `singles`,
-    /// single vectors; the accumulators are combined pairwise, then their lanes in order.
+    /// the scalar accumulator: [`ACCUMULATORS`] vectors per iteration, one into each
+    /// [`Accumulators`]; then, with `singles`, single vectors; then the accumulators' total,
+    /// its lanes in order.
     fn vector_reduction(
         &mut self,
         v: Var,
@@ -614,47 +614,29 @@ impl Gen<'_, '_> {
         singles: bool,
     ) {
         let (op, value, dtype, acc) = r;
-        let accs: Vec<Variable> = (0..ACCUMULATORS)
-            .map(|_| {
-                let a = self.b.declare_var(super::ir_type(dtype, lanes));
-                let init = self.identity(op, dtype, lanes);
-                self.b.def_var(a, init);
-                a
-            })
-            .collect();
+        let accs = Accumulators::new(self, op, dtype, lanes);
         let step = lanes as i64 * ACCUMULATORS as i64;
         let outer = self.vector_var;
         self.loop_from(v, var, to, step, None, &mut |g| {
             // Copy j reads the vector j*lanes elements further on, into accumulator j.
-            g.shifted_copies(v, var, lanes, ACCUMULATORS, &mut |g, j| {
-                let x = g.value(value, lanes);
-                let cur = g.b.use_var(accs[j]);
-                let next = g.combine(op, dtype, cur, x);
-                g.b.def_var(accs[j], next);
-            })
+            let mut xs = Vec::with_capacity(ACCUMULATORS);
+            g.shifted_copies(v, var, lanes, ACCUMULATORS, &mut |g, _| {
+                xs.push(g.value(value, lanes));
+            });
+            accs.add(g, &xs);
         });
         if singles {
             self.loop_from(v, var, to, lanes as i64, None, &mut |g| {
                 g.vector_var = Some(v);
                 let x = g.value(value, lanes);
-                let cur = g.b.use_var(accs[0]);
-                let next = g.combine(op, dtype, cur, x);
-                g.b.def_var(accs[0], next);
+                accs.add(g, &[x]);
                 g.vector_var = outer;
             });
         }
-        let mut parts: Vec<Value> = accs.iter().map(|&a| self.b.use_var(a)).collect();
-        while parts.len() > 1 {
-            let right = parts.split_off(parts.len() / 2);
-            parts = parts
-                .into_iter()
-                .zip(right)
-                .map(|(l, r)| self.combine(op, dtype, l, r))
-                .collect();
-        }
+        let total = accs.total(self);
         let mut a = self.b.use_var(acc);
         for lane in 0..lanes {
-            let x = self.b.ins().extractlane(parts[0], lane);
+            let x = self.b.ins().extractlane(total, lane);
             a = self.combine(op, dtype, a, x);
         }
         self.b.def_var(acc, a);
@@ -696,6 +678,86 @@ impl Gen<'_, '_> {
             (ReduceOp::Sum, _) => self.b.ins().fadd(acc, x),
             (ReduceOp::Max, DType::I32) => self.b.ins().smax(acc, x),
             (ReduceOp::Max, _) => super::math::max(&mut self.b, acc, x),
+        }
+    }
+}
+
+/// The accumulators of a vector reduction loop: [`ACCUMULATORS`] vectors, one for each copy
+/// of the loop body, so that their steps do not wait on one another. A float maximum on
+/// `F32X4` lanes keeps [`MaxParts`] instead of taking the exact maximum of every vector: a
+/// `maxps` in each accumulator, and the witnesses of `+0` and NaN across all of them.
+struct Accumulators {
+    op: ReduceOp,
+    dtype: DType,
+    accs: Vec<Variable>,
+    /// For a float maximum: [`MaxParts::low_bits`] and [`MaxParts::nan`].
+    witnesses: Option<(Variable, Variable)>,
+}
+
+impl Accumulators {
+    /// Accumulators of `op` over `lanes` lanes of `dtype`, holding the identity.
+    fn new(g: &mut Gen<'_, '_>, op: ReduceOp, dtype: DType, lanes: u8) -> Accumulators {
+        let ty = super::ir_type(dtype, lanes);
+        let parts = (op == ReduceOp::Max && ty == types::F32X4).then(|| MaxParts::empty(&mut g.b));
+        let accs = (0..ACCUMULATORS)
+            .map(|_| {
+                let a = g.b.declare_var(ty);
+                let init = match parts {
+                    Some(p) => p.loose,
+                    None => g.identity(op, dtype, lanes),
+                };
+                g.b.def_var(a, init);
+                a
+            })
+            .collect();
+        let witnesses = parts.map(|p| {
+            let low_bits = g.b.declare_var(types::I32X4);
+            g.b.def_var(low_bits, p.low_bits);
+            let nan = g.b.declare_var(types::I32X4);
+            g.b.def_var(nan, p.nan);
+            (low_bits, nan)
+        });
+        Accumulators {
+            op,
+            dtype,
+            accs,
+            witnesses,
+        }
+    }
+
+    /// Adds `xs[j]` into accumulator `j`.
+    fn add(&self, g: &mut Gen<'_, '_>, xs: &[Value]) {
+        for (&a, &x) in self.accs.iter().zip(xs) {
+            let cur = g.b.use_var(a);
+            let next = match self.witnesses {
+                Some(_) => MaxParts::loose_step(&mut g.b, cur, x),
+                None => g.combine(self.op, self.dtype, cur, x),
+            };
+            g.b.def_var(a, next);
+        }
+        if let Some((low_bits, nan)) = self.witnesses {
+            let (l, n) = (g.b.use_var(low_bits), g.b.use_var(nan));
+            let (l, n) = MaxParts::witness_step(&mut g.b, l, n, xs);
+            g.b.def_var(low_bits, l);
+            g.b.def_var(nan, n);
+        }
+    }
+
+    /// A vector whose lanes, combined in order, are the reduction of everything added.
+    fn total(&self, g: &mut Gen<'_, '_>) -> Value {
+        let parts: Vec<Value> = self.accs.iter().map(|&a| g.b.use_var(a)).collect();
+        match self.witnesses {
+            None => super::fold_pairwise(&parts, |l, r| g.combine(self.op, self.dtype, l, r)),
+            Some((low_bits, nan)) => {
+                let loose =
+                    super::fold_pairwise(&parts, |l, r| MaxParts::loose_step(&mut g.b, l, r));
+                let parts = MaxParts {
+                    loose,
+                    low_bits: g.b.use_var(low_bits),
+                    nan: g.b.use_var(nan),
+                };
+                parts.exact(&mut g.b)
+            }
         }
     }
 }

@@ -111,6 +111,81 @@ pub(crate) fn max(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
     })
 }
 
+/// The parts of a running maximum over `F32X4` vectors that a reduction loop keeps instead of
+/// applying [`max`] to each vector: three instructions a vector instead of five. The exact
+/// maximum comes out of them at the end ([`MaxParts::exact`]).
+///
+/// Each lane keeps, over the values it has seen:
+/// - `loose`, a `maxps` maximum: the maximum when no NaN was seen, but either zero on a tie of
+///   `+0` and `-0`;
+/// - `low_bits`, the unsigned minimum of their bits, zero exactly when `+0` was seen;
+/// - `nan`, all ones once a NaN was seen.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaxParts {
+    /// The `maxps` maximum (one per accumulator of the loop).
+    pub loose: Value,
+    /// The unsigned minimum of the values' bits, as an `I32X4`.
+    pub low_bits: Value,
+    /// All ones in the lanes that saw a NaN, as an `I32X4`.
+    pub nan: Value,
+}
+
+impl MaxParts {
+    /// The parts of the maximum of no values: `-inf`, all bits set, no NaN.
+    pub(crate) fn empty(b: &mut FunctionBuilder) -> MaxParts {
+        let mut e = Emit::new(b, MathTarget { fma: false }, F32X4);
+        let loose = e.constant(f32::NEG_INFINITY, f64::NEG_INFINITY);
+        let low_bits = e.int(-1);
+        let nan = e.int(0);
+        MaxParts {
+            loose,
+            low_bits,
+            nan,
+        }
+    }
+
+    /// `loose` after seeing `x`: one `maxps`, which keeps `loose` when `x` is NaN or ties it.
+    pub(crate) fn loose_step(b: &mut FunctionBuilder, loose: Value, x: Value) -> Value {
+        Emit::new(b, MathTarget { fma: false }, F32X4).greater(x, loose)
+    }
+
+    /// `low_bits` and `nan` after seeing the vectors `xs`: one `pminud` a vector, and an
+    /// `unordps` and an `orps` for each two (a lane of the pair's test is set if either is NaN).
+    pub(crate) fn witness_step(
+        b: &mut FunctionBuilder,
+        low_bits: Value,
+        nan: Value,
+        xs: &[Value],
+    ) -> (Value, Value) {
+        let mut e = Emit::new(b, MathTarget { fma: false }, F32X4);
+        let bits: Vec<Value> = xs.iter().map(|&x| e.as_int(x)).collect();
+        let low = super::fold_pairwise(&bits, |a, b| e.umin(a, b));
+        let unordered: Vec<Value> = (xs.chunks(2))
+            .map(|p| {
+                let m = e.cmp(FloatCC::Unordered, p[0], *p.last().expect("a chunk"));
+                e.as_int(m)
+            })
+            .collect();
+        let seen = super::fold_pairwise(&unordered, |a, b| e.or(a, b));
+        (e.umin(low_bits, low), e.or(nan, seen))
+    }
+
+    /// Each lane's exact maximum ([`max`] of the values it saw): NaN (all ones) if it saw one,
+    /// `+0` for a zero maximum if it saw `+0`, `-0` for one if not, else `loose`.
+    pub(crate) fn exact(self, b: &mut FunctionBuilder) -> Value {
+        let mut e = Emit::new(b, MathTarget { fma: false }, F32X4);
+        let zero = e.splat(0.0);
+        let is_zero = e.cmp(FloatCC::Equal, self.loose, zero);
+        let no_bits = e.int(0);
+        let saw_plus_zero = e.int_eq(self.low_bits, no_bits);
+        let sign = e.sign_mask();
+        let signed_zero = e.and_not(sign, saw_plus_zero);
+        let m = e.select(is_zero, signed_zero, self.loose);
+        let nan = e.as_float(self.nan);
+        e.or(m, nan)
+    }
+}
+
 /// The 128-bit vector type that computes values of type `ty`.
 fn vector_of(ty: Type) -> Type {
     match ty {

@@ -163,6 +163,22 @@ fn build(
     func
 }
 
+/// `xs` (not empty) folded pairwise with `f`: the first half's elements with the second
+/// half's, then again, so that the folds of each round do not wait on one another.
+fn fold_pairwise(
+    xs: &[ir::Value],
+    mut f: impl FnMut(ir::Value, ir::Value) -> ir::Value,
+) -> ir::Value {
+    let mut parts = xs.to_vec();
+    while parts.len() > 1 {
+        let right = parts.split_off(parts.len().div_ceil(2));
+        for (l, r) in parts.iter_mut().zip(right) {
+            *l = f(*l, r);
+        }
+    }
+    parts[0]
+}
+
 /// Cranelift's IR type for `lanes` elements of `dtype` (`bool` lanes are masks of the width
 /// of the other lanes, scalars are `i8` 0/1).
 fn ir_type(dtype: crate::types::DType, lanes: u8) -> ir::Type {

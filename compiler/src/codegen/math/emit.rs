@@ -1,7 +1,7 @@
 //! `Emit`: lane-generic instruction helpers over one 128-bit float vector type, so each
 //! approximation is written once for f32x4 and f64x2.
 
-use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32X4, F64X2, I32X4, I64X2};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -211,6 +211,18 @@ impl<'a, 'f> Emit<'a, 'f> {
     /// Lane-wise logical shift right.
     pub(super) fn ushr(&mut self, a: Value, bits: i64) -> Value {
         self.b.ins().ushr_imm_u(a, bits)
+    }
+
+    /// Lane-wise unsigned integer minimum.
+    pub(super) fn umin(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().umin(a, b)
+    }
+
+    /// All ones in the lanes where the int vectors `a` and `b` are equal, zeros elsewhere,
+    /// float-typed.
+    pub(super) fn int_eq(&mut self, a: Value, b: Value) -> Value {
+        let mask = self.b.ins().icmp(IntCC::Equal, a, b);
+        self.as_float(mask)
     }
 
     /// Lane-wise shift left.
