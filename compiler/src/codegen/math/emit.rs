@@ -51,6 +51,11 @@ impl<'a, 'f> Emit<'a, 'f> {
         if self.is_f64() { 52 } else { 23 }
     }
 
+    /// Bits in a lane: 32 or 64.
+    pub(super) fn lane_bits(&self) -> i64 {
+        if self.is_f64() { 64 } else { 32 }
+    }
+
     /// The exponent bias: 127 or 1023.
     pub(super) fn bias(&self) -> i64 {
         if self.is_f64() { 1023 } else { 127 }

@@ -55,9 +55,14 @@ const LOG_Q: Coeffs = Coeffs {
 const LN2_HI: (f32, f64) = (0.693_145_75, 0.693_147_180_369_123_8);
 /// `ln 2 - LN2_HI`, rounded.
 const LN2_LO: (f32, f64) = (1.428_606_8e-6, 1.908_214_929_270_587_7e-10);
-/// `1.5 * 2^mantissa_bits`: adding it rounds a float to an integer held in the low mantissa
-/// bits (for magnitudes below `2^(mantissa_bits - 1)`).
-const SHIFTER: (f32, f64) = (12_582_912.0, 6_755_399_441_055_744.0);
+/// `1.5 * 2^mantissa_bits + bias + 64`: adding it rounds a float to an integer `n` held in
+/// the low mantissa bits (for magnitudes below `2^(mantissa_bits - 2)`), and the bits the
+/// exponent field keeps when shifted there are `bias + 64 + n`, so [`pow2`] of the scaling
+/// that exp of a non-positive argument and sigmoid use is one shift, with no addition.
+const SHIFTER: (f32, f64) = (
+    12_582_912.0 + (127 + UNDERFLOW_SHIFT) as f32,
+    6_755_399_441_055_744.0 + (1023 + UNDERFLOW_SHIFT) as f64,
+);
 
 /// Emits `e^x` lane-wise. Exact at the special points (`e^0 = 1`, `e^-inf = +0`, `e^inf = inf`,
 /// NaN in gives NaN); overflows to `inf` where the correctly rounded result does (checked at
@@ -112,10 +117,19 @@ fn exp_reduced(e: &mut Emit, r: Value, scale: f64) -> Value {
 /// `2^(n + offset)` for `t = SHIFTER + n` (see [`reduce`]), for `n + offset` in the normal
 /// exponent range.
 pub(super) fn pow2(e: &mut Emit, t: Value, offset: i64) -> Value {
+    let m = e.mantissa_bits();
     let k = e.as_int(t);
-    let c = e.int(e.bias() + offset - shifter_bits(e));
-    let biased = e.iadd(k, c);
-    let bits = e.ishl(biased, e.mantissa_bits());
+    // Only the bits below the lane's top `m` survive the shift: add nothing if those of the
+    // constant are zero (so for `offset = UNDERFLOW_SHIFT`, see SHIFTER).
+    let c = e.bias() + offset - shifter_bits(e);
+    let kept = (1 << (e.lane_bits() - m)) - 1;
+    let biased = if c & kept == 0 {
+        k
+    } else {
+        let c = e.int(c);
+        e.iadd(k, c)
+    };
+    let bits = e.ishl(biased, m);
     e.as_float(bits)
 }
 
