@@ -686,6 +686,56 @@ fn maximums_of_special_values_match_the_interpreter_exactly() {
     }
 }
 
+/// Scatter-adds (the gradient of `gather`) run as native loops and give the interpreter's
+/// results bit for bit: indices below and above the range (clamped), repeated indices (the
+/// terms summed in f64 in row-major order: `1e8 + 1 - 1e8` is 1 in f32 this way), a position
+/// whose only term is `-0.0` (stays `-0.0`), positions no index names (`+0`), a NaN, and i32
+/// sums that wrap. Each is scattered along the middle axis of a `[2, 6, 3]` result.
+/// (Position `[0, 2, 0]` takes `1e8`, `1` and `-1e8`: an f32 running sum would give 0.)
+#[test]
+fn scatter_adds_match_the_interpreter_exactly() {
+    for dtype in ["f32", "f64", "i32"] {
+        let text = format!(
+            "graph scatter {{
+  %idx = input \"idx\" : i32[5]
+  %u = input \"u\" : {dtype}[2,5,3]
+  %0 = scatter_add %idx, %u, axis=1 : {dtype}[2,6,3]
+  output y = %0
+}}"
+        );
+        let g = kiln::compiler::text::parse(&text).unwrap();
+        // Positions 2 (three times), 0 (-7 clamped), 5 (99 clamped); 1, 3 and 4 get nothing.
+        let idx = Array::from_i32([5], vec![2, -7, 2, 2, 99]).unwrap();
+        let u: Vec<f64> = (0..30)
+            .map(|i| match i {
+                0 => 1e8,
+                6 => 1.0,
+                9 => -1e8,
+                3 => -0.0,
+                4 => f64::NAN,
+                _ => i as f64 - 11.5,
+            })
+            .collect();
+        let u = match dtype {
+            "f32" => Array::from_f32([2, 5, 3], u.iter().map(|&v| v as f32).collect()),
+            "f64" => Array::from_f64([2, 5, 3], u),
+            _ => {
+                let ints = [i32::MAX, 5, -3, 0, 7].iter().copied().cycle();
+                Array::from_i32([2, 5, 3], ints.take(30).collect())
+            }
+        }
+        .unwrap();
+        let inputs: HashMap<String, Array> =
+            [("idx".to_string(), idx), ("u".to_string(), u)].into();
+        let want = interp::run(&g, &inputs).unwrap().outputs[0].1.to_f64_vec();
+        let got = run_jit(&g, &inputs, true, 0)[0].1.to_f64_vec();
+        for (i, (a, w)) in got.iter().zip(&want).enumerate() {
+            let same = (a.is_nan() && w.is_nan()) || a.to_bits() == w.to_bits();
+            assert!(same, "{dtype} [{i}]: {a:?} vs {w:?}");
+        }
+    }
+}
+
 /// A softmax's exponentials of `x - max(x)` (emitted without exp's upper clamp, since the
 /// argument is never positive) agree with the interpreter on rows holding infinities, a NaN,
 /// huge and tiny values, and an all `-inf` row: NaN where the interpreter has NaN, 0 and 1

@@ -5,10 +5,11 @@
 use crate::matmul;
 use crate::numerics::Numerics;
 use crate::pool::{Pool, Shared};
+use crate::scatter;
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
-use kiln_compiler::kernel::{Kernel, Program, Role, ScatterKernel, lower};
+use kiln_compiler::kernel::{Kernel, Program, Role, lower};
 use kiln_compiler::limits::{SizeError, check_arena, check_graph};
 use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
@@ -132,6 +133,8 @@ pub struct Executable {
     /// Memory the matrix products use between their call and their result (f64 for its
     /// alignment), allocated once.
     scratch: Vec<f64>,
+    /// The running sums of the scatters and the positions they reached, allocated once.
+    scatter_sums: (Vec<f64>, Vec<bool>),
     stats: Stats,
     /// Data inputs, by name, with their buffers, in program order.
     inputs: Vec<(String, u32)>,
@@ -195,12 +198,15 @@ impl Executable {
             })
             .collect();
         let scratch = vec![0.0; matmul::scratch_bytes(&program).div_ceil(8)];
+        let sums = scatter::sums_len(&program);
+        let scatter_sums = (vec![0.0; sums], vec![false; sums]);
         let mut exe = Executable {
             program,
             compiled,
             _arena: arena,
             pool: Pool::new(options.threads),
             scratch,
+            scatter_sums,
             stats,
             inputs,
             table,
@@ -505,7 +511,11 @@ impl Executable {
                 // scratch was sized for the program's products.
                 unsafe { matmul::dot(&self.table, d, &self.program, &self.pool, scratch) }
             }
-            Kernel::Scatter(s) => scatter(&self.table, s, &self.program),
+            Kernel::Scatter(s) => {
+                let (sums, reached) = &mut self.scatter_sums;
+                // SAFETY: as for the products; the sums were sized for the program's scatters.
+                unsafe { scatter::scatter(&self.table, s, &self.program, sums, reached) }
+            }
         }
         if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {
             p[i] += t.elapsed();
@@ -587,19 +597,4 @@ fn read_array(src: *const u8, ty: &kiln_compiler::Type) -> Array {
         }
     };
     Array::new(&ty.shape, data).expect("buffers hold their type's element count")
-}
-
-/// `out = 0; out[.., clamp(idx[j]), ..] += upd[.., j, ..]`.
-fn scatter(table: &[*mut u8], s: &ScatterKernel, p: &Program) {
-    let out_ty = &p.buffers[s.out as usize].ty;
-    let idx_ty = &p.buffers[s.indices as usize].ty;
-    let upd_ty = &p.buffers[s.updates as usize].ty;
-    let idx = read_array(table[s.indices as usize], idx_ty);
-    let upd = read_array(table[s.updates as usize], upd_ty);
-    let op = kiln_compiler::Op::ScatterAdd {
-        axis: s.axis,
-        size: out_ty.shape[s.axis],
-    };
-    let out = kiln_compiler::interp::eval_op(&op, out_ty, &[&idx, &upd]);
-    write_array(table[s.out as usize], &out);
 }

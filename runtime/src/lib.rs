@@ -11,6 +11,7 @@ pub mod npy;
 mod numerics;
 pub mod plot;
 mod pool;
+mod scatter;
 /// The differential check of compiled code against the interpreter (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing;
