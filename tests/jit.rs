@@ -736,6 +736,45 @@ fn scatter_adds_match_the_interpreter_exactly() {
     }
 }
 
+/// A sigmoid whose `exp(-x)` the kernel also stores (an LSTM keeps it for its gradient) is
+/// finished from that exp, `1 / (1 + e)`, as the graph and the interpreter compute it: 0 where
+/// `e` overflows (`x = -100`), within 4 ulp elsewhere (exp's 1.17 and the add's and the
+/// division's roundings). A sigmoid alone is one approximation, accurate where that formula
+/// underflows: at `x = -100` it gives about `3.7e-44`, not 0.
+#[test]
+fn a_sigmoid_whose_exp_is_stored_is_finished_from_it() {
+    use kiln::frontend::GraphBuilder;
+    let xs: Vec<f32> = vec![-100.0, -20.0, -1.5, -0.0, 0.25, 3.0, 30.0, 90.0];
+    let inputs: HashMap<String, Array> =
+        [("x".to_string(), Array::from_f32([8], xs.clone()).unwrap())].into();
+    let b = GraphBuilder::new("both");
+    let x = b.input("x", DType::F32, [8]);
+    b.output("e", &x.neg().exp());
+    b.output("s", &x.sigmoid());
+    let g = b.finish().unwrap();
+    let want = interp::run(&g, &inputs).unwrap().outputs[1].1.to_f64_vec();
+    let got = run_jit(&g, &inputs, true, 0)[1].1.to_f64_vec();
+    for ((x, a), w) in xs.iter().zip(&got).zip(&want) {
+        let ok = if *w == 0.0 {
+            *a == 0.0
+        } else {
+            (a - w).abs() <= 4.0 * f64::from(f32::EPSILON) * w.abs()
+        };
+        assert!(ok, "sigmoid({x}) with its exp stored: {a:e} vs {w:e}");
+    }
+    assert_eq!(want[0], 0.0, "the literal formula underflows at -100");
+    let b = GraphBuilder::new("alone");
+    let x = b.input("x", DType::F32, [8]);
+    b.output("s", &x.sigmoid());
+    let g = b.finish().unwrap();
+    let alone = run_jit(&g, &inputs, true, 0)[0].1.to_f64_vec();
+    assert!(
+        alone[0] > 3e-44 && alone[0] < 4e-44,
+        "sigmoid(-100) alone: {:e}",
+        alone[0]
+    );
+}
+
 /// A softmax's exponentials of `x - max(x)` (emitted without exp's upper clamp, since the
 /// argument is never positive) agree with the interpreter on rows holding infinities, a NaN,
 /// huge and tiny values, and an all `-inf` row: NaN where the interpreter has NaN, 0 and 1

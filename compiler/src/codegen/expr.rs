@@ -185,7 +185,9 @@ impl Gen<'_, '_> {
     }
 
     /// `x` if `recip(args)` is `1 / (exp(-x) + 1)` (or `1 / (1 + exp(-x))`): the sigmoid the
-    /// frontend composes, emitted as one approximation instead of three.
+    /// frontend composes, emitted as one approximation instead of three. `None` when the
+    /// kernel uses `exp(-x)` elsewhere too (an LSTM keeps it for its gradient): that exp is
+    /// computed anyway, and an add and a division finish the sigmoid from it.
     fn sigmoid_of(&self, op: &Op, args: &[ExprId]) -> Option<ExprId> {
         if *op != Op::Unary(UnaryOp::Recip) {
             return None;
@@ -211,6 +213,9 @@ impl Gen<'_, '_> {
         else {
             return None;
         };
+        if self.users(other) > 1 {
+            return None;
+        }
         let Expr::Apply {
             op: Op::Unary(UnaryOp::Neg),
             args: n,
@@ -219,6 +224,25 @@ impl Gen<'_, '_> {
             return None;
         };
         Some(n[0])
+    }
+
+    /// How many times the kernel uses expression `e`: as an operand, a seed, or a stage's
+    /// stored or reduced value.
+    fn users(&self, e: ExprId) -> usize {
+        let in_exprs = (self.k.exprs.iter())
+            .map(|(x, _)| match x {
+                Expr::Apply { args, .. } => args.iter().filter(|&&a| a == e).count(),
+                Expr::Random { seed, .. } => usize::from(*seed == e),
+                _ => 0,
+            })
+            .sum::<usize>();
+        let in_stages = (self.k.stages.iter())
+            .map(|s| match &s.kind {
+                StageKind::Reduce { value, .. } => usize::from(*value == e),
+                StageKind::Store(stores) => stores.iter().filter(|st| st.value == e).count(),
+            })
+            .sum::<usize>();
+        in_exprs + in_stages
     }
 
     /// A scalar constant of `dtype`.
