@@ -47,8 +47,9 @@ pub(crate) unsafe fn scatter(
         // No position to land on (an extent is 0): nothing to write.
         return;
     }
-    // SAFETY (all three): the caller guarantees the buffers' types; `indices` holds `count`
-    // i32, `updates` `outer * count * inner` elements of the result's type.
+    // SAFETY (here and for `buffers` below): the caller guarantees the buffers' types;
+    // `indices` holds `count` i32, `updates` `outer * count * inner` elements of the result's
+    // type.
     let indices =
         unsafe { std::slice::from_raw_parts(table[s.indices as usize] as *const i32, count) };
     // The element of `updates` at `(o, j, i)`, its target position in the result, in order.
@@ -59,55 +60,66 @@ pub(crate) unsafe fn scatter(
         })
     });
     let (upd, out) = (table[s.updates as usize], table[s.out as usize]);
+    let terms_len = outer * count * inner;
     match out_ty.dtype {
         DType::I32 => {
-            let upd =
-                unsafe { std::slice::from_raw_parts(upd as *const i32, outer * count * inner) };
-            let out = unsafe { std::slice::from_raw_parts_mut(out as *mut i32, n) };
+            let (upd, out) = unsafe { buffers::<i32>(upd, terms_len, out, n) };
             out.fill(0);
             for (from, to) in terms {
                 out[to] = out[to].wrapping_add(upd[from]);
             }
         }
         DType::F32 => {
-            let upd =
-                unsafe { std::slice::from_raw_parts(upd as *const f32, outer * count * inner) };
-            let out = unsafe { std::slice::from_raw_parts_mut(out as *mut f32, n) };
-            sum_floats(
-                terms,
-                |i| f64::from(upd[i]),
-                &mut sums[..n],
-                &mut reached[..n],
-            );
-            for (o, (&s, &r)) in out.iter_mut().zip(sums.iter().zip(reached.iter())) {
-                *o = if r { s as f32 } else { 0.0 };
-            }
+            let (upd, out) = unsafe { buffers::<f32>(upd, terms_len, out, n) };
+            sum_floats(terms, upd, out, f64::from, |s| s as f32, sums, reached);
         }
         DType::F64 => {
-            let upd =
-                unsafe { std::slice::from_raw_parts(upd as *const f64, outer * count * inner) };
-            let out = unsafe { std::slice::from_raw_parts_mut(out as *mut f64, n) };
-            sum_floats(terms, |i| upd[i], &mut sums[..n], &mut reached[..n]);
-            for (o, (&s, &r)) in out.iter_mut().zip(sums.iter().zip(reached.iter())) {
-                *o = if r { s } else { 0.0 };
-            }
+            let (upd, out) = unsafe { buffers::<f64>(upd, terms_len, out, n) };
+            sum_floats(terms, upd, out, |v| v, |s| s, sums, reached);
         }
         DType::Bool => unreachable!("scatter_add of bool is rejected when the graph is built"),
     }
 }
 
-/// Sums the terms `value(from)` into `sums[to]`, each position from its first term on, and
-/// marks the positions `reached`.
-fn sum_floats(
+/// The updates (`m` elements) and the result (`n`) as slices of `T`.
+///
+/// # Safety
+/// `upd` and `out` point to that many elements of `T`, and nothing else accesses `out` while
+/// the result lives (the memory plan never overlaps a kernel's reads and writes).
+unsafe fn buffers<'a, T>(
+    upd: *const u8,
+    m: usize,
+    out: *mut u8,
+    n: usize,
+) -> (&'a [T], &'a mut [T]) {
+    unsafe {
+        (
+            std::slice::from_raw_parts(upd.cast(), m),
+            std::slice::from_raw_parts_mut(out.cast(), n),
+        )
+    }
+}
+
+/// Sums the terms `upd[from]` into `out[to]` as the interpreter does: in f64 (`widen`), each
+/// position from its first term on, rounded once (`narrow`); `+0` where no term lands. `sums`
+/// and `reached` are scratch of at least `out.len()` elements.
+fn sum_floats<T: Copy + Default>(
     terms: impl Iterator<Item = (usize, usize)>,
-    value: impl Fn(usize) -> f64,
+    upd: &[T],
+    out: &mut [T],
+    widen: impl Fn(T) -> f64,
+    narrow: impl Fn(f64) -> T,
     sums: &mut [f64],
     reached: &mut [bool],
 ) {
+    let (sums, reached) = (&mut sums[..out.len()], &mut reached[..out.len()]);
     reached.fill(false);
     for (from, to) in terms {
-        let v = value(from);
+        let v = widen(upd[from]);
         sums[to] = if reached[to] { sums[to] + v } else { v };
         reached[to] = true;
+    }
+    for (o, (&s, &r)) in out.iter_mut().zip(sums.iter().zip(reached.iter())) {
+        *o = if r { narrow(s) } else { T::default() };
     }
 }
