@@ -58,10 +58,16 @@ const LN2_LO: (f32, f64) = (1.428_606_8e-6, 1.908_214_929_270_587_7e-10);
 /// `1.5 * 2^mantissa_bits + bias + 64`: adding it rounds a float to an integer `n` held in
 /// the low mantissa bits (for magnitudes below `2^(mantissa_bits - 2)`), and the bits the
 /// exponent field keeps when shifted there are `bias + 64 + n`, so [`pow2`] of the scaling
-/// that exp of a non-positive argument and sigmoid use is one shift, with no addition.
+/// that exp of a non-positive argument uses is one shift, with no addition.
 const SHIFTER: (f32, f64) = (
     12_582_912.0 + (127 + UNDERFLOW_SHIFT) as f32,
     6_755_399_441_055_744.0 + (1023 + UNDERFLOW_SHIFT) as f64,
+);
+/// [`SHIFTER`] less `2 * 64`, for [`reduce_negated`]: the bits the exponent field keeps are
+/// `bias - 64 - n`, those of `2^(-n - 64)`.
+const SHIFTER_NEGATED: (f32, f64) = (
+    12_582_912.0 + (127 - UNDERFLOW_SHIFT) as f32,
+    6_755_399_441_055_744.0 + (1023 - UNDERFLOW_SHIFT) as f64,
 );
 
 /// Emits `e^x` lane-wise. Exact at the special points (`e^0 = 1`, `e^-inf = +0`, `e^inf = inf`,
@@ -83,16 +89,31 @@ pub(super) fn exp(e: &mut Emit, x: Value) -> Value {
 /// `(r, t)` with `x = n ln 2 + r`, `|r| <= 1.01 ln2 / 2`, and `t = SHIFTER + n` (n in the low
 /// bits of `t`), for `|x|` below about 1100 (f32) or 2^40 (f64).
 pub(super) fn reduce(e: &mut Emit, x: Value) -> (Value, Value) {
-    // n = round(x / ln 2), as a float and in the low bits of `t`; r = x - n ln 2 in two exact
-    // steps plus a small correction.
-    let shifter = e.constant(SHIFTER.0, SHIFTER.1);
-    let log2e = e.constant(std::f32::consts::LOG2_E, std::f64::consts::LOG2_E);
+    reduce_signed(e, x, SHIFTER, 1.0)
+}
+
+/// `(r, t)` as [`reduce`] computes them but with `t = SHIFTER_NEGATED - n`, for `|x|` below
+/// 1100 (f32) or 2^40 (f64). `n` and `r` are [`reduce`]'s bit for bit: rounding to nearest is
+/// symmetric, and no `x` in that range puts `x log2(e)` exactly halfway between integers.
+fn reduce_negated(e: &mut Emit, x: Value) -> (Value, Value) {
+    reduce_signed(e, x, SHIFTER_NEGATED, -1.0)
+}
+
+/// `(r, t)` with `t = shifter + sign n` for `sign = +-1` (see [`reduce`]).
+fn reduce_signed(e: &mut Emit, x: Value, shifter: (f32, f64), sign: f64) -> (Value, Value) {
+    // sign n = round(sign x / ln 2), as a float and in the low bits of `t`; r = x - n ln 2 in
+    // two exact steps plus a small correction.
+    let shifter = e.constant(shifter.0, shifter.1);
+    let log2e = e.constant(
+        sign as f32 * std::f32::consts::LOG2_E,
+        sign * std::f64::consts::LOG2_E,
+    );
     let t = e.mul_add(x, log2e, shifter);
-    let n = e.sub(t, shifter);
-    let neg_hi = e.constant(-LN2_HI.0, -LN2_HI.1);
-    let neg_lo = e.constant(-LN2_LO.0, -LN2_LO.1);
-    let r = e.mul_add(n, neg_hi, x);
-    let r = e.mul_add(n, neg_lo, r);
+    let signed_n = e.sub(t, shifter);
+    let hi = e.constant(sign as f32 * -LN2_HI.0, sign * -LN2_HI.1);
+    let lo = e.constant(sign as f32 * -LN2_LO.0, sign * -LN2_LO.1);
+    let r = e.mul_add(signed_n, hi, x);
+    let r = e.mul_add(signed_n, lo, r);
     (r, t)
 }
 
@@ -133,11 +154,11 @@ pub(super) fn pow2(e: &mut Emit, t: Value, offset: i64) -> Value {
     e.as_float(bits)
 }
 
-/// How far [`exp_nonpositive_scaled`] scales up: enough to keep `2^n` normal down to the clamp,
-/// not so far that `2^0` overflows.
+/// How far [`exp_nonpositive`] scales up: enough to keep `2^n` normal down to the clamp, not
+/// so far that `2^0` overflows.
 const UNDERFLOW_SHIFT: i64 = 64;
-/// `2^UNDERFLOW_SHIFT`, the factor [`exp_nonpositive_scaled`]'s result carries.
-pub(super) const UNDERFLOW_SCALE: f64 = (1u128 << UNDERFLOW_SHIFT) as f64;
+/// `2^UNDERFLOW_SHIFT`.
+const UNDERFLOW_SCALE: f64 = (1u128 << UNDERFLOW_SHIFT) as f64;
 
 /// Emits `e^x` lane-wise for `x <= 0` or NaN, bit for bit as [`exp`] computes it, in fewer
 /// instructions: no upper clamp, one integer power of two, one multiply after the polynomial.
@@ -145,24 +166,32 @@ pub(super) const UNDERFLOW_SCALE: f64 = (1u128 << UNDERFLOW_SHIFT) as f64;
 /// multiplied by `2^(n + 64)`, normal down to the clamp: the product `p 2^n` is rounded once,
 /// as `exp`'s two factors round it once.
 pub(super) fn exp_nonpositive(e: &mut Emit, x: Value) -> Value {
-    exp_nonpositive_times(e, x, 1.0 / UNDERFLOW_SCALE)
-}
-
-/// Emits `e^x * 2^64` lane-wise for `x <= 0` or NaN: `p 2^(n + 64)`, exact (always normal, never
-/// rounded again), for a caller that can divide the `2^64` out within another operation.
-pub(super) fn exp_nonpositive_scaled(e: &mut Emit, x: Value) -> Value {
-    exp_nonpositive_times(e, x, 1.0)
-}
-
-/// `e^x * 2^64 * scale` for `x <= 0` or NaN and a power of two `scale` no smaller than
-/// `2^-64`: the polynomial times `scale`, times `2^(n + 64)`.
-fn exp_nonpositive_times(e: &mut Emit, x: Value, scale: f64) -> Value {
-    let lo = e.constant(-104.0, -746.0);
-    let x = e.greater(lo, x);
+    let x = clamp_nonpositive(e, x);
     let (r, t) = reduce(e, x);
-    let p = exp_reduced(e, r, scale);
+    let p = exp_reduced(e, r, 1.0 / UNDERFLOW_SCALE);
     let up = pow2(e, t, UNDERFLOW_SHIFT);
     e.mul(p, up)
+}
+
+/// `(p, a)` with `e^x = p / a`, both exact and normal, for `x <= 0` or NaN (then `p` is NaN):
+/// `p = e^r 2^-64` (the polynomial on scaled coefficients, see [`exp_reduced`]) and
+/// `a = 2^(-n - 64)` (one shift of [`reduce_negated`]'s `t`), with `x` clamped as
+/// [`exp_nonpositive`] clamps it. For a caller that divides by a sum of the two, where the
+/// product `p 2^n` would cost a multiply.
+pub(super) fn exp_nonpositive_ratio(e: &mut Emit, x: Value) -> (Value, Value) {
+    let x = clamp_nonpositive(e, x);
+    let (r, t) = reduce_negated(e, x);
+    let p = exp_reduced(e, r, 1.0 / UNDERFLOW_SCALE);
+    let bits = e.as_int(t);
+    let bits = e.ishl(bits, e.mantissa_bits());
+    (p, e.as_float(bits))
+}
+
+/// `max(x, lo)` with `lo` below where `e^x` rounds to zero (-104 or -746), passing NaN: keeps
+/// `n` where `2^(n + 64)` and `2^(-n - 64)` are normal.
+fn clamp_nonpositive(e: &mut Emit, x: Value) -> Value {
+    let lo = e.constant(-104.0, -746.0);
+    e.greater(lo, x)
 }
 
 /// `p * 2^n`, where `t = SHIFTER + n` and `|n| <= 1100`, as `(p * 2^n1) * 2^n2` with

@@ -18,7 +18,7 @@ use cranelift_codegen::ir::Value;
 use cranelift_codegen::ir::condcodes::FloatCC;
 
 use super::emit::{Coeffs, Emit};
-use super::exp_log::{UNDERFLOW_SCALE, exp_nonpositive_scaled, expm1_reduced, pow2, reduce};
+use super::exp_log::{exp_nonpositive_ratio, expm1_reduced, pow2, reduce};
 
 /// `tanh x ~ x P(x^2) / Q(x^2)` for f32, `|x| <= 9.02`: the coefficients of `P` and `Q`,
 /// a weighted minimax fit by `tools/minimax.py` (relative error of the rounded sets
@@ -115,16 +115,16 @@ fn tanh_f64(e: &mut Emit, x: Value) -> Value {
 /// `sigmoid(inf) = 1`, and accurate where the result is tiny (`e^x / (1 + e^x)` for `x < 0`,
 /// down to the subnormal range).
 pub(super) fn sigmoid(e: &mut Emit, x: Value) -> Value {
-    // T = e^-|x| 2^64 never overflows and is exact, never subnormal; the result is
-    // 2^64 / (2^64 + T) for x >= 0, T / (2^64 + T) below: one division, which rounds a tiny
-    // result into the subnormals once.
+    // e^-|x| = p / a with p and a exact and normal (see `exp_nonpositive_ratio`): the result
+    // is a / (a + p) for x >= 0 and p / (a + p) below, one rounding in the sum and one in the
+    // division, which rounds a tiny result into the subnormals once. A NaN x makes p NaN, so
+    // the sum and the result.
     let sign = e.sign_mask();
     let neg_abs = e.or(x, sign);
-    let t = exp_nonpositive_scaled(e, neg_abs);
-    let scale = e.constant(UNDERFLOW_SCALE as f32, UNDERFLOW_SCALE);
-    let d = e.add(t, scale);
+    let (p, a) = exp_nonpositive_ratio(e, neg_abs);
+    let d = e.add(a, p);
     let zero = e.splat(0.0);
     let negative = e.cmp(FloatCC::LessThan, x, zero);
-    let num = e.select(negative, t, scale);
+    let num = e.select(negative, p, a);
     e.div(num, d)
 }
