@@ -11,7 +11,7 @@ error in units of 2^-24 (f32) or 2^-53 (f64), before the kernel's own roundings.
 The fitted forms (x is the reduced argument):
   exp   e^r = 1 + r + r^2 Q(r),          r in [-ln2/2, ln2/2] (widened a little)
   log   log1p(f) = f - s (f - z Q(z)),   s = f / (2 + f), z = s^2, z in [0, (3 - 2 sqrt 2)^2]
-  tanh  tanh x = x P(s) / Q(s),           s = x^2, x in [0, 9.02], P(0) = Q(0) = 1 (f32 only)
+  tanh  tanh x = x P(s) / Q(s),           s = x^2, x in [0, 9.02], Q monic (f32 only)
 (sigmoid, and tanh for f64, are built on exp's pieces and have no table of their own.)
 """
 
@@ -143,10 +143,11 @@ def remez_rational(g, a, b, m, n, iters=40):
 
 def fit_tanh():
     """Fits the f32 tanh's P and Q (degree 4 each) on [0, 9.02], a little past 9.0109, where
-    tanh rounds to 1 in f32, and prints them with the relative error of the rounded sets."""
+    tanh rounds to 1 in f32, scales both to make Q monic (so the kernel's first step of Q is an
+    add), and prints them with the relative error of the rounded sets."""
     end = mp.mpf("9.02")
     p, q, e = remez_rational(mp.tanh, mp.mpf(0), end, 4, 4)
-    pr, qr = [f32(v) for v in p], [f32(v) for v in q]
+    pr, qr = [f32(v / q[-1]) for v in p], [f32(v / q[-1]) for v in q]
     xs = [end * mp.mpf(i) / 20000 for i in range(1, 20001)]
     er = max(abs(x * mp.polyval(pr[::-1], x * x) / mp.polyval(qr[::-1], x * x) / mp.tanh(x) - 1)
              for x in xs)

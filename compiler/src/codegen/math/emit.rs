@@ -136,7 +136,7 @@ impl<'a, 'f> Emit<'a, 'f> {
     }
 
     /// The polynomial `c[0] + c[1] x + c[2] x^2 + ...` by Horner's rule, with the f32 or f64
-    /// coefficients as the lanes require.
+    /// coefficients as the lanes require; a monic one starts with an add.
     pub(super) fn poly(&mut self, x: Value, c: &Coeffs) -> Value {
         self.poly_times(x, c, 1.0)
     }
@@ -160,8 +160,27 @@ impl<'a, 'f> Emit<'a, 'f> {
                 .collect()
         };
         let (&top, rest) = lanes.split_last().expect("a polynomial has coefficients");
-        let mut acc = self.splat_bits(self.fty, top);
-        for &lane in rest.iter().rev() {
+        let one = if self.is_f64() {
+            1f64.to_bits()
+        } else {
+            u64::from(1f32.to_bits())
+        };
+        let mut rest = rest.iter().rev();
+        // A leading coefficient of 1 makes the first step `x + c`: an add, where a multiply
+        // pipe would take the fused step, with the same rounding.
+        let mut acc = match rest.next() {
+            Some(&next) if top == one => {
+                let c = self.splat_bits(self.fty, next);
+                self.add(x, c)
+            }
+            Some(&next) => {
+                let top = self.splat_bits(self.fty, top);
+                let c = self.splat_bits(self.fty, next);
+                self.mul_add(top, x, c)
+            }
+            None => return self.splat_bits(self.fty, top),
+        };
+        for &lane in rest {
             let c = self.splat_bits(self.fty, lane);
             acc = self.mul_add(acc, x, c);
         }

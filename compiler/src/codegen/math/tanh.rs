@@ -1,11 +1,11 @@
 //! `tanh` and `sigmoid` on f32x4 and f64x2 lanes.
 //!
-//! tanh on f32 lanes is a rational function: `x P(x^2) / Q(x^2)` with `P` and `Q` of degree 4
-//! and `P(0) = Q(0) = 1`, on `x^2` clamped to where tanh rounds to 1, with `Q` cleared to `+0`
-//! from there on and the result clamped to `[-1, 1]`. Eight fused multiply-adds, a division
-//! and six other instructions: about half the instructions and half the latency of an
-//! exp-based form. Its error is that of evaluating it in f32, about
-//! one ulp per rounding near 1 (the fit itself, rounded to f32, is within 1.41 * 2^-24).
+//! tanh on f32 lanes is a rational function: `x (P(x^2) / Q(x^2))` with `P` and `Q` of degree
+//! 4, `Q` monic and `P(0) = Q(0)`, on `x^2` clamped to where tanh rounds to 1, with `Q` cleared
+//! to `+0` from there on and the result clamped to `[-1, 1]`. Seven fused multiply-adds, two
+//! multiplies, a division and six other instructions: about half the instructions and half
+//! the latency of an exp-based form. Its error is that of evaluating it in f32, about one ulp
+//! per rounding near 1 (the fit itself, rounded to f32, is within 0.97 * 2^-24).
 //!
 //! tanh on f64 lanes would need a rational function of much higher degree, so it is built on
 //! exp's pieces: `h / (1 + h)` with `h = (e^(2|x|) - 1) / 2` computed without cancellation
@@ -21,23 +21,18 @@ use super::emit::{Coeffs, Emit};
 use super::exp_log::{exp_nonpositive_ratio, expm1_reduced, pow2, reduce};
 
 /// `tanh x ~ x P(x^2) / Q(x^2)` for f32, `|x| <= 9.02`: the coefficients of `P` and `Q`,
-/// a weighted minimax fit by `tools/minimax.py` (relative error of the rounded sets
-/// 1.41 * 2^-24). Every coefficient is positive, so neither polynomial cancels.
+/// a weighted minimax fit by `tools/minimax.py` scaled to make `Q` monic (relative error of
+/// the rounded sets 0.97 * 2^-24). Every coefficient is positive, so neither polynomial
+/// cancels, and `P(0) = Q(0)`.
 const TANH_P: &[f32] = &[
-    1.0,
-    0.133_826_87,
-    0.003_497_457_6,
-    2.063_582_2e-5,
-    1.338_429_1e-8,
+    1_283_656.0,
+    171_787.66,
+    4_489.532,
+    26.489_296,
+    0.017_180_825,
 ];
 /// See [`TANH_P`].
-const TANH_Q: &[f32] = &[
-    1.0,
-    0.467_160_08,
-    0.025_884_362,
-    3.288_517_5e-4,
-    7.790_249_6e-7,
-];
+const TANH_Q: &[f32] = &[1_283_656.0, 599_672.8, 33_226.613, 422.1325, 1.0];
 
 /// `x^2` (in f32) for the least f32 `x` whose tanh rounds to 1, 9.010914: where the f32 form
 /// returns 1, and clamps `x^2` (the fit reaches 9.02).
@@ -63,20 +58,20 @@ pub(super) fn tanh(e: &mut Emit, x: Value) -> Value {
 /// tanh on f32 lanes (see the module's doc).
 fn tanh_f32(e: &mut Emit, x: Value) -> Value {
     // s = min(x^2, TANH_ONE), passing NaN (`lesser` returns its second operand on NaN); for
-    // tiny x, P and Q round to 1 and the result is x.
+    // tiny x, P and Q round to P(0) = Q(0), their quotient is 1 and the result is x.
     let x2 = e.mul(x, x);
     let one_at = e.constant(TANH_ONE, 0.0);
     let s = e.lesser(one_at, x2);
     let coeffs = |c| Coeffs { f32: c, f64: &[] };
     let p = e.poly(s, &coeffs(TANH_P));
     let q = e.poly(s, &coeffs(TANH_Q));
-    // Where tanh rounds to +-1, the denominator is cleared to +0: the quotient is +-inf, and
-    // the clamp makes it +-1 exactly. Elsewhere the roundings can take the quotient a little
-    // past +-1, and the clamp brings it back.
-    let n = e.mul(x, p);
+    // Where tanh rounds to +-1, the denominator is cleared to +0: the quotient is +inf, x
+    // times it +-inf, and the clamp makes that +-1 exactly. Elsewhere the roundings can take
+    // the result a little past +-1, and the clamp brings it back.
     let big = e.cmp(FloatCC::GreaterThanOrEqual, x2, one_at);
     let q = e.and_not(q, big);
-    let y = e.div(n, q);
+    let ratio = e.div(p, q);
+    let y = e.mul(x, ratio);
     let one = e.splat(1.0);
     let y = e.lesser(one, y);
     let minus_one = e.splat(-1.0);

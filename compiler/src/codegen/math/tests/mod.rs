@@ -17,7 +17,7 @@ fn bound_f32(f: Func) -> f64 {
     match f {
         Func::Exp | Func::ExpNonpositive => 1.17,
         Func::Log => 0.85,
-        Func::Tanh => 6.95,
+        Func::Tanh => 6.57,
         Func::Sigmoid => 2.41,
         Func::Min | Func::Max => 0.0,
     }
