@@ -5,7 +5,7 @@
 //! The criterion benches (`cargo bench -p kiln-bench`) and the report binary
 //! (`cargo run --release -p kiln-bench -- report`) both take their workloads from here.
 //!
-//! [`harness`] times an [`Engine`] (warm-up, samples, median); [`peers`] (feature `peers`) runs
+//! [`harness`] times an [`Engine`] (warm-up, samples, median); `peers` (feature `peers`) runs
 //! the same workloads in candle and Burn; [`python`] runs the optional JAX and PyTorch scripts
 //! of `bench/peers/`; [`memory`] measures peak resident memory in a child process;
 //! [`report`] puts it all into BENCHMARKS.md and [`chart`] draws a bar chart per workload.

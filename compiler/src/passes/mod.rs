@@ -10,7 +10,7 @@
 //! the node it replaces; a new node takes the replaced node's origin (and name), so errors and
 //! dumps still point at the user's source.
 //!
-//! The rewriting passes leave the nodes they replace in place, unused; [`dce`] removes them.
+//! The rewriting passes leave the nodes they replace in place, unused; [`dce()`] removes them.
 
 mod cse;
 mod dce;

@@ -190,7 +190,7 @@ fn reduce(g: &Graph, id: NodeId, x: NodeId, axes: &Axes) -> Option<Rewrite> {
 ///   the inner result's axis `p[i]`, which is `y`'s axis `q[p[i]]`), or `y` itself when `r` is
 ///   the identity.
 ///
-/// Views of splat constants are folded to a canonical splat by [`super::fold`], not here.
+/// Views of splat constants are folded to a canonical splat by [`super::fold()`], not here.
 fn view_chain(g: &Graph, id: NodeId, x: NodeId) -> Option<Rewrite> {
     let (op, inner) = (&g.node(id).op, &g.node(x).op);
     if let Op::Permute(p) = op {

@@ -21,14 +21,14 @@ impl Default for PrintOptions {
     }
 }
 
-/// The text form of `g`, with source locations. [`super::parse`] reads it back to an equal
+/// The text form of `g`, with source locations. [`super::parse()`] reads it back to an equal
 /// graph when no two nodes share a name.
 pub fn print(g: &Graph) -> String {
     print_with(g, PrintOptions::default())
 }
 
 /// The text form of `g` with `options`: nodes in [`Graph::topo_order`], then outputs, then
-/// updates. Printing what [`super::parse`] read from printed text gives that text back.
+/// updates. Printing what [`super::parse()`] read from printed text gives that text back.
 pub fn print_with(g: &Graph, options: PrintOptions) -> String {
     let mut out = String::new();
     write_graph(&mut out, g, options).expect("writing to a String cannot fail");
