@@ -168,17 +168,15 @@ impl<'a, 'f> Emit<'a, 'f> {
         let mut rest = rest.iter().rev();
         // A leading coefficient of 1 makes the first step `x + c`: an add, where a multiply
         // pipe would take the fused step, with the same rounding.
-        let mut acc = match rest.next() {
-            Some(&next) if top == one => {
-                let c = self.splat_bits(self.fty, next);
-                self.add(x, c)
-            }
-            Some(&next) => {
-                let top = self.splat_bits(self.fty, top);
-                let c = self.splat_bits(self.fty, next);
-                self.mul_add(top, x, c)
-            }
-            None => return self.splat_bits(self.fty, top),
+        let Some(&next) = rest.next() else {
+            return self.splat_bits(self.fty, top);
+        };
+        let c = self.splat_bits(self.fty, next);
+        let mut acc = if top == one {
+            self.add(x, c)
+        } else {
+            let top = self.splat_bits(self.fty, top);
+            self.mul_add(top, x, c)
         };
         for &lane in rest {
             let c = self.splat_bits(self.fty, lane);

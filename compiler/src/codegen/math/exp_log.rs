@@ -59,16 +59,18 @@ const LN2_LO: (f32, f64) = (1.428_606_8e-6, 1.908_214_929_270_587_7e-10);
 /// the low mantissa bits (for magnitudes below `2^(mantissa_bits - 2)`), and the bits the
 /// exponent field keeps when shifted there are `bias + 64 + n`, so [`pow2`] of the scaling
 /// that exp of a non-positive argument uses is one shift, with no addition.
-const SHIFTER: (f32, f64) = (
-    12_582_912.0 + (127 + UNDERFLOW_SHIFT) as f32,
-    6_755_399_441_055_744.0 + (1023 + UNDERFLOW_SHIFT) as f64,
-);
+const SHIFTER: (f32, f64) = shifter(UNDERFLOW_SHIFT);
 /// [`SHIFTER`] less `2 * 64`, for [`reduce_negated`]: the bits the exponent field keeps are
 /// `bias - 64 - n`, those of `2^(-n - 64)`.
-const SHIFTER_NEGATED: (f32, f64) = (
-    12_582_912.0 + (127 - UNDERFLOW_SHIFT) as f32,
-    6_755_399_441_055_744.0 + (1023 - UNDERFLOW_SHIFT) as f64,
-);
+const SHIFTER_NEGATED: (f32, f64) = shifter(-UNDERFLOW_SHIFT);
+
+/// `1.5 * 2^mantissa_bits + bias + offset` in each precision.
+const fn shifter(offset: i64) -> (f32, f64) {
+    (
+        12_582_912.0 + (127 + offset) as f32,
+        6_755_399_441_055_744.0 + (1023 + offset) as f64,
+    )
+}
 
 /// Emits `e^x` lane-wise. Exact at the special points (`e^0 = 1`, `e^-inf = +0`, `e^inf = inf`,
 /// NaN in gives NaN); overflows to `inf` where the correctly rounded result does (checked at
