@@ -7,7 +7,7 @@
 //!
 //! [`harness`] times an [`Engine`] (warm-up, samples, median); `peers` (feature `peers`) runs
 //! the same workloads in candle and Burn; [`python`] runs the optional JAX and PyTorch scripts
-//! of `bench/peers/`; [`memory`] measures peak resident memory in a child process;
+//! of `benches/peers/`; [`memory`] measures peak resident memory in a child process;
 //! [`report`] puts it all into BENCHMARKS.md and [`chart`] draws a bar chart per workload.
 
 pub mod chart;

@@ -1,5 +1,5 @@
 //! The optional Python peers: JAX (the whole step under `jax.jit`) and PyTorch (eager and
-//! `torch.compile`), run by the scripts in `bench/peers/` when their framework imports.
+//! `torch.compile`), run by the scripts in `benches/peers/` when their framework imports.
 //!
 //! The report writes every workload's inputs and kiln's initial parameters as `.npy` files
 //! and a `spec.json` describing the workloads into a directory; a script reads them, times
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A framework's script in `bench/peers/`.
+/// A framework's script in `benches/peers/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Script {
     /// The module the framework imports as (`jax`, `torch`).

@@ -445,9 +445,9 @@ impl Report {
             chart::write(&path, &row.workload.title(), &bars).map_err(BenchError::Protocol)?;
         }
         // Figures measured by other commands (training accuracy, profiles) are kept by hand in
-        // bench/NOTES.md and carried over below the generated part.
+        // benches/NOTES.md and carried over below the generated part.
         let mut md = self.markdown();
-        let notes = self.settings.out.join("bench/NOTES.md");
+        let notes = self.settings.out.join("benches/NOTES.md");
         if let Ok(text) = std::fs::read_to_string(&notes) {
             md.push('\n');
             md.push_str(&text);
@@ -492,7 +492,7 @@ impl Report {
              digits) from kiln's initial parameters (seed {}); the data inputs, parameters and \
              optimizer state stay in each engine between steps. A peer's step is timed only \
              after its losses over its first {} steps matched kiln's within {} relative (see \
-             `bench/src/trajectory.rs` for why that bound).\n\
+             `benches/src/trajectory.rs` for why that bound).\n\
              - Compile time: building the model's graph, differentiating it, appending the \
              optimizer, optimizing, fusing, planning memory and generating machine code.\n",
             self.settings.command,

@@ -1,5 +1,5 @@
 """Shared by the Python peers: the workloads the kiln report wrote, its timing harness, and
-the JSON lines the report reads (see bench/src/python.rs).
+the JSON lines the report reads (see benches/src/python.rs).
 
 A peer script runs as `python3 SCRIPT SPEC_DIR`; SPEC_DIR holds spec.json and the inputs as
 .npy files (kiln's initial parameters and the MNIST batch for the training steps).
