@@ -526,7 +526,8 @@ fn frontend_ops_and_losses_match_finite_differences() {
 /// Convolutions cover stride, padding, 1x1 kernels and no bias; poolings overlapping windows
 /// and padding (-inf for max, zeros for the average); batch norm its training mode, where the
 /// batch's statistics depend on the input, and its evaluation mode; dropout a fixed seed, so
-/// its mask is fixed; the recurrent layers three steps, so the state passes through two cells.
+/// its mask is fixed; the recurrent layers three steps, so the state passes through two cells;
+/// the embedding repeated, unused and out-of-range ids ([`token_ids`]), alone and into an LSTM.
 /// The max pooling's inputs are random, so no two elements of a window are within `h` of a
 /// tie.
 #[test]
@@ -591,10 +592,24 @@ fn layers_match_finite_differences() {
             let out = nn.lstm("lstm", &x[0], 2);
             out.hidden.concat(&[&out.cell.unwrap()], 1)
         }),
+        layer_case("embedding", Mode::Train, &[], |nn, _| {
+            nn.embedding_typed("emb", &token_ids(nn.builder()), 4, 3, DType::F64)
+        }),
+        layer_case("embedding-lstm", Mode::Train, &[], |nn, _| {
+            let xs = nn.embedding_typed("emb", &token_ids(nn.builder()), 4, 3, DType::F64);
+            nn.lstm("lstm", &xs, 2).hidden
+        }),
     ];
     for case in cases {
         check(&case);
     }
+}
+
+/// Ids for the embedding's checks, `[2, 3]` into a table of 4 rows: row 1 looked up twice
+/// (its gradient is a sum), row 2 never (its gradient is zero), and -1 and 7 outside the
+/// table, clamped by the gather to rows 0 and 3 (their gradients go there too).
+fn token_ids(b: &GraphBuilder) -> Tensor {
+    b.constant(Array::from_i32([2, 3], vec![1, 3, 1, 0, -1, 7]).unwrap())
 }
 
 /// The second derivative of `f` at each element of `x`, analytic (grad of grad) and checked by

@@ -12,6 +12,7 @@
 //! and [`GraphBuilder::finish`] reports it at the line that called the layer.
 
 mod conv;
+mod embedding;
 mod norm;
 mod recurrent;
 
