@@ -7,3 +7,4 @@
 pub use kiln_compiler as compiler;
 pub use kiln_frontend as frontend;
 pub use kiln_runtime as runtime;
+pub mod fit;

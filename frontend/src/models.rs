@@ -1,26 +1,33 @@
 //! The built-in models, by name: what `kiln train --model`, `kiln dump mlp` and the tests
 //! build.
 //!
-//! Every built-in is an MNIST classifier with one interface, so the trainer needs to know
-//! nothing of a model but its name:
-//! - inputs `x: f32[batch, 784]` (pixels scaled to `[0, 1]`, row-major 28x28; a model that
-//!   wants images reshapes them itself) and `labels: i32[batch]` (digits 0..10);
+//! A built-in is a body (the layers from the input to the head) and a [`Task`] (the head's
+//! width, the loss and the metrics), built for the example shape of its input, so one model
+//! serves MNIST digits, images of any size and channel count, and rows of a table:
+//! - input `x: f32[batch, ...]`, one example of [`Settings::input`] per row: `[channels,
+//!   height, width]` images for the CNNs; the MLP and the linear models flatten what they get;
+//!   the LSTM reads an image's rows (or a `[steps, features]` sequence) as its steps;
+//! - the target: `labels: i32[batch]` (classes from 0) for [`Task::Classify`] and
+//!   [`Task::Binary`], `y: f32[batch]` (real values) for [`Task::Regress`];
 //! - in [`Mode::Train`], a model with random parts (dropout) also takes `step_seed: i32[]`, a new
 //!   value each step;
-//! - outputs `loss` (mean cross-entropy, `f32[]`), `accuracy` (`f32[]`) and `logits`
-//!   (`f32[batch, 10]`);
+//! - outputs `loss` (`f32[]`) and the task's metrics: `accuracy` for classification, `mse` (in
+//!   the target's units) for regression; in [`Mode::Eval`] also `prediction` (`[batch]`: the
+//!   class as `i32`, or the value) and, for classification, `probability` (`f32[batch]`, the
+//!   model's probability of the class it predicts);
 //! - state a model keeps between steps (batch norm's running statistics) is `state` updated
 //!   by the graph in training mode and read in evaluation mode, under the same names.
 //!
-//! The models of the course, smallest first: `linreg` (linear regression onto one-hot
-//! targets: its loss is the mean squared error, the one exception to cross-entropy), `logreg`
-//! (softmax regression), `mlp`, `lenet` (LeCun's LeNet-5 with ReLU and max pooling),
-//! `inception` (a small CNN around one GoogLeNet block), `resnet` (a small CNN of residual
-//! blocks with batch norm) and `lstm` (the image's 28 rows as a sequence). The CNNs are sized
-//! for a training step of about a millisecond at batch 64 on two cores.
+//! The models of the course, smallest first: `linear` (linear or logistic regression, as the
+//! task says), `linreg` (on classes, linear regression onto one-hot targets: its loss is the
+//! mean squared error), `logreg` (softmax regression), `mlp`, `lenet` (LeCun's LeNet-5 with
+//! ReLU and max pooling), `inception` (a small CNN around one GoogLeNet block), `resnet` (a
+//! small CNN of residual blocks with batch norm) and `lstm` (an image's rows as a sequence).
+//! The CNNs are sized for a training step of about a millisecond at batch 64 on two cores on
+//! MNIST.
 
 use crate::layers::{Conv2d, Layers};
-use crate::losses::{Reduction, accuracy, cross_entropy, mse};
+use crate::losses::{Reduction, accuracy, bce_with_logits, cross_entropy, mse};
 use crate::{BuildError, GraphBuilder, Model, Tensor};
 use kiln_compiler::DType;
 
@@ -28,6 +35,7 @@ pub use crate::layers::Mode;
 
 /// The names [`builtin`] knows.
 pub const BUILTINS: &[&str] = &[
+    "linear",
     "linreg",
     "logreg",
     "mlp",
@@ -37,14 +45,46 @@ pub const BUILTINS: &[&str] = &[
     "lstm",
 ];
 
-/// Pixels per MNIST image.
-const PIXELS: usize = 784;
+/// What a model predicts, which fixes its head, its loss and its metrics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Task {
+    /// One of `classes` classes (labels `0..classes`), by cross-entropy over as many logits.
+    Classify {
+        /// How many classes.
+        classes: usize,
+    },
+    /// One of two classes (labels 0 and 1), by binary cross-entropy over one logit.
+    Binary,
+    /// A real value, by the mean squared error of the standardized target: the head predicts
+    /// `(y - mean) / std`, and `prediction` and `mse` are in the target's own units.
+    Regress {
+        /// The training target's mean.
+        mean: f64,
+        /// The training target's standard deviation (positive).
+        std: f64,
+    },
+}
 
-/// Digit classes.
-const CLASSES: usize = 10;
+impl Task {
+    /// The width of the model's head.
+    pub fn outputs(self) -> usize {
+        match self {
+            Task::Classify { classes } => classes,
+            Task::Binary | Task::Regress { .. } => 1,
+        }
+    }
+
+    /// The name of the target's data input: `labels` for classes, `y` for values.
+    pub fn target(self) -> &'static str {
+        match self {
+            Task::Regress { .. } => "y",
+            _ => "labels",
+        }
+    }
+}
 
 /// How to build a built-in model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Rows per batch.
     pub batch: usize,
@@ -53,15 +93,21 @@ pub struct Settings {
     /// The hidden width (the MLP's hidden layer, the LSTM's state; 128 by default); `None`
     /// for the model's default. The other models have no single width and ignore it.
     pub width: Option<usize>,
+    /// The shape of one example of `x`.
+    pub input: Vec<usize>,
+    /// What the model predicts.
+    pub task: Task,
 }
 
 impl Default for Settings {
-    /// Batch 64, training mode, default width.
+    /// MNIST's: batch 64, training mode, default width, `[1, 28, 28]` images, 10 classes.
     fn default() -> Settings {
         Settings {
             batch: 64,
             mode: Mode::Train,
             width: None,
+            input: vec![1, 28, 28],
+            task: Task::Classify { classes: 10 },
         }
     }
 }
@@ -69,61 +115,89 @@ impl Default for Settings {
 /// The built-in model called `name` built with `settings`, or `None` for an unknown name.
 pub fn builtin(name: &str, settings: &Settings) -> Option<Result<Model, BuildError>> {
     let width = settings.width.unwrap_or(128);
+    let out = settings.task.outputs();
     let body: &dyn Fn(&Layers, &Tensor) -> Tensor = match name {
-        "linreg" | "logreg" => &|nn, x| nn.linear("fc", x, CLASSES),
-        "mlp" => &|nn, x| mlp_body(nn, x, &[width, CLASSES]),
-        "lenet" => &lenet,
-        "inception" => &inception,
-        "resnet" => &resnet,
-        "lstm" => &|nn, x| lstm(nn, x, width),
+        "linear" | "linreg" | "logreg" => &|nn, x| nn.linear("fc", &x.flatten_from(1), out),
+        "mlp" => &|nn, x| mlp_body(nn, &x.flatten_from(1), &[width, out]),
+        "lenet" => &|nn, x| lenet(nn, x, out),
+        "inception" => &|nn, x| inception(nn, x, out),
+        "resnet" => &|nn, x| resnet(nn, x, out),
+        "lstm" => &|nn, x| lstm(nn, x, width, out),
         _ => return None,
     };
-    let loss = if name == "linreg" {
-        Loss::SquaredError
-    } else {
-        Loss::CrossEntropy
-    };
-    let (batch, mode) = (settings.batch, settings.mode);
-    Some(classifier(name, batch, mode, PIXELS, loss, body))
+    // `linreg` on classes is the course's linear regression onto one-hot targets.
+    let one_hot = name == "linreg" && matches!(settings.task, Task::Classify { .. });
+    Some(model(name, settings, one_hot, body))
 }
 
-/// What a classifier minimizes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Loss {
-    /// Mean cross-entropy of the logits against the labels.
-    CrossEntropy,
-    /// Mean squared error of the logits against the labels' one-hot rows.
-    SquaredError,
-}
-
-/// A classifier graph with the interface of the module docs: `body` maps `x: [batch,
-/// features]` to the logits.
-fn classifier(
+/// The graph of the module docs: `body` maps `x` to the head's `[batch, outputs]`; with
+/// `one_hot`, classes are fitted by the squared error of the logits to one-hot rows.
+fn model(
     name: &str,
-    batch: usize,
-    mode: Mode,
-    features: usize,
-    loss: Loss,
+    settings: &Settings,
+    one_hot: bool,
     body: &dyn Fn(&Layers, &Tensor) -> Tensor,
 ) -> Result<Model, BuildError> {
     let b = GraphBuilder::new(name);
-    let x = b.input("x", DType::F32, [batch, features]);
-    let labels = b.input("labels", DType::I32, [batch]);
-    let logits = body(&Layers::new(&b, mode), &x).named("logits");
-    let loss = match loss {
-        Loss::CrossEntropy => cross_entropy(&logits, &labels, Reduction::Mean),
-        Loss::SquaredError => {
-            let classes = logits.shape().last().copied().unwrap_or(0);
-            mse(
-                &logits,
-                &labels.one_hot(classes, DType::F32),
-                Reduction::Mean,
-            )
-        }
+    let mut shape = vec![settings.batch];
+    shape.extend(&settings.input);
+    let x = b.input("x", DType::F32, &shape);
+    let task = settings.task;
+    let dtype = match task {
+        Task::Regress { .. } => DType::F32,
+        _ => DType::I32,
     };
-    b.output("loss", &loss);
-    b.output("accuracy", &accuracy(&logits, &labels));
-    b.output("logits", &logits);
+    let target = b.input(task.target(), dtype, [settings.batch]);
+    let head = body(&Layers::new(&b, settings.mode), &x);
+    let eval = settings.mode == Mode::Eval;
+    match task {
+        Task::Classify { .. } => {
+            let logits = head.named("logits");
+            let loss = match one_hot {
+                true => {
+                    let classes = logits.shape().last().copied().unwrap_or(0);
+                    mse(
+                        &logits,
+                        &target.one_hot(classes, DType::F32),
+                        Reduction::Mean,
+                    )
+                }
+                false => cross_entropy(&logits, &target, Reduction::Mean),
+            };
+            b.output("loss", &loss);
+            b.output("accuracy", &accuracy(&logits, &target));
+            b.output("logits", &logits);
+            if eval {
+                b.output("prediction", &logits.argmax(-1));
+                let shifted = &logits - &logits.max_keepdims(&[-1]);
+                b.output("probability", &shifted.exp().sum(&[-1]).recip());
+            }
+        }
+        Task::Binary => {
+            let logit = head.reshape(&[-1]).named("logit");
+            let positive = target.cast(DType::F32);
+            b.output("loss", &bce_with_logits(&logit, &positive, Reduction::Mean));
+            let predicted = logit.gt(&logit.scalar_like(0.0)).cast(DType::I32);
+            b.output(
+                "accuracy",
+                &predicted.eq(&target).cast(DType::F32).mean_all(),
+            );
+            if eval {
+                b.output("prediction", &predicted);
+                b.output("probability", &logit.abs().sigmoid());
+            }
+        }
+        Task::Regress { mean, std } => {
+            let z = head.reshape(&[-1]).named("z");
+            let standardized = (&target - mean) * (1.0 / std);
+            b.output("loss", &mse(&z, &standardized, Reduction::Mean));
+            let prediction = &z * std + mean;
+            b.output("mse", &mse(&prediction, &target, Reduction::Mean));
+            if eval {
+                b.output("prediction", &prediction);
+            }
+        }
+    }
     b.finish_model()
 }
 
@@ -132,15 +206,16 @@ fn classifier(
 /// `labels: i32[batch]`; outputs `loss` (mean cross-entropy), `accuracy` and `logits`.
 pub fn mlp(batch: usize, sizes: &[usize]) -> Result<Model, BuildError> {
     let features = sizes.first().copied().unwrap_or(0);
-    let body = |nn: &Layers, x: &Tensor| mlp_body(nn, x, sizes.get(1..).unwrap_or(&[]));
-    classifier(
-        "mlp",
+    let widths = sizes.get(1..).unwrap_or(&[]);
+    let settings = Settings {
         batch,
-        Mode::Train,
-        features,
-        Loss::CrossEntropy,
-        &body,
-    )
+        input: vec![features],
+        task: Task::Classify {
+            classes: widths.last().copied().unwrap_or(0),
+        },
+        ..Settings::default()
+    };
+    model("mlp", &settings, false, &|nn, x| mlp_body(nn, x, widths))
 }
 
 /// Fully connected layers of the given output widths, ReLU between them.
@@ -155,21 +230,16 @@ fn mlp_body(nn: &Layers, x: &Tensor, widths: &[usize]) -> Tensor {
     h
 }
 
-/// The batch of rows `x: [N, 784]` as one-channel images `[N, 1, 28, 28]`.
-fn images(x: &Tensor) -> Tensor {
-    x.reshape(&[-1, 1, 28, 28])
-}
-
 /// LeNet-5 with ReLU and max pooling: conv 6@5x5 (padded to keep 28x28), pool, conv 16@5x5,
 /// pool, then fully connected 400-120-84-10.
-fn lenet(nn: &Layers, x: &Tensor) -> Tensor {
-    let h = nn.conv2d("conv1", &images(x), Conv2d::new(6, 5).padding(2));
+fn lenet(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
+    let h = nn.conv2d("conv1", x, Conv2d::new(6, 5).padding(2));
     let h = h.relu().max_pool2d(2, 2, 0);
     let h = nn.conv2d("conv2", &h, Conv2d::new(16, 5));
     let h = h.relu().max_pool2d(2, 2, 0).flatten_from(1);
     let h = nn.linear("fc1", &h, 120).relu();
     let h = nn.linear("fc2", &h, 84).relu();
-    nn.linear("fc3", &h, CLASSES)
+    nn.linear("fc3", &h, out)
 }
 
 /// A convolution followed by ReLU.
@@ -181,8 +251,8 @@ fn conv_relu(nn: &Layers, name: &str, x: &Tensor, conv: Conv2d) -> Tensor {
 /// parallel branches joined on channels (1x1: 8; 1x1 reduction to 8 then 3x3: 12; 1x1
 /// reduction to 4 then 5x5: 4; 3x3 max pool then 1x1: 8), pooled to 7x7, and a linear
 /// classifier behind dropout (p = 0.2, as GoogLeNet's classifier has).
-fn inception(nn: &Layers, x: &Tensor) -> Tensor {
-    let stem = conv_relu(nn, "stem", &images(x), Conv2d::new(8, 3).padding(1));
+fn inception(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
+    let stem = conv_relu(nn, "stem", x, Conv2d::new(8, 3).padding(1));
     let h = stem.max_pool2d(2, 2, 0);
     let b1 = conv_relu(nn, "b1", &h, Conv2d::new(8, 1));
     let b3 = conv_relu(nn, "b3_reduce", &h, Conv2d::new(8, 1));
@@ -192,7 +262,7 @@ fn inception(nn: &Layers, x: &Tensor) -> Tensor {
     let pool = conv_relu(nn, "pool_proj", &h.max_pool2d(3, 1, 1), Conv2d::new(8, 1));
     let block = b1.concat(&[&b3, &b5, &pool], 1);
     let h = block.max_pool2d(2, 2, 0).flatten_from(1);
-    nn.linear("fc", &nn.dropout(&h, 0.2), CLASSES)
+    nn.linear("fc", &nn.dropout(&h, 0.2), out)
 }
 
 /// A 3x3 convolution without bias (batch norm follows it, and its shift would cancel one)
@@ -224,18 +294,23 @@ fn residual(nn: &Layers, name: &str, x: &Tensor, channels: usize, stride: usize)
 /// at 14x14, a strided one to 16 channels at 7x7, and a linear classifier of the 16x7x7
 /// features (global average pooling, as larger ResNets end, leaves a model this small 16
 /// numbers to classify from: it trains to about 93% where this reaches 97%).
-fn resnet(nn: &Layers, x: &Tensor) -> Tensor {
-    let h = conv_bn(nn, "stem", &images(x), 8, 1)
-        .relu()
-        .max_pool2d(2, 2, 0);
+fn resnet(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
+    let h = conv_bn(nn, "stem", x, 8, 1).relu().max_pool2d(2, 2, 0);
     let h = residual(nn, "block1", &h, 8, 1);
     let h = residual(nn, "block2", &h, 16, 2);
-    nn.linear("fc", &h.flatten_from(1), CLASSES)
+    nn.linear("fc", &h.flatten_from(1), out)
 }
 
-/// An LSTM reading the image a row at a time (28 steps of 28 pixels) with `hidden` units, and
-/// a linear classifier of its last hidden state.
-fn lstm(nn: &Layers, x: &Tensor, hidden: usize) -> Tensor {
-    let rows = x.reshape(&[-1, 28, 28]);
-    nn.linear("fc", &nn.lstm("lstm", &rows, hidden).hidden, CLASSES)
+/// An LSTM with `hidden` units reading a sequence, and a linear head on its last hidden
+/// state: a `[steps, features]` example as it is, an image `[channels, height, width]` a row
+/// at a time (`height` steps of `channels * width` values).
+fn lstm(nn: &Layers, x: &Tensor, hidden: usize, out: usize) -> Tensor {
+    let steps = match *x.shape() {
+        [n, c, h, w] if c == 1 => x.reshape(&[n as isize, h as isize, w as isize]),
+        [n, c, h, w] => {
+            (x.permute(&[0, 2, 1, 3])).reshape(&[n as isize, h as isize, (c * w) as isize])
+        }
+        _ => x.clone(),
+    };
+    nn.linear("fc", &nn.lstm("lstm", &steps, hidden).hidden, out)
 }

@@ -9,12 +9,22 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `format` | `kiln-checkpoint 1` (format and version) |
+//! | `format` | `kiln-checkpoint 2` (format and version; version 1 files are read too) |
 //! | `model`, `optimizer`, `graph_hash`, `kiln_version` | text |
 //! | `width` | a whole number, or `none` |
 //! | `batch_size`, `seed`, `epoch`, `step` | whole numbers |
 //! | `hyperparameters` | `name=value` pairs separated by spaces: `lr=0.1 momentum=0.9` |
-//! | `history` | a line per epoch: `epoch train_loss train_accuracy test_loss test_accuracy seconds` |
+//! | `history` | a line per epoch: `epoch=3 seconds=1.25 train.loss=0.5 test.loss=0.6 test.accuracy=0.8` (version 1: `epoch train_loss train_accuracy test_loss test_accuracy seconds`) |
+//! | `graph.eval.<rows>` | the evaluation graph at `rows` rows per batch, as `.kir` text (optional) |
+//! | `task`, `target` | what the model predicts (`classify`, `regress`, or empty) and from which column (optional) |
+//! | `features` | the table columns that form the input `x`, a line each (optional) |
+//! | `standardize` | the columns standardized before the model sees them, a line each (optional) |
+//!
+//! A standardized column's means and standard deviations are the tensors
+//! `data.standardize.<column>.mean` and `.std` (`F64`). A checkpoint that holds evaluation
+//! graphs is self-describing: evaluating or predicting needs the file alone, not the code
+//! that built the model. [`load`] refuses one whose graph does not parse or reads a param or
+//! state the file lacks, or has of another type.
 //!
 //! Floats are written as Rust's `{:?}` writes them, the shortest text that reads back to the
 //! same value (`0.1`, `1e-7`, `-0.0`, `inf`, `NaN`), so every value but a NaN's payload
@@ -27,8 +37,10 @@
 //! length, and refuses a truncated, corrupt or foreign file with [`CheckpointError::Invalid`].
 
 use crate::atomic::{self, Staged, Step};
+use crate::data::Standardization;
 use crate::history::EpochRecord;
-use kiln_compiler::text::{PrintOptions, print_with};
+use crate::train::Metrics;
+use kiln_compiler::text::{PrintOptions, parse, print, print_with};
 use kiln_compiler::{Array, DType, Data, Graph, Type};
 use safetensors::tensor::TensorInfo;
 use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
@@ -44,7 +56,13 @@ use std::str::FromStr;
 pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The value of the `format` metadata key: the format's name and version.
-const FORMAT: &str = "kiln-checkpoint 1";
+const FORMAT: &str = "kiln-checkpoint 2";
+
+/// The format of checkpoints before evaluation graphs and metrics by name; still read.
+const FORMAT_1: &str = "kiln-checkpoint 1";
+
+/// The prefix of the tensors that hold a standardization's means and deviations.
+const STANDARDIZE: &str = "data.standardize.";
 
 /// The longest header [`load`] reads (safetensors' own limit); a file claiming more is refused
 /// unread.
@@ -58,6 +76,8 @@ pub struct Checkpoint {
     pub tensors: Vec<(String, Array)>,
     /// What the run was and how far it got.
     pub meta: Metadata,
+    /// The standardization of the data's columns the model was trained on (empty: none).
+    pub standardization: Standardization,
 }
 
 /// What a training run was and how far it got.
@@ -90,10 +110,19 @@ pub struct Metadata {
     pub kiln_version: String,
     /// One record per completed epoch, oldest first.
     pub history: Vec<EpochRecord>,
+    /// The model's evaluation graph at some batch sizes (rows per batch, graph), largest
+    /// first; empty in checkpoints written before kiln stored them.
+    pub graphs: Vec<(usize, Graph)>,
+    /// What the model predicts: `classify`, `regress`, or empty when not said.
+    pub task: String,
+    /// The table column the model predicts, when trained on a table.
+    pub target: String,
+    /// The table columns that form the input `x`, in order, when trained on a table.
+    pub features: Vec<String>,
 }
 
 impl Default for Metadata {
-    /// Empty names, zero numbers, no history, and this kiln's version.
+    /// Empty names, zero numbers, no history or graphs, and this kiln's version.
     fn default() -> Metadata {
         Metadata {
             model: String::new(),
@@ -109,6 +138,10 @@ impl Default for Metadata {
             step: 0,
             kiln_version: KILN_VERSION.to_string(),
             history: Vec::new(),
+            graphs: Vec::new(),
+            task: String::new(),
+            target: String::new(),
+            features: Vec::new(),
         }
     }
 }
@@ -387,20 +420,58 @@ fn encode(path: &Path, ck: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
             "hyperparameter name `{name}` is empty or holds whitespace or `=`"
         )));
     }
-    let tensors = (ck.tensors.iter()).map(|(name, a)| (name, Tensor(a)));
-    safetensors::serialize(tensors, Some(encode_metadata(&ck.meta)))
-        .map_err(|e| unsavable(e.to_string()))
+    if let Some(name) = (ck.meta.history.iter())
+        .flat_map(|r| r.train.iter().chain(r.test.iter()))
+        .map(|(n, _)| n)
+        .find(|n| n.is_empty() || n.contains(|c: char| c == '=' || c.is_whitespace()))
+    {
+        return Err(unsavable(format!(
+            "metric name `{name}` is empty or holds whitespace or `=`"
+        )));
+    }
+    if let Some((name, _)) = ck.tensors.iter().find(|(n, _)| n.starts_with(STANDARDIZE)) {
+        return Err(unsavable(format!(
+            "tensor `{name}` begins with `{STANDARDIZE}`, which checkpoints reserve"
+        )));
+    }
+    let bad_line = |n: &String| n.is_empty() || n.contains('\n');
+    let standardized = ck.standardization.columns();
+    if standardized.iter().any(|(n, ..)| bad_line(n)) || ck.meta.features.iter().any(bad_line) {
+        return Err(unsavable(
+            "a standardized or feature column's name is empty or holds a line break".into(),
+        ));
+    }
+    let standardization: Vec<(String, &Array)> = (standardized.iter())
+        .flat_map(|(n, mean, std)| {
+            [
+                (format!("{STANDARDIZE}{n}.mean"), mean),
+                (format!("{STANDARDIZE}{n}.std"), std),
+            ]
+        })
+        .collect();
+    let tensors = (ck.tensors.iter())
+        .map(|(name, a)| (name.as_str(), Tensor(a)))
+        .chain(standardization.iter().map(|(n, a)| (n.as_str(), Tensor(a))));
+    safetensors::serialize(tensors, Some(encode_metadata(ck))).map_err(|e| unsavable(e.to_string()))
 }
 
-/// The metadata as the file's `__metadata__` map.
-fn encode_metadata(meta: &Metadata) -> HashMap<String, String> {
+/// The metadata of `ck` as the file's `__metadata__` map.
+fn encode_metadata(ck: &Checkpoint) -> HashMap<String, String> {
+    let meta = &ck.meta;
     let history = (meta.history.iter())
         .map(|r| {
-            format!(
-                "{} {:?} {:?} {:?} {:?} {:?}",
-                r.epoch, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy, r.seconds
-            )
+            let mut line = format!("epoch={} seconds={:?}", r.epoch, r.seconds);
+            for (split, metrics) in [("train", &r.train), ("test", &r.test)] {
+                for (name, v) in metrics.iter() {
+                    line += &format!(" {split}.{name}={v:?}");
+                }
+            }
+            line
         })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let standardize = (ck.standardization.columns().iter())
+        .map(|(n, ..)| n.as_str())
         .collect::<Vec<_>>()
         .join("\n");
     let fields = Field::ALL.map(|f| (f.key(), f.text(meta)));
@@ -410,9 +481,15 @@ fn encode_metadata(meta: &Metadata) -> HashMap<String, String> {
         ("step", meta.step.to_string()),
         ("kiln_version", meta.kiln_version.clone()),
         ("history", history),
+        ("task", meta.task.clone()),
+        ("target", meta.target.clone()),
+        ("features", meta.features.join("\n")),
+        ("standardize", standardize),
     ];
+    let graphs = (meta.graphs.iter()).map(|(rows, g)| (format!("graph.eval.{rows}"), print(g)));
     (fields.into_iter().chain(rest))
         .map(|(k, v)| (k.to_string(), v))
+        .chain(graphs)
         .collect()
 }
 
@@ -475,7 +552,8 @@ pub fn load_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Checkpoint, Ch
             "it is a safetensors file without metadata, not a kiln checkpoint",
         )
     })?;
-    let meta = decode_metadata(&Fields { map, path })?;
+    let fields = Fields { map, path };
+    let mut meta = decode_metadata(&fields)?;
     // `read_metadata` checked that the header and the tensors' data fill the file exactly.
     let data = bytes.get(8 + header_len..).unwrap_or_default();
     let mut tensors = (header.tensors().into_iter())
@@ -485,7 +563,92 @@ pub fn load_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Checkpoint, Ch
         })
         .collect::<Result<Vec<_>, CheckpointError>>()?;
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Checkpoint { tensors, meta })
+    let standardization = standardization(&fields, &mut tensors)?;
+    meta.graphs = graphs(&fields, &tensors)?;
+    Ok(Checkpoint {
+        tensors,
+        meta,
+        standardization,
+    })
+}
+
+/// The standardization the metadata names, its tensors taken out of `tensors`.
+fn standardization(
+    fields: &Fields<'_>,
+    tensors: &mut Vec<(String, Array)>,
+) -> Result<Standardization, CheckpointError> {
+    let names = fields.optional("standardize");
+    let mut columns = Vec::new();
+    for name in names.lines() {
+        let mut take = |part: &str| {
+            let key = format!("{STANDARDIZE}{name}.{part}");
+            let i = tensors.iter().position(|(n, _)| *n == key).ok_or_else(|| {
+                invalid(
+                    fields.path,
+                    format!("it standardizes `{name}` but has no `{key}`"),
+                )
+            })?;
+            Ok::<_, CheckpointError>(tensors.remove(i).1)
+        };
+        let (mean, std) = (take("mean")?, take("std")?);
+        columns.push((name.to_string(), mean, std));
+    }
+    if let Some((name, _)) = tensors.iter().find(|(n, _)| n.starts_with(STANDARDIZE)) {
+        return Err(invalid(
+            fields.path,
+            format!("tensor `{name}` belongs to no standardized column"),
+        ));
+    }
+    Standardization::from_parts(columns).map_err(|e| invalid(fields.path, e.to_string()))
+}
+
+/// The evaluation graphs of the metadata, largest batch first, each parsed and checked
+/// against `tensors`: every param and state it reads is there, of its type.
+fn graphs(
+    fields: &Fields<'_>,
+    tensors: &[(String, Array)],
+) -> Result<Vec<(usize, Graph)>, CheckpointError> {
+    let mut graphs = Vec::new();
+    let mut keys: Vec<&String> = fields.map.keys().collect();
+    keys.sort();
+    for key in keys {
+        let text = &fields.map[key];
+        let Some(rows) = key.strip_prefix("graph.eval.") else {
+            continue;
+        };
+        let bad = |reason: String| invalid(fields.path, format!("metadata `{key}`: {reason}"));
+        let rows: usize = (rows.parse().ok())
+            .filter(|&r| r > 0)
+            .ok_or_else(|| bad("not a whole number of rows".into()))?;
+        let g = parse(text).map_err(|e| bad(format!("the graph does not parse: {e}")))?;
+        for id in g.inputs() {
+            let node = g.node(id);
+            let Some((kind, name)) = node.op.as_input() else {
+                continue;
+            };
+            if kind == kiln_compiler::InputKind::Data {
+                continue;
+            }
+            match tensors.iter().find(|(n, _)| n == name) {
+                None => {
+                    return Err(bad(format!(
+                        "the graph reads `{name}`, a tensor the file lacks"
+                    )));
+                }
+                Some((_, a)) if a.ty() != node.ty => {
+                    return Err(bad(format!(
+                        "the graph reads `{name}` as {}, the file holds {}",
+                        node.ty,
+                        a.ty()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        graphs.push((rows, g));
+    }
+    graphs.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
+    Ok(graphs)
 }
 
 /// [`CheckpointError::Invalid`] for the file at `path`.
@@ -593,6 +756,11 @@ impl Fields<'_> {
             .ok_or_else(|| invalid(self.path, format!("its metadata has no `{key}`")))
     }
 
+    /// The value of `key`, or empty when absent (keys added after version 1).
+    fn optional(&self, key: &str) -> &str {
+        self.map.get(key).map_or("", String::as_str)
+    }
+
     /// The value of `key` read by `read`, which says `what` it reads.
     fn read<T>(
         &self,
@@ -615,13 +783,20 @@ impl Fields<'_> {
     }
 
     /// The `history`, a line per epoch.
-    fn history(&self) -> Result<Vec<EpochRecord>, CheckpointError> {
+    fn history(&self, version: u32) -> Result<Vec<EpochRecord>, CheckpointError> {
         let text = self.text("history")?;
         (text.lines().enumerate())
             .map(|(i, line)| {
-                epoch_record(line).ok_or_else(|| {
+                let (record, what) = match version {
+                    1 => (epoch_record_1(line), "an epoch and five numbers"),
+                    _ => (
+                        epoch_record(line),
+                        "`epoch=N seconds=S` and `split.metric=value`s",
+                    ),
+                };
+                record.ok_or_else(|| {
                     let reason = format!(
-                        "line {} of metadata `history` is not an epoch and five numbers: `{line}`",
+                        "line {} of metadata `history` is not {what}: `{line}`",
                         i + 1
                     );
                     invalid(self.path, reason)
@@ -639,12 +814,16 @@ fn decode_metadata(fields: &Fields<'_>) -> Result<Metadata, CheckpointError> {
             "it is a safetensors file, not a kiln checkpoint",
         )
     })?;
-    if format != FORMAT {
-        return Err(invalid(
-            fields.path,
-            format!("its format is `{format}`; this kiln reads `{FORMAT}`"),
-        ));
-    }
+    let version = match format {
+        FORMAT => 2,
+        FORMAT_1 => 1,
+        _ => {
+            return Err(invalid(
+                fields.path,
+                format!("its format is `{format}`; this kiln reads `{FORMAT}` and `{FORMAT_1}`"),
+            ));
+        }
+    };
     Ok(Metadata {
         model: fields.text(Field::Model.key())?.to_string(),
         width: fields.read(Field::Width.key(), "a whole number or `none`", |s| {
@@ -675,22 +854,66 @@ fn decode_metadata(fields: &Fields<'_>) -> Result<Metadata, CheckpointError> {
         epoch: fields.number("epoch")?,
         step: fields.number("step")?,
         kiln_version: fields.text("kiln_version")?.to_string(),
-        history: fields.history()?,
+        history: fields.history(version)?,
+        graphs: Vec::new(),
+        task: fields.optional("task").to_string(),
+        target: fields.optional("target").to_string(),
+        features: fields
+            .optional("features")
+            .lines()
+            .map(String::from)
+            .collect(),
     })
 }
 
 /// An [`EpochRecord`] from its line in the `history` metadata.
 fn epoch_record(line: &str) -> Option<EpochRecord> {
+    let mut record = EpochRecord::default();
+    let (mut epoch, mut seconds) = (None, None);
+    for word in line.split(' ') {
+        let (key, value) = word.split_once('=')?;
+        match key {
+            "epoch" => epoch = Some(value.parse().ok()?),
+            "seconds" => seconds = Some(value.parse().ok()?),
+            _ => {
+                let (split, name) = key.split_once('.')?;
+                let metrics = match split {
+                    "train" => &mut record.train,
+                    "test" => &mut record.test,
+                    _ => return None,
+                };
+                if name.is_empty() || metrics.get(name).is_some() {
+                    return None;
+                }
+                metrics.set(name, value.parse().ok()?);
+            }
+        }
+    }
+    record.epoch = epoch?;
+    record.seconds = seconds?;
+    Some(record)
+}
+
+/// An [`EpochRecord`] from its line in a version 1 file's `history`: the epoch, the training
+/// loss and accuracy, the test loss and accuracy, the seconds.
+fn epoch_record_1(line: &str) -> Option<EpochRecord> {
     let mut words = line.split(' ');
     let epoch = words.next()?.parse().ok()?;
     let mut number = || words.next()?.parse::<f64>().ok();
+    let mut pair = || -> Option<Metrics> {
+        let (loss, accuracy) = (number()?, number()?);
+        Some(Metrics::new(vec![
+            ("loss".into(), loss),
+            ("accuracy".into(), accuracy),
+        ]))
+    };
+    let (train, test) = (pair()?, pair()?);
+    let seconds = number()?;
     let record = EpochRecord {
         epoch,
-        train_loss: number()?,
-        train_accuracy: number()?,
-        test_loss: number()?,
-        test_accuracy: number()?,
-        seconds: number()?,
+        train,
+        test,
+        seconds,
     };
     words.next().is_none().then_some(record)
 }

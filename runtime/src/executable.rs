@@ -419,6 +419,13 @@ impl Executable {
         self.execute_ordered(&ordered)
     }
 
+    /// The outputs, by name and type, in the graph's order.
+    pub fn output_names(&self) -> Vec<(String, kiln_compiler::Type)> {
+        (self.program.outputs.iter())
+            .map(|(n, b)| (n.clone(), self.program.buffers[*b as usize].ty.clone()))
+            .collect()
+    }
+
     /// The data inputs, by name and type, in the order [`Executable::execute_ordered`] takes
     /// them.
     pub fn input_names(&self) -> Vec<(String, kiln_compiler::Type)> {

@@ -68,30 +68,52 @@ pub enum PlotError {
     },
 }
 
-/// The two panels of a training run: loss and accuracy, each with a train and a test series.
+/// The panels of a training run: the loss, then each other metric the test set measured
+/// (accuracy, R², ...), in its order; each with a train series (where training measured it)
+/// and a test series.
 pub fn training_curves(history: &[EpochRecord]) -> Vec<Panel> {
-    let series = |name: &str, value: fn(&EpochRecord) -> f64| Series {
+    let series = |name: &str, value: &dyn Fn(&EpochRecord) -> f64| Series {
         name: name.to_string(),
         points: history.iter().map(|r| (r.epoch as f64, value(r))).collect(),
     };
-    vec![
-        Panel {
-            title: "loss".into(),
-            y_label: "mean loss".into(),
-            series: vec![
-                series("train", |r| r.train_loss),
-                series("test", |r| r.test_loss),
-            ],
-        },
-        Panel {
-            title: "accuracy".into(),
-            y_label: "fraction correct".into(),
-            series: vec![
-                series("train", |r| r.train_accuracy),
-                series("test", |r| r.test_accuracy),
-            ],
-        },
-    ]
+    let mut names = vec!["loss".to_string()];
+    for r in history {
+        for (name, _) in r.test.iter().chain(r.train.iter()) {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    (names.iter())
+        .map(|name| {
+            let trained = history.iter().any(|r| r.train.get(name).is_some());
+            let tested = history.iter().any(|r| r.test.get(name).is_some());
+            let mut s = Vec::new();
+            if trained {
+                s.push(series("train", &|r| r.train(name)));
+            }
+            if tested {
+                s.push(series("test", &|r| r.test(name)));
+            }
+            Panel {
+                title: name.clone(),
+                y_label: y_label(name),
+                series: s,
+            }
+        })
+        .collect()
+}
+
+/// The words on a metric's axis.
+fn y_label(metric: &str) -> String {
+    match metric {
+        "loss" => "mean loss".into(),
+        "accuracy" => "fraction correct".into(),
+        "mse" => "mean squared error".into(),
+        "mae" => "mean absolute error".into(),
+        "r2" => "coefficient of determination".into(),
+        other => other.into(),
+    }
 }
 
 /// Draws `panels` side by side in one SVG file at `path`, replacing it atomically.

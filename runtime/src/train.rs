@@ -1,50 +1,70 @@
 //! Running compiled programs over a [`Dataset`]: a [`Trainer`] runs epochs of training steps,
-//! an [`Evaluator`] measures loss and accuracy over every example.
+//! an [`Evaluator`] measures a model over every example.
 //!
-//! Both drive programs with one interface (the built-in models' contract): data inputs `x:
-//! f32[rows, features]` and `labels: i32[rows]`, optionally `step_seed: i32[]` (a new value
-//! each step, for dropout), and the optimizer's hyperparameters as scalar inputs; outputs
-//! `loss` and `accuracy` (scalars). A step binds its inputs by position and allocates nothing.
+//! Both bind a program's data inputs by name: an input named like a column of the data takes
+//! that column's examples (its element type and example shape must be the input's, less the
+//! first axis, the batch); `step_seed: i32[]` takes a new value each step (for dropout); any
+//! other input must be one of the optimizer's hyperparameters, fed as given. Every scalar
+//! float output is a metric (`loss`, `accuracy`, `mse`, ...): a trainer averages them over an
+//! epoch's batches, an evaluator over every example. A step binds its inputs by position into
+//! batch buffers allocated once, and allocates nothing.
 //!
 //! Determinism: a step's inputs are a function of the seed and the step number alone (the
-//! epoch's order comes from [`epoch_order`], the step seed from the step number), so two runs
-//! with the same seed compute the same losses, and a run resumed from a checkpoint continues
-//! exactly as the uninterrupted run would.
+//! epoch's order comes from [`epoch_order`], the step seed from the step number, an image's
+//! shift from the seed, the epoch and its index), so two runs with the same seed compute the
+//! same losses, and a run resumed from a checkpoint continues exactly as the uninterrupted run
+//! would.
 
-use crate::data::{Dataset, epoch_order, mix};
-use crate::executable::{Executable, StateError};
+use crate::data::{Dataset, copy_rows, epoch_order, mix, shift_images};
+use crate::executable::{Executable, Options, StateError};
 use kiln_compiler::interp::RunError;
-use kiln_compiler::{Array, DType, Data, Type};
+use kiln_compiler::{Array, DType, Data, Graph, Type};
 use smallvec::SmallVec;
+
+/// An error from outside the runtime (building a graph), carried as it is.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why training or evaluation stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The program has a data input the trainer cannot feed.
+    /// A data input of the program is not a column of the data, nor anything the trainer feeds.
     #[error(
-        "the program's input `{0}` is none of x, labels, step_seed or the optimizer's \
-         hyperparameters"
+        "the program's input `{input}: {ty}` is not a column of the data (its columns: \
+         {columns}), nor step_seed, nor a hyperparameter{hyperparameters}"
     )]
-    UnknownInput(String),
-    /// `x`, `labels`, `loss` or `accuracy` is missing or of another type than the contract's.
-    #[error("the program's {what} `{name}` is {found}, expected {expected}")]
-    Interface {
-        /// `input` or `output`.
-        what: &'static str,
+    MissingColumn {
+        /// The program's input.
+        input: String,
+        /// Its type, the batch included.
+        ty: Type,
+        /// The data's columns, by name, separated by commas.
+        columns: String,
+        /// `" (the optimizer's: lr, momentum)"`, or nothing when there are none.
+        hyperparameters: String,
+    },
+    /// A column's examples are not of the type the program's input takes.
+    #[error(
+        "the program's input `{input}` takes examples of type {expected}, but column \
+         `{input}` of the data holds {found}"
+    )]
+    ColumnType {
+        /// The input's and the column's name.
+        input: String,
+        /// One example as the program takes it.
+        expected: Type,
+        /// One example as the column holds it.
+        found: Type,
+    },
+    /// The program's data inputs disagree on the batch, or one has no batch axis.
+    #[error("the program's data inputs disagree on the batch: {0}")]
+    Batch(String),
+    /// An output the trainer needs is missing or not a float scalar.
+    #[error("the program's output `{name}` is {found}, expected a float scalar")]
+    Output {
         /// Its name.
-        name: &'static str,
-        /// What the contract says.
-        expected: String,
+        name: String,
         /// What the program has (`missing` when absent).
         found: String,
-    },
-    /// The data set's examples do not fit the program's `x`.
-    #[error("the data has {data} features per example, the model takes {model}")]
-    Features {
-        /// Features per example in the data.
-        data: usize,
-        /// Features per row of `x`.
-        model: usize,
     },
     /// The data set is smaller than one batch.
     #[error("the data has {data} examples, fewer than one batch of {batch}")]
@@ -85,110 +105,177 @@ pub enum TrainError {
         /// What the check found, and where.
         source: RunError,
     },
+    /// The program of some batch size could not be built or compiled.
+    #[error("the program for batches of {batch}: {source}")]
+    Program {
+        /// Its rows per batch.
+        batch: usize,
+        /// Why.
+        source: BoxError,
+    },
     /// A program refused its inputs (a bug in the binding, reported rather than hidden), or
     /// the numerics check stopped an evaluation.
     #[error(transparent)]
     Run(#[from] RunError),
 }
 
-/// Mean loss and accuracy over some examples.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The mean of each metric (every scalar float output) over some examples, in the program's
+/// output order.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metrics {
-    /// Mean loss.
-    pub loss: f64,
-    /// Fraction classified correctly, in `[0, 1]`.
-    pub accuracy: f64,
+    values: Vec<(String, f64)>,
+}
+
+impl Metrics {
+    /// Metrics of these names and values.
+    pub fn new(values: Vec<(String, f64)>) -> Metrics {
+        Metrics { values }
+    }
+
+    /// The metric `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// Every metric by name, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.values.iter().map(|(n, v)| (n.as_str(), *v))
+    }
+
+    /// The metric `name` set to `value` (added after the others when absent).
+    pub fn set(&mut self, name: &str, value: f64) {
+        match self.values.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.values.push((name.to_string(), value)),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
 }
 
 /// What a training step reports as it finishes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepReport {
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport<'a> {
     /// Steps completed in the whole run, this one included.
     pub step: u64,
     /// Batches completed in this epoch, this one included.
     pub batch: usize,
     /// Batches in this epoch.
     pub batches: usize,
-    /// This batch's loss.
-    pub loss: f64,
-    /// This batch's accuracy.
-    pub accuracy: f64,
+    /// This batch's metrics.
+    pub metrics: &'a Metrics,
 }
 
 /// Where one data input of a program gets its value.
 #[derive(Clone, Debug)]
 enum Source {
-    X,
-    Labels,
+    /// A column of the data, by its batch buffer's index in `Feed::columns`.
+    Column(usize),
     StepSeed,
     /// A hyperparameter: its value as given, and as the program takes it.
     Value(f64, Array),
 }
 
-/// The data inputs of one program: the batch buffers it reads and the order it takes them in.
+/// The data inputs of one program: the batch buffers it reads, the order it takes them in,
+/// and the metrics it reports.
 struct Feed {
     sources: Vec<Source>,
-    x: Array,
-    labels: Array,
+    /// The columns the program reads, by name, with their batch buffers.
+    columns: Vec<(String, Array)>,
     step_seed: Array,
+    rows: usize,
+    /// The scalar float outputs, by name, with their values after the last run.
+    metrics: Metrics,
 }
 
 impl Feed {
-    /// The feed of `exe`, whose inputs beyond `x`, `labels` and `step_seed` must be among
-    /// `hyperparameters`.
+    /// The feed of `exe`: inputs named `step_seed` (an `i32` scalar) and in `hyperparameters`
+    /// are fed by the trainer, every other one by the column of its name.
     fn new(exe: &Executable, hyperparameters: &[(&str, f64)]) -> Result<Feed, TrainError> {
-        let inputs = exe.input_names();
-        let find = |name: &str| inputs.iter().find(|(n, _)| n == name).map(|(_, t)| t);
-        let x = expect(find("x"), "input", "x", |t| {
-            t.dtype == DType::F32 && t.rank() == 2
-        })?;
-        let rows = x.shape[0];
-        let labels_ty = Type::new(DType::I32, [rows]);
-        expect(find("labels"), "input", "labels", |t| *t == labels_ty)?;
-        for name in ["loss", "accuracy"] {
-            expect(exe.output_type(name), "output", name, |t| {
-                t.dtype.is_float() && t.rank() == 0
-            })?;
+        let mut columns: Vec<(String, Array)> = Vec::new();
+        let mut sources = Vec::new();
+        for (name, ty) in exe.input_names() {
+            let source = if name == "step_seed" && ty == Type::scalar(DType::I32) {
+                Source::StepSeed
+            } else if let Some(&(_, v)) = hyperparameters.iter().find(|(h, _)| *h == name) {
+                if ty.rank() != 0 {
+                    return Err(TrainError::Batch(format!(
+                        "the hyperparameter `{name}` is {ty}, not a scalar"
+                    )));
+                }
+                Source::Value(v, Array::scalar(ty.dtype, v))
+            } else {
+                if ty.rank() == 0 {
+                    return Err(TrainError::Batch(format!(
+                        "`{name}` is a scalar, with no batch axis"
+                    )));
+                }
+                columns.push((name.clone(), Array::full(ty.dtype, &ty.shape, 0.0)));
+                Source::Column(columns.len() - 1)
+            };
+            sources.push(source);
         }
-        let sources = (inputs.iter())
-            .map(|(name, ty)| match name.as_str() {
-                "x" => Ok(Source::X),
-                "labels" => Ok(Source::Labels),
-                "step_seed" if *ty == Type::scalar(DType::I32) => Ok(Source::StepSeed),
-                _ => match hyperparameters.iter().find(|(h, _)| h == name) {
-                    Some(&(_, v)) if ty.rank() == 0 => {
-                        Ok(Source::Value(v, Array::scalar(ty.dtype, v)))
-                    }
-                    _ => Err(TrainError::UnknownInput(name.clone())),
-                },
-            })
-            .collect::<Result<_, _>>()?;
+        let rows = match columns.first() {
+            None => return Err(TrainError::Batch("none is a column of examples".into())),
+            Some((first, a)) => {
+                let rows = a.shape()[0];
+                if let Some((other, b)) = columns.iter().find(|(_, b)| b.shape()[0] != rows) {
+                    return Err(TrainError::Batch(format!(
+                        "`{first}` has {rows} rows, `{other}` has {}",
+                        b.shape()[0]
+                    )));
+                }
+                rows
+            }
+        };
+        let metrics = (exe.output_names().into_iter())
+            .filter(|(_, t)| t.rank() == 0 && t.dtype.is_float())
+            .map(|(n, _)| (n, f64::NAN))
+            .collect();
         Ok(Feed {
             sources,
-            x: Array::full(DType::F32, [rows, x.shape[1]], 0.0),
-            labels: Array::full(DType::I32, [rows], 0.0),
+            columns,
             step_seed: Array::scalar(DType::I32, 0.0),
+            rows,
+            metrics: Metrics::new(metrics),
         })
     }
 
-    /// Rows per batch.
-    fn rows(&self) -> usize {
-        self.labels.numel()
+    /// The index in `data`'s columns of each column this feed reads, after checking that
+    /// every one is there with the input's example type.
+    fn bind(&self, data: &Dataset, hyperparameters: &str) -> Result<Vec<usize>, TrainError> {
+        (self.columns.iter())
+            .map(|(name, buffer)| {
+                let expected = Type::new(buffer.dtype(), &buffer.shape()[1..]);
+                let Some(found) = data.example_type(name) else {
+                    return Err(TrainError::MissingColumn {
+                        input: name.clone(),
+                        ty: buffer.ty(),
+                        columns: data.names().join(", "),
+                        hyperparameters: hyperparameters.to_string(),
+                    });
+                };
+                if found != expected {
+                    return Err(TrainError::ColumnType {
+                        input: name.clone(),
+                        expected,
+                        found,
+                    });
+                }
+                let index = data.names().iter().position(|n| n == name);
+                Ok(index.expect("found by name just above"))
+            })
+            .collect()
     }
 
-    /// Features per row.
-    fn features(&self) -> usize {
-        self.x.shape()[1]
-    }
-
-    /// Copies the examples `indices` (one per row) into the batch buffers.
-    fn fill(&mut self, data: &dyn Dataset, indices: &[usize]) {
-        let features = self.features();
-        let (Data::F32(x), Data::I32(labels)) = (self.x.data_mut(), self.labels.data_mut()) else {
-            unreachable!("x is f32 and labels i32 by construction");
-        };
-        for ((row, label), &i) in x.chunks_exact_mut(features).zip(labels).zip(indices) {
-            *label = data.example(i, row);
+    /// Copies the examples `indices` (one per row) of the bound columns into the batch
+    /// buffers.
+    fn fill(&mut self, data: &Dataset, bound: &[usize], indices: &[usize]) {
+        for ((_, buffer), &c) in self.columns.iter_mut().zip(bound) {
+            copy_rows(&data.columns()[c].1, indices, buffer);
         }
     }
 
@@ -219,41 +306,44 @@ impl Feed {
         })
     }
 
-    /// Runs `exe` on the batch buffers.
-    fn run(&self, exe: &mut Executable) -> Result<(), RunError> {
+    /// The hyperparameters, for messages: `" (the optimizer's: lr, momentum)"` or nothing.
+    fn hyperparameters(&self, names: &[(String, Type)]) -> String {
+        let given: Vec<&str> = (self.sources.iter().zip(names))
+            .filter(|(s, _)| matches!(s, Source::Value(..)))
+            .map(|(_, (n, _))| n.as_str())
+            .collect();
+        match given.is_empty() {
+            true => String::new(),
+            false => format!(" (the optimizer's: {})", given.join(", ")),
+        }
+    }
+
+    /// Runs `exe` on the batch buffers and reads the metrics.
+    fn run(&mut self, exe: &mut Executable) -> Result<(), RunError> {
         let args: SmallVec<[&Array; 8]> = (self.sources.iter())
             .map(|s| match s {
-                Source::X => &self.x,
-                Source::Labels => &self.labels,
+                Source::Column(c) => &self.columns[*c].1,
                 Source::StepSeed => &self.step_seed,
                 Source::Value(_, a) => a,
             })
             .collect();
-        exe.execute_ordered(&args)
+        exe.execute_ordered(&args)?;
+        for (name, value) in &mut self.metrics.values {
+            *value = exe
+                .scalar_output(name)
+                .expect("a scalar output, found by Feed::new");
+        }
+        Ok(())
     }
 }
 
-/// `ty` if present and `ok`, else the interface error naming `what` and `name`.
-fn expect<'t>(
-    ty: Option<&'t Type>,
-    what: &'static str,
-    name: &'static str,
-    ok: impl Fn(&Type) -> bool,
-) -> Result<&'t Type, TrainError> {
-    let expected = match (what, name) {
-        ("input", "x") => "f32[rows, features]",
-        ("input", "labels") => "i32[rows]",
-        _ => "a float scalar",
-    };
-    match ty {
-        Some(t) if ok(t) => Ok(t),
-        found => Err(TrainError::Interface {
-            what,
-            name,
-            expected: expected.into(),
-            found: found.map_or("missing".into(), |t| t.to_string()),
-        }),
-    }
+/// The largest shift of an image column's augmentation ([`shift_images`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Augment {
+    /// The column of images, `[n, channels, height, width]`.
+    pub column: String,
+    /// The largest shift in pixels along each axis (0: none).
+    pub max_shift: usize,
 }
 
 /// A compiled training step and what it needs to run over a data set.
@@ -263,23 +353,35 @@ pub struct Trainer {
     names: Vec<(String, Type)>,
     seed: u64,
     step: u64,
+    augment: Option<Augment>,
 }
 
 impl Trainer {
     /// A trainer of the compiled step `exe`, whose hyperparameter inputs take the values
     /// `hyperparameters`, with batch orders and step seeds drawn from `seed`. The parameters
-    /// and optimizer state are `exe`'s as they are.
+    /// and optimizer state are `exe`'s as they are. The step must have a float scalar output
+    /// `loss`.
     pub fn new(
         exe: Executable,
         hyperparameters: &[(&str, f64)],
         seed: u64,
     ) -> Result<Trainer, TrainError> {
+        let feed = Feed::new(&exe, hyperparameters)?;
+        if feed.metrics.get("loss").is_none() {
+            return Err(TrainError::Output {
+                name: "loss".into(),
+                found: exe
+                    .output_type("loss")
+                    .map_or("missing".into(), |t| t.to_string()),
+            });
+        }
         Ok(Trainer {
-            feed: Feed::new(&exe, hyperparameters)?,
+            feed,
             names: exe.input_names(),
             exe,
             seed,
             step: 0,
+            augment: None,
         })
     }
 
@@ -295,7 +397,13 @@ impl Trainer {
 
     /// Rows per batch.
     pub fn batch(&self) -> usize {
-        self.feed.rows()
+        self.feed.rows
+    }
+
+    /// Moves the training images of a column by a few pixels, a new shift every epoch
+    /// ([`shift_images`]); `None` turns it off.
+    pub fn set_augment(&mut self, augment: Option<Augment>) {
+        self.augment = augment.filter(|a| a.max_shift > 0);
     }
 
     /// Turns the compiled step's numerics check on or off
@@ -324,27 +432,63 @@ impl Trainer {
         }
     }
 
-    /// Batches in one epoch over `data`.
-    pub fn batches(&self, data: &dyn Dataset) -> usize {
-        data.len() / self.batch()
+    /// The current value of the hyperparameter `name`, if the step takes it.
+    pub fn hyperparameter(&self, name: &str) -> Option<f64> {
+        self.feed.get(name, &self.names)
+    }
+
+    /// Batches in one epoch over `len` examples.
+    pub fn batches(&self, len: usize) -> usize {
+        len / self.batch()
+    }
+
+    /// Checks that `data` has every column the step reads, of the right types, and one batch
+    /// of examples at least; the error names the input and the column.
+    pub fn check(&self, data: &Dataset) -> Result<(), TrainError> {
+        self.bind(data).map(|_| ())
+    }
+
+    /// [`Trainer::check`], giving the bound columns' indices.
+    fn bind(&self, data: &Dataset) -> Result<Vec<usize>, TrainError> {
+        let bound = self
+            .feed
+            .bind(data, &self.feed.hyperparameters(&self.names))?;
+        if data.len() < self.batch() {
+            return Err(TrainError::TooFewExamples {
+                data: data.len(),
+                batch: self.batch(),
+            });
+        }
+        Ok(bound)
     }
 
     /// Trains one epoch (`epoch` counts from 1) over `data` in its shuffled order, calling
-    /// `on_step` after every step; gives the mean loss and accuracy over the epoch's batches.
+    /// `on_step` after every step; gives the mean of each metric over the epoch's batches.
     /// A non-finite loss stops training with [`TrainError::NonFinite`].
     pub fn epoch(
         &mut self,
-        data: &dyn Dataset,
+        data: &Dataset,
         epoch: usize,
         on_step: &mut dyn FnMut(&StepReport),
     ) -> Result<Metrics, TrainError> {
-        check_data(data, &self.feed)?;
+        let bound = self.bind(data)?;
         let batch = self.batch();
-        let batches = self.batches(data);
+        let batches = self.batches(data.len());
         let order = epoch_order(data.len(), self.seed, epoch);
-        let (mut loss_sum, mut accuracy_sum) = (0.0, 0.0);
+        let augmented = (self.augment.as_ref()).and_then(|a| {
+            Some((
+                self.feed.columns.iter().position(|(n, _)| *n == a.column)?,
+                a,
+            ))
+        });
+        let mut sums = self.feed.metrics.clone();
+        sums.values.iter_mut().for_each(|(_, v)| *v = 0.0);
         for (b, indices) in order.chunks_exact(batch).enumerate() {
-            self.feed.fill(data, indices);
+            self.feed.fill(data, &bound, indices);
+            if let Some((c, a)) = augmented {
+                let images = &mut self.feed.columns[c].1;
+                shift_images(images, indices, a.max_shift, self.seed, epoch);
+            }
             self.step += 1;
             self.feed.seed(mix(self.seed ^ mix(self.step)) as i32);
             self.feed.run(&mut self.exe).map_err(|e| match e {
@@ -357,7 +501,11 @@ impl Trainer {
                 }
                 e => TrainError::Run(e),
             })?;
-            let (loss, accuracy) = metrics(&self.exe);
+            let loss = self
+                .feed
+                .metrics
+                .get("loss")
+                .expect("checked by Trainer::new");
             if !loss.is_finite() {
                 let lr = self.feed.get("lr", &self.names);
                 return Err(TrainError::NonFinite {
@@ -367,108 +515,228 @@ impl Trainer {
                     lr: lr.map_or(String::new(), |lr| format!(" (--lr is now {lr:?})")),
                 });
             }
-            loss_sum += loss;
-            accuracy_sum += accuracy;
+            for ((_, sum), (_, v)) in sums.values.iter_mut().zip(&self.feed.metrics.values) {
+                *sum += v;
+            }
             on_step(&StepReport {
                 step: self.step,
                 batch: b + 1,
                 batches,
-                loss,
-                accuracy,
+                metrics: &self.feed.metrics,
             });
         }
-        Ok(Metrics {
-            loss: loss_sum / batches as f64,
-            accuracy: accuracy_sum / batches as f64,
-        })
+        sums.values
+            .iter_mut()
+            .for_each(|(_, v)| *v /= batches as f64);
+        Ok(sums)
     }
 }
 
-/// The `loss` and `accuracy` outputs of the last run.
-fn metrics(exe: &Executable) -> (f64, f64) {
-    let read = |name| exe.scalar_output(name).expect("checked by Feed::new");
-    (read("loss"), read("accuracy"))
-}
+/// Where an evaluator's programs come from: a graph of the evaluation model for a batch size,
+/// or `None` when there is none of that size.
+pub type GraphSource = Box<dyn FnMut(usize) -> Result<Option<Graph>, BoxError>>;
 
-/// `data` fits `feed` and holds one batch at least.
-fn check_data(data: &dyn Dataset, feed: &Feed) -> Result<(), TrainError> {
-    if data.features() != feed.features() {
-        return Err(TrainError::Features {
-            data: data.features(),
-            model: feed.features(),
-        });
-    }
-    if data.len() < feed.rows() {
-        return Err(TrainError::TooFewExamples {
-            data: data.len(),
-            batch: feed.rows(),
-        });
-    }
-    Ok(())
-}
-
-/// Loss and accuracy over every example of a data set: a program compiled at a batch size
-/// and, for the examples left over, one compiled at the remainder.
+/// A model measured over every example of a data set: programs compiled per batch size on
+/// first use and cached (a full batch, and the remainder, or batches of one where no graph of
+/// the remainder's size can be had).
 pub struct Evaluator {
-    parts: Vec<(Feed, Executable)>,
+    batch: usize,
+    graphs: GraphSource,
+    options: Options,
+    check_numerics: bool,
+    /// The programs compiled so far, by rows per batch.
+    programs: Vec<(Feed, Executable)>,
+    /// The params and state every program runs with.
+    state: Vec<(String, Array)>,
 }
 
 impl Evaluator {
-    /// An evaluator running `full` over as many whole batches as fit and `rest` (whose batch
-    /// is the remainder) over the rest; `rest` may be `None` when nothing remains.
-    pub fn new(full: Executable, rest: Option<Executable>) -> Result<Evaluator, TrainError> {
-        let parts = std::iter::once(full)
-            .chain(rest)
-            .map(|exe| Ok((Feed::new(&exe, &[])?, exe)))
-            .collect::<Result<_, TrainError>>()?;
-        Ok(Evaluator { parts })
+    /// An evaluator running batches of at most `batch` rows, whose programs are the graphs of
+    /// `graphs` compiled with `options`.
+    pub fn new(batch: usize, graphs: GraphSource, options: Options) -> Evaluator {
+        Evaluator {
+            batch: batch.max(1),
+            graphs,
+            options,
+            check_numerics: false,
+            programs: Vec::new(),
+            state: Vec::new(),
+        }
     }
 
-    /// Copies every param and state the evaluation programs read from `from`.
-    pub fn load_state(&mut self, from: &Executable) -> Result<(), TrainError> {
-        for (_, exe) in &mut self.parts {
-            for (name, _) in exe.state_names() {
-                let value = from
-                    .state(&name)
-                    .ok_or_else(|| StateError::Unknown(name.clone()))?;
-                exe.set_state(&name, &value)?;
-            }
+    /// Sets the params and state every program runs with (those a program does not read are
+    /// kept for later programs).
+    pub fn set_state(&mut self, state: Vec<(String, Array)>) -> Result<(), TrainError> {
+        for (_, exe) in &mut self.programs {
+            load(exe, &state)?;
         }
+        self.state = state;
         Ok(())
+    }
+
+    /// Copies every param and state of `from`.
+    pub fn load_state(&mut self, from: &Executable) -> Result<(), TrainError> {
+        let state = (from.state_names().into_iter())
+            .map(|(n, _)| {
+                let value = from.state(&n).expect("a state of the program");
+                (n, value)
+            })
+            .collect();
+        self.set_state(state)
     }
 
     /// Turns the numerics check of every program on or off
     /// ([`Executable::set_check_numerics`]).
     pub fn set_check_numerics(&mut self, on: bool) {
-        self.executables_mut()
-            .for_each(|e| e.set_check_numerics(on));
+        self.check_numerics = on;
+        self.programs
+            .iter_mut()
+            .for_each(|(_, e)| e.set_check_numerics(on));
     }
 
-    /// The programs, to set their state from elsewhere (a checkpoint).
-    pub fn executables_mut(&mut self) -> impl Iterator<Item = &mut Executable> {
-        self.parts.iter_mut().map(|(_, e)| e)
+    /// The program of `rows` rows per batch, compiled on first use; `None` if there is no
+    /// graph of that size.
+    fn program(&mut self, rows: usize) -> Result<Option<usize>, TrainError> {
+        if let Some(i) = self.programs.iter().position(|(f, _)| f.rows == rows) {
+            return Ok(Some(i));
+        }
+        let program = |source: BoxError| TrainError::Program {
+            batch: rows,
+            source,
+        };
+        let Some(graph) = (self.graphs)(rows).map_err(program)? else {
+            return Ok(None);
+        };
+        let mut exe =
+            Executable::compile(&graph, &self.options).map_err(|e| program(Box::new(e)))?;
+        load(&mut exe, &self.state)?;
+        exe.set_check_numerics(self.check_numerics);
+        let feed = Feed::new(&exe, &[])?;
+        if feed.rows != rows {
+            return Err(program(
+                format!("its graph takes batches of {} rows", feed.rows).into(),
+            ));
+        }
+        self.programs.push((feed, exe));
+        Ok(Some(self.programs.len() - 1))
     }
 
-    /// The mean loss and accuracy over every example of `data`, in order.
-    pub fn evaluate(&mut self, data: &dyn Dataset) -> Result<Metrics, TrainError> {
-        let (mut loss, mut correct, mut start) = (0.0, 0.0, 0);
-        for (feed, exe) in &mut self.parts {
-            check_data(data, feed)?;
-            let rows = feed.rows();
-            while data.len() - start >= rows {
-                let indices: Vec<usize> = (start..start + rows).collect();
-                feed.fill(data, &indices);
-                feed.run(exe)?;
-                let (l, a) = metrics(exe);
-                loss += l * rows as f64;
-                correct += a * rows as f64;
-                start += rows;
+    /// The programs and how many rows each runs, covering `len` examples in order: full
+    /// batches, then the remainder in one program or, without one, in batches of one.
+    fn cover(&mut self, len: usize) -> Result<Vec<(usize, usize)>, TrainError> {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let rows = self.batch.min(len - start);
+            let (p, rows) = match self.program(rows)? {
+                Some(p) => (p, rows),
+                None => match self.program(1)? {
+                    Some(p) => (p, 1),
+                    None => {
+                        return Err(TrainError::Program {
+                            batch: rows,
+                            source: "there is no graph of that size, nor of one row".into(),
+                        });
+                    }
+                },
+            };
+            runs.push((p, start));
+            start += rows;
+        }
+        Ok(runs)
+    }
+
+    /// The mean of each metric over every example of `data`, in order.
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<Metrics, TrainError> {
+        let mut sums: Option<Metrics> = None;
+        for (p, start) in self.cover(data.len())? {
+            let (feed, exe) = &mut self.programs[p];
+            let bound = feed.bind(data, "")?;
+            let indices: Vec<usize> = (start..start + feed.rows).collect();
+            feed.fill(data, &bound, &indices);
+            feed.run(exe)?;
+            let sums = sums.get_or_insert_with(|| {
+                let zeros = feed.metrics.iter().map(|(n, _)| (n.to_string(), 0.0));
+                Metrics::new(zeros.collect())
+            });
+            for (name, v) in feed.metrics.iter() {
+                let sum = sums.get(name).unwrap_or(0.0);
+                sums.set(name, sum + v * feed.rows as f64);
             }
         }
-        let n = start.max(1) as f64;
-        Ok(Metrics {
-            loss: loss / n,
-            accuracy: correct / n,
-        })
+        let mut means = sums.unwrap_or_default();
+        let n = data.len().max(1) as f64;
+        means.values.iter_mut().for_each(|(_, v)| *v /= n);
+        Ok(means)
     }
+
+    /// The output `name` over every example of `data`, the batches' results joined along
+    /// the first axis. Inputs that no column of `data` feeds (the target, when predicting)
+    /// are fed zeros: an output that does not depend on them is what it would be with any
+    /// other values.
+    pub fn predict(&mut self, data: &Dataset, name: &str) -> Result<Array, TrainError> {
+        let mut parts: Vec<Array> = Vec::new();
+        for (p, start) in self.cover(data.len())? {
+            let (feed, exe) = &mut self.programs[p];
+            let indices: Vec<usize> = (start..start + feed.rows).collect();
+            for (column, buffer) in &mut feed.columns {
+                match data.column(column) {
+                    Some(values)
+                        if values.shape()[1..] == buffer.shape()[1..]
+                            && values.dtype() == buffer.dtype() =>
+                    {
+                        copy_rows(values, &indices, buffer)
+                    }
+                    Some(values) => {
+                        return Err(TrainError::ColumnType {
+                            input: column.clone(),
+                            expected: Type::new(buffer.dtype(), &buffer.shape()[1..]),
+                            found: Type::new(values.dtype(), &values.shape()[1..]),
+                        });
+                    }
+                    None => *buffer = Array::full(buffer.dtype(), buffer.shape(), 0.0),
+                }
+            }
+            feed.run(exe)?;
+            let out = exe.output(name).ok_or_else(|| TrainError::Output {
+                name: name.into(),
+                found: "missing".into(),
+            })?;
+            parts.push(out);
+        }
+        concat_rows(parts)
+    }
+}
+
+/// Sets every param and state of `exe` from `state`; one it lacks is an error naming it.
+fn load(exe: &mut Executable, state: &[(String, Array)]) -> Result<(), TrainError> {
+    for (name, _) in exe.state_names() {
+        let value = (state.iter().find(|(n, _)| *n == name)).ok_or(StateError::Unknown(name))?;
+        exe.set_state(&value.0, &value.1)?;
+    }
+    Ok(())
+}
+
+/// Arrays of one type but the first extent joined along the first axis.
+fn concat_rows(parts: Vec<Array>) -> Result<Array, TrainError> {
+    let Some(first) = parts.first() else {
+        return Err(TrainError::Output {
+            name: "predictions".into(),
+            found: "empty: there are no examples".into(),
+        });
+    };
+    if first.shape().is_empty() {
+        return Err(TrainError::Output {
+            name: "predictions".into(),
+            found: "a scalar, with no batch axis".into(),
+        });
+    }
+    let mut shape = first.shape().to_vec();
+    shape[0] = parts.iter().map(|p| p.shape()[0]).sum();
+    let mut values = Vec::with_capacity(shape.iter().product());
+    for p in &parts {
+        values.extend(p.to_f64_vec());
+    }
+    let data = Data::from_f64(first.dtype(), values);
+    Ok(Array::new(shape, data).expect("the parts fill the shape"))
 }

@@ -102,7 +102,7 @@ pub enum CliError {
     /// Training or evaluation stopped.
     #[error(transparent)]
     Training(#[from] kiln_runtime::train::TrainError),
-    /// An image for `kiln predict` is not a 28x28 digit.
+    /// An image for `kiln predict` cannot be read or does not fit the model.
     #[error("`{}` {reason}", path.display())]
     Image {
         /// The file.
@@ -124,6 +124,22 @@ pub enum CliError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// A setting is out of its range, or does not fit the data; names it.
+    #[error("{0}")]
+    Setting(String),
+    /// A built-in model cannot take the data's examples.
+    #[error("model `{model}` cannot take examples of shape {input:?}: {source}")]
+    ModelInput {
+        /// The model.
+        model: String,
+        /// One example's shape.
+        input: Vec<usize>,
+        /// What building it said.
+        source: kiln_frontend::BuildError,
+    },
+    /// Training stopped.
+    #[error(transparent)]
+    Fit(#[from] kiln::fit::FitError),
     /// Standard output could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(io::Error),

@@ -10,7 +10,7 @@ mod optimizer;
 mod output;
 mod predict;
 mod run;
-mod session;
+mod problem;
 mod sweep;
 mod train;
 

@@ -4,17 +4,19 @@
 //! rate is a runtime input, so the sweep compiles once per (optimizer, batch, width) and
 //! resets the parameters between trials.
 //!
-//! Trials are ranked on a validation split, the last tenth of the training images, which no
-//! trial trains on; the test images are left for the chosen settings' final measurement.
+//! Trials are ranked on a validation split, a seeded tenth of the training examples, which no
+//! trial trains on; the test examples are left for the chosen settings' final measurement.
 
 use super::CliError;
 use super::optimizer::OptimizerArg;
 use super::output::write_file;
-use super::session::{Session, Spec};
-use super::train::{MachineArgs, defaults};
+use super::problem::{DataArgs, Problem};
+use super::train::{MachineArgs, build, defaults};
+use kiln::fit::Session;
+use kiln_runtime::train::Augment;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_runtime::data::{Dataset, mix};
+use kiln_runtime::data::mix;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -54,6 +56,8 @@ pub struct SweepArgs {
     /// Where the ranked table is written as CSV.
     #[arg(long, default_value = "sweep.csv")]
     out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
     #[command(flatten)]
     machine: MachineArgs,
 }
@@ -157,7 +161,9 @@ struct Outcome {
 
 /// Runs `kiln sweep`.
 pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
-    let d = defaults(&args.model);
+    let options = args.machine.options()?;
+    let problem = Problem::load(&args.data, args.seed)?;
+    let d = defaults(&args.model, problem.kind);
     let lrs = args.lr.clone().unwrap_or(Values::List(vec![d.lr]));
     let batches = args.batch.clone().unwrap_or(Values::List(vec![d.batch]));
     let optimizers = match args.optimizer.as_slice() {
@@ -176,12 +182,23 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
     // Trials that share a compiled step run one after another.
     trials.sort_by_key(|t| (t.optimizer as u8, t.batch, t.width));
     let epochs = args.epochs.unwrap_or(d.epochs);
-    let data = args.machine.load()?;
-    let (train, validation) = data.train.split(data.train.len() * 9 / 10);
-    let options = args.machine.options();
+    let (train, validation) = problem.train.split(0.1, args.seed);
+    if let Some(t) = trials.iter().find(|t| t.batch == 0 || t.batch > train.len()) {
+        return Err(CliError::Setting(format!(
+            "--batch {}: the training split has {} examples",
+            t.batch,
+            train.len()
+        )));
+    }
+    if let Some(t) = trials.iter().find(|t| !(t.lr.is_finite() && t.lr > 0.0)) {
+        return Err(CliError::Setting(format!("--lr {}: not a positive number", t.lr)));
+    }
+    if trials.iter().any(|t| t.width == Some(0)) {
+        return Err(CliError::Setting("--width 0: a layer needs one unit at least".into()));
+    }
     println!(
-        "sweep of {} trials of {} for {epochs} epochs each, on {} training images, ranked on {} \
-         validation images",
+        "sweep of {} trials of {} for {epochs} epochs each, on {} training examples, ranked on {} \
+         validation examples",
         trials.len(),
         args.model,
         train.len(),
@@ -197,27 +214,23 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
     let mut session: Option<(Trial, Session)> = None;
     let mut compiled = 0;
     for trial in trials {
-        let spec = Spec {
-            model: args.model.clone(),
-            width: trial.width,
-            batch: trial.batch,
-            optimizer: trial.optimizer.with_lr(trial.lr),
-            seed: args.seed,
-            schedule: d.schedule,
-            augment: d.augment,
-            options: options.clone(),
-        };
         let reusable = session.as_ref().is_some_and(|(t, _)| {
             (t.optimizer as u8, t.batch, t.width)
                 == (trial.optimizer as u8, trial.batch, trial.width)
         });
         if !reusable {
-            session = Some((trial, Session::new(&spec, &validation)?));
+            let model = build(&args.model, trial.width, &problem)?;
+            let optimizer = trial.optimizer.with_lr(trial.lr);
+            let mut s = Session::compile(&model, &optimizer, trial.batch, args.seed, 500, &options)?;
+            s.trainer.set_augment(Some(Augment {
+                column: "x".into(),
+                max_shift: d.augment,
+            }));
+            session = Some((trial, s));
             compiled += 1;
         }
         let (_, s) = session.as_mut().expect("set above");
         s.reset(args.seed)?;
-        s.lr = trial.lr;
         bar.set_message(format!(
             "{} lr {:.3e} batch {} width {}",
             trial.optimizer.optimizer().name(),
@@ -229,14 +242,16 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         let mut train_loss = f64::NAN;
         let mut failed = false;
         for epoch in 1..=epochs {
-            match s.epoch(&train, epoch, epochs, &mut |_| {}) {
-                Ok(m) => train_loss = m.loss,
-                Err(CliError::Training(kiln_runtime::train::TrainError::NonFinite { .. })) => {
+            let lr = d.schedule.lr(trial.lr, epoch, epochs);
+            s.trainer.set_hyperparameter("lr", lr)?;
+            match s.trainer.epoch(&train, epoch, &mut |_| {}) {
+                Ok(m) => train_loss = m.get("loss").unwrap_or(f64::NAN),
+                Err(kiln_runtime::train::TrainError::NonFinite { .. }) => {
                     failed = true;
                     bar.inc((epochs - epoch + 1) as u64);
                     break;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
             bar.inc(1);
         }
@@ -245,11 +260,12 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         } else {
             Some(s.evaluate(&validation)?)
         };
+        let metric = |name| val.as_ref().and_then(|m| m.get(name)).unwrap_or(f64::NAN);
         outcomes.push(Outcome {
             trial,
             train_loss,
-            val_loss: val.map_or(f64::NAN, |m| m.loss),
-            val_accuracy: val.map_or(f64::NAN, |m| m.accuracy),
+            val_loss: metric("loss"),
+            val_accuracy: metric("accuracy"),
             seconds: t.elapsed().as_secs_f64(),
         });
     }

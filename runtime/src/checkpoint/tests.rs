@@ -42,10 +42,12 @@ fn sample() -> Checkpoint {
     ];
     let record = |epoch, loss: f64| EpochRecord {
         epoch,
-        train_loss: loss,
-        train_accuracy: 0.1 + 0.2,
-        test_loss: loss * 1.000_000_000_000_1,
-        test_accuracy: 1.0 / 3.0,
+        train: Metrics::new(vec![("loss".into(), loss), ("accuracy".into(), 0.1 + 0.2)]),
+        test: Metrics::new(vec![
+            ("loss".into(), loss * 1.000_000_000_000_1),
+            ("accuracy".into(), 1.0 / 3.0),
+            ("r2".into(), -0.0),
+        ]),
         seconds: 12.345_678_901_234_567,
     };
     Checkpoint {
@@ -73,10 +75,32 @@ fn sample() -> Checkpoint {
                 record(3, f64::INFINITY),
                 record(4, 5e-324),
             ],
+            graphs: vec![
+                (4, parse(EVAL_GRAPH).unwrap()),
+                (1, parse(&EVAL_GRAPH.replace("[4,", "[1,")).unwrap()),
+            ],
+            task: "regress".into(),
+            target: "progression".into(),
+            features: vec!["age".into(), "body mass, index".into()],
             ..Metadata::default()
         },
+        standardization: Standardization::from_parts(vec![(
+            "x".into(),
+            Array::from_f64([2], vec![0.5, -1e300]).unwrap(),
+            Array::from_f64([2], vec![2.0, f64::MIN_POSITIVE]).unwrap(),
+        )])
+        .unwrap(),
     }
 }
+
+/// The evaluation graph of [`sample`], at 4 rows: reads its param `fc1.w`.
+const EVAL_GRAPH: &str = "graph eval {
+  %x = input \"x\" : f32[4,2]
+  %w = param \"fc1.w\" : f32[2,3]
+  %0 = dot %x, %w : f32[4,3]
+  output prediction = %0
+}
+";
 
 /// Asserts `a` and `b` hold bit-equal tensors (in any order) and equal metadata; `{:?}` of an
 /// `f64` is the shortest text that reads back to the same bits, so equal texts are equal
@@ -89,6 +113,7 @@ fn assert_same(a: &Checkpoint, b: &Checkpoint) {
     };
     assert_eq!(sorted(a), sorted(b));
     assert_eq!(format!("{:?}", a.meta), format!("{:?}", b.meta));
+    assert_eq!(a.standardization, b.standardization);
 }
 
 fn saved(dir: &TempDir, ck: &Checkpoint) -> PathBuf {
@@ -124,9 +149,10 @@ fn every_dtype_and_the_metadata_round_trip_bit_for_bit() {
     assert_eq!(b[2].to_bits(), 0xfff8_0000_0000_0001);
     // Metadata floats, by bits.
     let h = &back.meta.history;
-    assert_eq!(h[0].train_accuracy.to_bits(), (0.1f64 + 0.2).to_bits());
-    assert!(h[1].train_loss.is_nan());
-    assert_eq!(h[3].train_loss.to_bits(), 1);
+    assert_eq!(h[0].train("accuracy").to_bits(), (0.1f64 + 0.2).to_bits());
+    assert!(h[1].train("loss").is_nan());
+    assert_eq!(h[3].train("loss").to_bits(), 1);
+    assert_eq!(h[3].test("r2").to_bits(), (-0.0f64).to_bits());
     assert_eq!(
         back.meta.hyperparameters[3].1.to_bits(),
         (-0.0f64).to_bits()
@@ -137,6 +163,7 @@ fn every_dtype_and_the_metadata_round_trip_bit_for_bit() {
     let bare = Checkpoint {
         tensors: vec![],
         meta: Metadata::default(),
+        standardization: Standardization::default(),
     };
     save(&path, &bare).unwrap();
     assert_same(&bare, &load(&path).unwrap());
@@ -150,7 +177,7 @@ fn the_metadata_is_readable_text() {
     let bytes = fs::read(&path).unwrap();
     let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
     let map = header.metadata().as_ref().unwrap();
-    assert_eq!(map["format"], "kiln-checkpoint 1");
+    assert_eq!(map["format"], "kiln-checkpoint 2");
     assert_eq!(map["width"], "256");
     assert_eq!(map["schedule"], "cosine");
     assert_eq!(map["augment"], "2");
@@ -160,8 +187,80 @@ fn the_metadata_is_readable_text() {
     );
     assert_eq!(
         map["history"].lines().next().unwrap(),
-        "1 2.302585092994046 0.30000000000000004 2.302585092994276 0.3333333333333333 \
-         12.345678901234567"
+        "epoch=1 seconds=12.345678901234567 train.loss=2.302585092994046 \
+         train.accuracy=0.30000000000000004 test.loss=2.302585092994276 \
+         test.accuracy=0.3333333333333333 test.r2=-0.0"
+    );
+    assert_eq!(map["graph.eval.4"], EVAL_GRAPH);
+    assert_eq!(map["features"], "age\nbody mass, index");
+    assert_eq!(map["standardize"], "x");
+}
+
+#[test]
+fn a_version_1_checkpoint_still_loads_with_its_history_as_metrics() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("v1.safetensors");
+    raw_safetensors(&path, Dtype::F32, vec![0; 4], &V1_METADATA);
+    let ck = load(&path).unwrap();
+    let r = &ck.meta.history[0];
+    assert_eq!((r.epoch, r.seconds), (1, 1.5));
+    assert_eq!((r.train("loss"), r.train("accuracy")), (0.5, 0.75));
+    assert_eq!((r.test("loss"), r.test("accuracy")), (0.25, 0.875));
+    assert!(ck.meta.graphs.is_empty() && ck.standardization.is_empty());
+}
+
+/// The metadata of a checkpoint kiln wrote before format 2.
+const V1_METADATA: [(&str, &str); 14] = [
+    ("format", "kiln-checkpoint 1"),
+    ("model", "mlp"),
+    ("width", "none"),
+    ("graph_hash", "0123456789abcdef"),
+    ("optimizer", "sgd"),
+    ("hyperparameters", "lr=0.1"),
+    ("schedule", "constant"),
+    ("augment", "0"),
+    ("batch_size", "64"),
+    ("seed", "0"),
+    ("epoch", "1"),
+    ("step", "125"),
+    ("kiln_version", "0.1.0"),
+    ("history", "1 0.5 0.75 0.25 0.875 1.5"),
+];
+
+#[test]
+fn a_checkpoint_whose_graph_does_not_parse_or_fit_its_tensors_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let mut ck = sample();
+    ck.tensors.retain(|(n, _)| n != "fc1.w");
+    let path = saved(&dir, &ck);
+    let reason = invalid_reason(&path);
+    assert!(
+        reason.contains("metadata `graph.eval.1`") || reason.contains("graph.eval.4"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("reads `fc1.w`, a tensor the file lacks"),
+        "{reason}"
+    );
+    let mut ck = sample();
+    ck.tensors[0].1 = f32s(&[3, 2], &[0.0; 6]);
+    ck.tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let path = saved(&dir, &ck);
+    let reason = invalid_reason(&path);
+    assert!(
+        reason.contains("reads `fc1.w` as f32[2,3], the file holds f32[3,2]"),
+        "{reason}"
+    );
+    // Text that is not a graph.
+    let mut metadata = V1_METADATA.to_vec();
+    metadata[0] = ("format", "kiln-checkpoint 2");
+    metadata.push(("graph.eval.4", "graph broken {"));
+    let path = dir.path().join("broken.safetensors");
+    raw_safetensors(&path, Dtype::F32, vec![0; 4], &metadata);
+    let reason = invalid_reason(&path);
+    assert!(
+        reason.contains("graph.eval.4`: the graph does not parse"),
+        "{reason}"
     );
 }
 
@@ -532,6 +631,7 @@ fn a_save_interrupted_at_any_step_leaves_the_previous_checkpoint() {
             epoch: 1,
             ..Metadata::default()
         },
+        standardization: Standardization::default(),
     };
     let new = sample();
     for step in Step::ALL {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::train::Metrics;
 use std::fs;
 use tempfile::TempDir;
 
@@ -34,12 +35,13 @@ fn has_text(svg: &str, text: &str) -> bool {
 }
 
 fn record(epoch: usize, loss: f64) -> EpochRecord {
+    let metrics = |loss: f64, accuracy: f64| {
+        Metrics::new(vec![("loss".into(), loss), ("accuracy".into(), accuracy)])
+    };
     EpochRecord {
         epoch,
-        train_loss: loss,
-        train_accuracy: 1.0 - loss / 4.0,
-        test_loss: loss * 1.1,
-        test_accuracy: 0.9 - loss / 4.0,
+        train: metrics(loss, 1.0 - loss / 4.0),
+        test: metrics(loss * 1.1, 0.9 - loss / 4.0),
         seconds: 1.5,
     }
 }
