@@ -6,7 +6,7 @@ mod common;
 use common::{Outcome, kiln, path_str};
 use kiln::compiler::Array;
 use kiln::runtime::checkpoint::load;
-use kiln::runtime::data::{Dataset, Mnist};
+use kiln::runtime::data::Mnist;
 use kiln::runtime::npy::write_npy;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -43,7 +43,10 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
         "{s}"
     );
     assert!(
-        s.contains("data: 8000 training and 2000 test images"),
+        s.contains(
+            "data: 8000 training and 2000 test examples (x: f32[8000,1,28,28], labels: \
+             i32[8000])"
+        ),
         "{s}"
     );
     let epoch = s.lines().find(|l| l.starts_with("epoch   1/1")).expect(s);
@@ -64,11 +67,12 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
         acc > 80.0,
         "one epoch of a 16-wide MLP reaches 80%: {epoch}"
     );
-    assert!(s.contains("best test accuracy"), "{s}");
     assert!(
-        s.ends_with("checkpoint: [TMP]/run/ck.safetensors\ncurves: [TMP]/run/curves.svg\n"),
+        s.contains("checkpoint: [TMP]/run/ck.safetensors\ncurves: [TMP]/run/curves.svg\n"),
         "{s}"
     );
+    let last = s.lines().last().unwrap();
+    assert!(last.starts_with(&format!("final test accuracy {acc:.2}% (best {acc:.2}% at epoch 1)")), "{s}");
     let svg = std::fs::read_to_string(tmp.path().join("run/curves.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{svg}");
 }
@@ -150,7 +154,7 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     );
     assert_eq!((ma.epoch, ma.step), (mb.epoch, mb.step));
     assert_eq!(mb.history.len(), 2);
-    assert_eq!(ma.history[1].train_loss, mb.history[1].train_loss);
+    assert_eq!(ma.history[1].train, mb.history[1].train);
 }
 
 #[test]
@@ -203,18 +207,23 @@ fn eval_and_predict_use_a_trained_checkpoint() {
     let ck = checkpoint(&tmp, "run");
     let out = kiln(&["eval", "--checkpoint", path_str(&ck)], Some(&tmp));
     assert_eq!(out.status, Some(0), "{}", out.stderr);
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let head = format!(
+        "mlp after 2 epochs (160 steps) on 2000 examples of `{}`: loss ",
+        data_dir.display()
+    );
+    assert!(out.stdout.starts_with(&head), "{}", out.stdout);
+    let trained = load(&ck).unwrap().meta.history[1].test("accuracy");
     assert!(
-        out.stdout
-            .starts_with("mlp after 2 epochs (160 steps): test loss "),
-        "{}",
+        out.stdout.ends_with(&format!("accuracy {:.2}%\n", 100.0 * trained)),
+        "the accuracy training measured: {}",
         out.stdout
     );
-    assert!(out.stdout.ends_with("on 2000 images\n"), "{}", out.stdout);
 
     // Test image 1000 of the embedded set, as .npy and as an 8-bit grayscale PNG.
-    let data = Mnist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap();
-    let mut pixels = vec![0.0f32; 784];
-    let label = data.test.example(1000, &mut pixels);
+    let data = Mnist::load(&data_dir).unwrap().test.select(&[1000]);
+    let pixels = data.column("x").unwrap().as_f32().unwrap().to_vec();
+    let label = data.column("labels").unwrap().as_i32().unwrap()[0];
     let npy = tmp.path().join("digit.npy");
     write_npy(&npy, &Array::from_f32([28, 28], pixels.clone()).unwrap()).unwrap();
     let png = tmp.path().join("digit.png");
@@ -239,7 +248,8 @@ fn eval_and_predict_use_a_trained_checkpoint() {
     let out = predict(&ck, &wrong, &tmp);
     assert_eq!(
         out.stderr,
-        "error: `[TMP]/wrong.npy` is an image of shape [10, 10]; kiln's models read 28x28 digits\n"
+        "error: `[TMP]/wrong.npy` holds an array of shape [10, 10]; the model reads examples of \
+         shape [1, 28, 28]\n"
     );
     write_npy(&wrong, &Array::from_f32([784], vec![255.0; 784]).unwrap()).unwrap();
     let out = predict(&ck, &wrong, &tmp);
@@ -316,7 +326,7 @@ fn sweep_ranks_trials_and_compiles_once_per_shape() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("ranked on 800 validation images"),
+        out.stdout.contains("ranked on 800 validation examples"),
         "{}",
         out.stdout
     );

@@ -20,6 +20,7 @@ fn model(name: &str, batch: usize, mode: Mode) -> Model {
         batch,
         mode,
         width: Some(16),
+        ..Settings::default()
     };
     builtin(name, &settings).unwrap().unwrap()
 }
@@ -40,8 +41,9 @@ fn inputs(g: &Graph) -> Vec<(String, InputKind, Type)> {
 }
 
 /// The interface of the models module docs: data inputs `x`, `labels` and (in training, for a
-/// model with dropout) `step_seed`; outputs `loss`, `accuracy`, `logits`; the same parameters
-/// and state in both modes, state updated in training only.
+/// model with dropout) `step_seed`; outputs `loss`, `accuracy`, `logits`, and in evaluation
+/// `prediction` and `probability`; the same parameters and state in both modes, state updated
+/// in training only.
 #[test]
 fn every_builtin_keeps_the_trainer_interface() {
     let batch = 5;
@@ -54,11 +56,15 @@ fn every_builtin_keeps_the_trainer_interface() {
                 .iter()
                 .map(|(n, id)| (n.as_str(), g.node(*id).ty.clone()))
                 .collect();
-            let want = [
+            let mut want = vec![
                 ("loss", Type::scalar(DType::F32)),
                 ("accuracy", Type::scalar(DType::F32)),
                 ("logits", Type::new(DType::F32, [batch, 10])),
             ];
+            if mode == Mode::Eval {
+                want.push(("prediction", Type::new(DType::I32, [batch])));
+                want.push(("probability", Type::new(DType::F32, [batch])));
+            }
             assert_eq!(outputs, want, "{name} {mode:?}");
             let data: Vec<(String, Type)> = inputs(g)
                 .into_iter()
@@ -67,7 +73,7 @@ fn every_builtin_keeps_the_trainer_interface() {
                 .collect();
             let mut want = vec![
                 ("labels".to_string(), Type::new(DType::I32, [batch])),
-                ("x".to_string(), Type::new(DType::F32, [batch, 784])),
+                ("x".to_string(), Type::new(DType::F32, [batch, 1, 28, 28])),
             ];
             if *name == "inception" && mode == Mode::Train {
                 want.push(("step_seed".to_string(), Type::scalar(DType::I32)));

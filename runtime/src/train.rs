@@ -29,14 +29,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum TrainError {
     /// A data input of the program is not a column of the data, nor anything the trainer feeds.
     #[error(
-        "the program's input `{input}: {ty}` is not a column of the data (its columns: \
-         {columns}), nor step_seed, nor a hyperparameter{hyperparameters}"
+        "the program's input `{input}` takes {takes}, but it is not a column of the data (its \
+         columns: {columns}), nor step_seed, nor a hyperparameter{hyperparameters}"
     )]
     MissingColumn {
         /// The program's input.
         input: String,
-        /// Its type, the batch included.
-        ty: Type,
+        /// What it takes: `examples of type f32[3]`, or `a scalar f32[]`.
+        takes: String,
         /// The data's columns, by name, separated by commas.
         columns: String,
         /// `" (the optimizer's: lr, momentum)"`, or nothing when there are none.
@@ -177,6 +177,8 @@ enum Source {
     StepSeed,
     /// A hyperparameter: its value as given, and as the program takes it.
     Value(f64, Array),
+    /// A scalar nothing feeds (`Feed::bind` refuses to run such a program).
+    Unfed(Array),
 }
 
 /// The data inputs of one program: the batch buffers it reads, the order it takes them in,
@@ -185,6 +187,8 @@ struct Feed {
     sources: Vec<Source>,
     /// The columns the program reads, by name, with their batch buffers.
     columns: Vec<(String, Array)>,
+    /// Scalar inputs that neither the trainer nor a column can feed.
+    unfed: Vec<(String, Type)>,
     step_seed: Array,
     rows: usize,
     /// The scalar float outputs, by name, with their values after the last run.
@@ -196,6 +200,7 @@ impl Feed {
     /// are fed by the trainer, every other one by the column of its name.
     fn new(exe: &Executable, hyperparameters: &[(&str, f64)]) -> Result<Feed, TrainError> {
         let mut columns: Vec<(String, Array)> = Vec::new();
+        let mut unfed = Vec::new();
         let mut sources = Vec::new();
         for (name, ty) in exe.input_names() {
             let source = if name == "step_seed" && ty == Type::scalar(DType::I32) {
@@ -207,12 +212,11 @@ impl Feed {
                     )));
                 }
                 Source::Value(v, Array::scalar(ty.dtype, v))
+            } else if ty.rank() == 0 {
+                // No column can feed a scalar: `bind` reports it, naming the data's columns.
+                unfed.push((name.clone(), ty.clone()));
+                Source::Unfed(Array::scalar(ty.dtype, 0.0))
             } else {
-                if ty.rank() == 0 {
-                    return Err(TrainError::Batch(format!(
-                        "`{name}` is a scalar, with no batch axis"
-                    )));
-                }
                 columns.push((name.clone(), Array::full(ty.dtype, &ty.shape, 0.0)));
                 Source::Column(columns.len() - 1)
             };
@@ -238,6 +242,7 @@ impl Feed {
         Ok(Feed {
             sources,
             columns,
+            unfed,
             step_seed: Array::scalar(DType::I32, 0.0),
             rows,
             metrics: Metrics::new(metrics),
@@ -247,13 +252,21 @@ impl Feed {
     /// The index in `data`'s columns of each column this feed reads, after checking that
     /// every one is there with the input's example type.
     fn bind(&self, data: &Dataset, hyperparameters: &str) -> Result<Vec<usize>, TrainError> {
+        if let Some((input, ty)) = self.unfed.first() {
+            return Err(TrainError::MissingColumn {
+                input: input.clone(),
+                takes: format!("a scalar {ty}"),
+                columns: data.names().join(", "),
+                hyperparameters: hyperparameters.to_string(),
+            });
+        }
         (self.columns.iter())
             .map(|(name, buffer)| {
                 let expected = Type::new(buffer.dtype(), &buffer.shape()[1..]);
                 let Some(found) = data.example_type(name) else {
                     return Err(TrainError::MissingColumn {
                         input: name.clone(),
-                        ty: buffer.ty(),
+                        takes: format!("examples of type {expected}"),
                         columns: data.names().join(", "),
                         hyperparameters: hyperparameters.to_string(),
                     });
@@ -324,7 +337,7 @@ impl Feed {
             .map(|s| match s {
                 Source::Column(c) => &self.columns[*c].1,
                 Source::StepSeed => &self.step_seed,
-                Source::Value(_, a) => a,
+                Source::Value(_, a) | Source::Unfed(a) => a,
             })
             .collect();
         exe.execute_ordered(&args)?;

@@ -13,7 +13,7 @@ use kiln_compiler::{Array, DType, Type};
 use kiln_frontend::models::{Mode, Settings, builtin};
 use kiln_runtime::Options;
 use kiln_runtime::checkpoint::{self, Checkpoint};
-use kiln_runtime::data::{Dataset, Mnist, read_data};
+use kiln_runtime::data::{Dataset, Mnist};
 use kiln_runtime::npy::read_npy;
 use kiln_runtime::train::{Evaluator, GraphSource};
 use std::path::{Path, PathBuf};
@@ -77,8 +77,9 @@ pub struct PredictArgs {
     #[arg(long)]
     checkpoint: PathBuf,
     /// What to predict: a table's rows (.csv, with the feature columns by name; the target
-    /// column may be absent), examples in an .npy (one example, or many along a first axis),
-    /// or an image (.png, grayscale or color) for an image model.
+    /// column may be absent), examples of `x` in an .npy (one example, or many along a first
+    /// axis), an image (.png, grayscale or color) for an image model, or columns as
+    /// `kiln train --data` reads them (.npz, .safetensors, a directory of .npy).
     #[arg(long)]
     input: PathBuf,
     /// The image is dark on a light background (MNIST's digits are light on dark).
@@ -95,8 +96,7 @@ pub fn predict(args: &PredictArgs) -> Result<(), CliError> {
         ..Options::default()
     };
     let mut ev = evaluator(&ck, &options)?;
-    let example = example_type(&ck)?;
-    let data = inputs(&ck, &args.input, &example, args.invert)?;
+    let data = inputs(&ck, &args.input, args.invert)?;
     let prediction = ev.predict(&data, "prediction")?;
     let probability = ev.predict(&data, "probability").ok();
     for i in 0..data.len() {
@@ -172,26 +172,24 @@ fn example_type(ck: &Checkpoint) -> Result<Type, CliError> {
 
 /// The examples of `path` as the model takes them: a table's rows shaped and standardized
 /// as in training, or the examples of an image or an array.
-fn inputs(ck: &Checkpoint, path: &Path, example: &Type, invert: bool) -> Result<Dataset, CliError> {
+fn inputs(ck: &Checkpoint, path: &Path, invert: bool) -> Result<Dataset, CliError> {
     let is = |ext: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
-    if is("csv") {
+    if !is("png") && !is("npy") {
         return Problem::for_checkpoint(ck, path);
     }
+    let example = &example_type(ck)?;
     let bad = |reason: String| CliError::Image {
         path: path.to_path_buf(),
         reason,
     };
     let (shape, mut values) = if is("png") {
         read_png(path).map_err(bad)?
-    } else if is("npy") {
+    } else {
         let a = read_npy(path)?;
         if !a.dtype().is_float() {
             return Err(bad(format!("holds {} values; the model reads floats", a.dtype())));
         }
         (a.shape().to_vec(), a.to_f64_vec().into_iter().map(|v| v as f32).collect())
-    } else {
-        let data = read_data(path)?;
-        return Ok(ck.standardization.apply(data)?);
     };
     if invert {
         values.iter_mut().for_each(|p| *p = 1.0 - *p);

@@ -113,6 +113,10 @@ impl Problem {
                 standardization: Standardization::default(),
             });
         }
+        if args.data.is_dir() && !has_npy(&args.data) {
+            // Neither layout: the MNIST loader's error names its files.
+            Mnist::load(&args.data)?;
+        }
         let raw = read_data(&args.data)?;
         let layout = Layout::of(&args.data, &raw, args.target.as_deref())?;
         let all = layout.shape(&raw, &args.data)?;
@@ -131,18 +135,20 @@ impl Problem {
     }
 
     /// The examples of `path` shaped as the checkpoint `ck`'s model was trained on (its
-    /// features, target and standardization), for `kiln eval`; a missing target column is an
-    /// error naming it.
+    /// features, target and standardization), for `kiln eval` and `kiln predict`; the columns
+    /// as they are for a model of the user's own (one whose checkpoint names no task).
     pub fn for_checkpoint(ck: &Checkpoint, path: &Path) -> Result<Dataset, CliError> {
         let raw = read_data(path)?;
-        let layout = match ck.meta.features.is_empty() {
-            true => Layout::Arrays,
-            false => Layout::Table {
+        let data = match (ck.meta.features.is_empty(), ck.meta.task.is_empty()) {
+            // A model of the user's own: its inputs are the data's columns as they are.
+            (true, true) => return Ok(ck.standardization.apply(raw)?),
+            (true, false) => Layout::Arrays.shape(&raw, path)?,
+            (false, _) => Layout::Table {
                 features: ck.meta.features.clone(),
                 target: ck.meta.target.clone(),
-            },
+            }
+            .shape(&raw, path)?,
         };
-        let data = layout.shape(&raw, path)?;
         let data = ck.standardization.apply(data)?;
         let (task, classes) = task_of_text(&ck.meta.task);
         let (data, _) = target_column(data, task, path)?;
@@ -229,6 +235,12 @@ fn is_mnist(dir: &Path) -> bool {
         || ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
             .iter()
             .any(|f| dir.join(f).exists())
+}
+
+/// Whether `dir` holds an `.npy` file (a column of arrays).
+fn has_npy(dir: &Path) -> bool {
+    (std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .any(|e| e.path().extension().is_some_and(|x| x == "npy"))
 }
 
 /// How a file's columns become `x` and the target.

@@ -182,7 +182,7 @@ pub fn jit_error(g: &Graph, values: &HashMap<String, Array>, fuse: bool, threads
 }
 
 /// MNIST-10k (in data/) as the built-in models take it, through the runtime's loader.
-pub struct Mnist(kiln::runtime::data::Images);
+pub struct Mnist(kiln::runtime::data::Dataset);
 
 impl Mnist {
     /// Reads the embedded set's 8,000 training digits.
@@ -192,18 +192,10 @@ impl Mnist {
         Mnist(m.train)
     }
 
-    /// The inputs `x: f32[batch, 784]` and `labels: i32[batch]` of the `batch` digits from
-    /// `start` on.
+    /// The inputs `x: f32[batch, 1, 28, 28]` and `labels: i32[batch]` of the `batch` digits
+    /// from `start` on.
     pub fn batch(&self, start: usize, batch: usize) -> HashMap<String, Array> {
-        use kiln::runtime::data::Dataset;
-        let mut x = vec![0.0; batch * 784];
-        let y: Vec<i32> = (x.chunks_exact_mut(784).enumerate())
-            .map(|(i, row)| self.0.example(start + i, row))
-            .collect();
-        [
-            ("x".to_string(), Array::from_f32([batch, 784], x).unwrap()),
-            ("labels".to_string(), Array::from_i32([batch], y).unwrap()),
-        ]
-        .into()
+        let indices: Vec<usize> = (start..start + batch).collect();
+        self.0.select(&indices).columns().iter().cloned().collect()
     }
 }
