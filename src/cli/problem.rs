@@ -120,7 +120,7 @@ impl Problem {
         let raw = read_data(&args.data)?;
         let layout = Layout::of(&args.data, &raw, args.target.as_deref())?;
         let all = layout.shape(&raw, &args.data)?;
-        let task = task_of(&all, args.task);
+        let task = task_of(&all, args.task, matches!(layout, Layout::Arrays));
         let (all, classes) = target_column(all, task, &args.data)?;
         let (train, test) = match &args.val {
             Some(path) => {
@@ -375,14 +375,14 @@ impl Layout {
 /// The task `arg` asks for, or the one the target calls for: classes for arrays' `labels`,
 /// values for their `y`, and for a table's column classes when every value is a whole number
 /// from 0 and there are at most [`MAX_AUTO_CLASSES`] of them.
-fn task_of(train: &Dataset, arg: Option<TaskArg>) -> Option<TaskArg> {
+fn task_of(train: &Dataset, arg: Option<TaskArg>, arrays: bool) -> Option<TaskArg> {
     if arg.is_some() {
         return arg;
     }
     let (name, target) = target_of(train)?;
-    match name {
-        "labels" => return Some(TaskArg::Classify),
-        "y" => return Some(TaskArg::Regress),
+    match (arrays, name) {
+        (true, "labels") => return Some(TaskArg::Classify),
+        (true, "y") => return Some(TaskArg::Regress),
         _ => {}
     }
     let v = target.to_f64_vec();
