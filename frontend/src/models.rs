@@ -306,7 +306,7 @@ fn resnet(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
 /// at a time (`height` steps of `channels * width` values).
 fn lstm(nn: &Layers, x: &Tensor, hidden: usize, out: usize) -> Tensor {
     let steps = match *x.shape() {
-        [n, c, h, w] if c == 1 => x.reshape(&[n as isize, h as isize, w as isize]),
+        [n, 1, h, w] => x.reshape(&[n as isize, h as isize, w as isize]),
         [n, c, h, w] => {
             (x.permute(&[0, 2, 1, 3])).reshape(&[n as isize, h as isize, (c * w) as isize])
         }

@@ -51,9 +51,9 @@ pub enum TrainError {
         /// The input's and the column's name.
         input: String,
         /// One example as the program takes it.
-        expected: Type,
+        expected: Box<Type>,
         /// One example as the column holds it.
-        found: Type,
+        found: Box<Type>,
     },
     /// The program's data inputs disagree on the batch, or one has no batch axis.
     #[error("the program's data inputs disagree on the batch: {0}")]
@@ -274,8 +274,8 @@ impl Feed {
                 if found != expected {
                     return Err(TrainError::ColumnType {
                         input: name.clone(),
-                        expected,
-                        found,
+                        expected: Box::new(expected),
+                        found: Box::new(found),
                     });
                 }
                 let index = data.names().iter().position(|n| n == name);
@@ -703,8 +703,8 @@ impl Evaluator {
                     Some(values) => {
                         return Err(TrainError::ColumnType {
                             input: column.clone(),
-                            expected: Type::new(buffer.dtype(), &buffer.shape()[1..]),
-                            found: Type::new(values.dtype(), &values.shape()[1..]),
+                            expected: Box::new(Type::new(buffer.dtype(), &buffer.shape()[1..])),
+                            found: Box::new(Type::new(values.dtype(), &values.shape()[1..])),
                         });
                     }
                     None => *buffer = Array::full(buffer.dtype(), buffer.shape(), 0.0),

@@ -135,7 +135,7 @@ pub enum CliError {
         /// One example's shape.
         input: Vec<usize>,
         /// What building it said.
-        source: kiln_frontend::BuildError,
+        source: Box<kiln_frontend::BuildError>,
     },
     /// Training stopped.
     #[error(transparent)]

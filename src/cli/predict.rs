@@ -108,13 +108,13 @@ pub fn predict(args: &PredictArgs) -> Result<(), CliError> {
             _ => println!("{value}"),
         }
     }
-    if data.len() == 1 {
-        if let Ok(logits) = ev.predict(&data, "logits") {
-            let mut probs = softmax(&logits.to_f64_vec());
-            probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for &(c, p) in probs[1..].iter().filter(|(_, p)| *p >= 0.01) {
-                println!("  {c}: {p:.4}");
-            }
+    if data.len() == 1
+        && let Ok(logits) = ev.predict(&data, "logits")
+    {
+        let mut probs = softmax(&logits.to_f64_vec());
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for &(c, p) in probs[1..].iter().filter(|(_, p)| *p >= 0.01) {
+            println!("  {c}: {p:.4}");
         }
     }
     Ok(())
@@ -205,12 +205,12 @@ fn inputs(ck: &Checkpoint, path: &Path, invert: bool) -> Result<Dataset, CliErro
             )));
         }
     };
-    if example.rank() == 3 {
-        if let Some(p) = values.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-            return Err(bad(format!(
-                "holds the pixel value {p}; pixels lie in [0, 1] (divide 8-bit values by 255)"
-            )));
-        }
+    if example.rank() == 3
+        && let Some(p) = values.iter().find(|p| !(0.0..=1.0).contains(*p))
+    {
+        return Err(bad(format!(
+            "holds the pixel value {p}; pixels lie in [0, 1] (divide 8-bit values by 255)"
+        )));
     }
     let mut full = vec![n];
     full.extend(example.shape.iter());

@@ -229,9 +229,9 @@ impl RunSettings {
             return bad(format!("--lr {}: the learning rate is a positive number", self.lr));
         }
         if self.augment > 0 {
-            match problem.input.as_slice() {
-                &[_, h, w] if self.augment < h.min(w) => {}
-                &[_, h, w] => {
+            match *problem.input.as_slice() {
+                [_, h, w] if self.augment < h.min(w) => {}
+                [_, h, w] => {
                     return bad(format!(
                         "--augment {}: the images are {h}x{w}, so a shift must be less than {}",
                         self.augment,
@@ -266,7 +266,7 @@ pub fn build(model: &str, width: Option<usize>, problem: &Problem) -> Result<Bui
     check.map_err(|e| CliError::ModelInput {
         model: model.into(),
         input: problem.input.clone(),
-        source: e,
+        source: Box::new(e),
     })?;
     let model = model.to_string();
     Ok(Rc::new(move |batch, mode| {

@@ -38,10 +38,10 @@ impl Session {
             learner.eval_batch,
             &learner.options,
         )
-        .and_then(|mut s| {
+        .map(|mut s| {
             s.trainer.set_augment(learner.augment.clone());
             s.set_check_numerics(learner.check_numerics);
-            Ok(s)
+            s
         })
     }
 

@@ -466,7 +466,7 @@ fn foreign_and_damaged_files_are_refused_with_the_cause() {
     );
 
     // A kiln checkpoint with one thing wrong.
-    let good = encode_metadata(&sample().meta);
+    let good = encode_metadata(&sample());
     let with = |key: &str, value: Option<&str>| -> Vec<(String, String)> {
         let mut m: Vec<(String, String)> = good
             .iter()

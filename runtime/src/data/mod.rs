@@ -154,7 +154,7 @@ impl Dataset {
     /// order. The same seed gives the same split.
     pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
         let held = ((self.len as f64 * fraction.clamp(0.0, 1.0)).round() as usize).min(self.len);
-        let order = epoch_order(self.len, seed ^ 0x5b1d_0f_a11, 0);
+        let order = epoch_order(self.len, seed ^ 0x5b1d_0fa1, 0);
         let mut held_out = order[..held].to_vec();
         let mut kept = order[held..].to_vec();
         held_out.sort_unstable();
