@@ -41,12 +41,19 @@ fn data(n: usize, seed: u64) -> Dataset {
     let mut features = Vec::with_capacity(3 * n);
     let mut target = Vec::with_capacity(n);
     for _ in 0..n {
-        let (a, b, c) = (rng.range(-2.0, 2.0), rng.range(-1.0, 1.0), rng.range(-1.0, 1.0));
+        let (a, b, c) = (
+            rng.range(-2.0, 2.0),
+            rng.range(-1.0, 1.0),
+            rng.range(-1.0, 1.0),
+        );
         features.extend([a as f32 * 10.0, b as f32 + 5.0, c as f32 * 0.1]);
         target.push((a.sin() + b * c / 2.0) as f32);
     }
     Dataset::new(vec![
-        ("features".into(), Array::from_f32([n, 3], features).unwrap()),
+        (
+            "features".into(),
+            Array::from_f32([n, 3], features).unwrap(),
+        ),
         ("target".into(), Array::from_f32([n], target).unwrap()),
     ])
     .unwrap()
@@ -71,7 +78,10 @@ fn a_model_of_ones_own_trains_checkpoints_and_is_evaluated_and_predicted_elsewhe
     assert_eq!((last.epoch, fitted.history.len()), (30, 30));
     let (first_mse, mse) = (fitted.history[0].test("loss"), last.test("loss"));
     assert!(mse < 0.02 && mse < first_mse / 10.0, "{first_mse} -> {mse}");
-    assert!(last.train("mae") > 0.0 && last.test("mae") < 0.15, "{last:?}");
+    assert!(
+        last.train("mae") > 0.0 && last.test("mae") < 0.15,
+        "{last:?}"
+    );
 
     // The test examples as another program sees them: raw columns, standardized by the
     // checkpoint's own statistics.
@@ -82,7 +92,13 @@ fn a_model_of_ones_own_trains_checkpoints_and_is_evaluated_and_predicted_elsewhe
         write_npy(dir.join(format!("{name}.npy")), values).unwrap();
     }
     let out = kiln(
-        &["eval", "--checkpoint", path_str(&ck), "--data", path_str(&dir)],
+        &[
+            "eval",
+            "--checkpoint",
+            path_str(&ck),
+            "--data",
+            path_str(&dir),
+        ],
         Some(&tmp),
     );
     assert_eq!(out.status, Some(0), "{}", out.stderr);
@@ -100,11 +116,21 @@ fn a_model_of_ones_own_trains_checkpoints_and_is_evaluated_and_predicted_elsewhe
     // Predictions, without the target column: one line per example, as computed here.
     std::fs::remove_file(dir.join("target.npy")).unwrap();
     let out = kiln(
-        &["predict", "--checkpoint", path_str(&ck), "--input", path_str(&dir)],
+        &[
+            "predict",
+            "--checkpoint",
+            path_str(&ck),
+            "--input",
+            path_str(&dir),
+        ],
         Some(&tmp),
     );
     assert_eq!(out.status, Some(0), "{}", out.stderr);
-    let here = fitted.session.evaluator.predict(&test, "prediction").unwrap();
+    let here = fitted
+        .session
+        .evaluator
+        .predict(&test, "prediction")
+        .unwrap();
     let lines: Vec<String> = here.to_f64_vec().iter().map(|v| v.to_string()).collect();
     assert_eq!(out.stdout, lines.join("\n") + "\n");
 }
@@ -125,7 +151,13 @@ fn a_checkpoint_names_what_its_model_lacks_in_the_data() {
     let x = Array::full(DType::F32, [4, 3], 0.0);
     write_npy(dir.join("x.npy"), &x).unwrap();
     let out = kiln(
-        &["eval", "--checkpoint", path_str(&ck), "--data", path_str(&dir)],
+        &[
+            "eval",
+            "--checkpoint",
+            path_str(&ck),
+            "--data",
+            path_str(&dir),
+        ],
         Some(&tmp),
     );
     assert_eq!(out.status, Some(2));

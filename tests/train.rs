@@ -45,8 +45,10 @@ fn trainer(batch: usize, lr: f64, seed: u64) -> Trainer {
 fn losses(t: &mut Trainer, data: &Dataset, epochs: std::ops::RangeInclusive<usize>) -> Vec<f64> {
     let mut out = Vec::new();
     for epoch in epochs {
-        t.epoch(data, epoch, &mut |r| out.push(r.metrics.get("loss").unwrap()))
-            .unwrap();
+        t.epoch(data, epoch, &mut |r| {
+            out.push(r.metrics.get("loss").unwrap())
+        })
+        .unwrap();
     }
     out
 }
@@ -117,7 +119,11 @@ fn evaluation_covers_every_example_with_a_program_per_batch_size() {
         parts.evaluate(&test).unwrap(),
         whole.evaluate(&test).unwrap(),
     );
-    assert_eq!(*built.borrow(), [500, 234], "the remainder's program, compiled once");
+    assert_eq!(
+        *built.borrow(),
+        [500, 234],
+        "the remainder's program, compiled once"
+    );
     parts.evaluate(&first(&test, 1000)).unwrap();
     assert_eq!(*built.borrow(), [500, 234], "cached");
     // Same per-example values; the means differ only by f32 summation order.
@@ -134,8 +140,14 @@ fn evaluation_covers_every_example_with_a_program_per_batch_size() {
     let mut ones = Evaluator::new(500, graphs, Options::default());
     ones.load_state(t.executable()).unwrap();
     let c = ones.evaluate(&test).unwrap();
-    assert!((c.get("loss").unwrap() - lb).abs() <= 1e-5 * lb, "{c:?} {b:?}");
-    assert!((c.get("accuracy").unwrap() - ab).abs() < 1e-6, "{c:?} {b:?}");
+    assert!(
+        (c.get("loss").unwrap() - lb).abs() <= 1e-5 * lb,
+        "{c:?} {b:?}"
+    );
+    assert!(
+        (c.get("accuracy").unwrap() - ab).abs() < 1e-6,
+        "{c:?} {b:?}"
+    );
 }
 
 #[test]
@@ -172,7 +184,9 @@ fn an_input_the_data_lacks_is_refused_naming_both_sides_before_any_step() {
     // Adam's betas are inputs the trainer was not told about: they must be columns then.
     let mut t = Trainer::new(exe, &[("lr", 0.1)], 0).unwrap();
     let data = first(&mnist().train, 64);
-    let e = t.epoch(&data, 1, &mut |_| panic!("no step runs")).unwrap_err();
+    let e = t
+        .epoch(&data, 1, &mut |_| panic!("no step runs"))
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "the program's input `beta1` takes a scalar f32[], but it is not a column of the data \
@@ -184,7 +198,10 @@ fn an_input_the_data_lacks_is_refused_naming_both_sides_before_any_step() {
     b.output("total", &x.sum_all());
     let exe = Executable::compile(&b.finish().unwrap(), &Options::default()).unwrap();
     let e = Trainer::new(exe, &[], 0).err().unwrap();
-    assert_eq!(e.to_string(), "the program's output `loss` is missing, expected a float scalar");
+    assert_eq!(
+        e.to_string(),
+        "the program's output `loss` is missing, expected a float scalar"
+    );
 }
 
 #[test]
@@ -203,12 +220,20 @@ fn a_column_of_another_type_is_refused_naming_both() {
     let labels = Array::full(DType::F32, [data.len()], 0.0);
     let data = data.with_column("labels", labels).unwrap();
     let e = t.check(&data).unwrap_err();
-    assert!(e.to_string().contains("takes examples of type f32[100]"), "{e}");
+    assert!(
+        e.to_string().contains("takes examples of type f32[100]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_batch_larger_than_the_data_is_refused() {
     let mut t = trainer(64, 0.05, 0);
-    let e = t.epoch(&first(&mnist().train, 10), 1, &mut |_| {}).unwrap_err();
-    assert_eq!(e.to_string(), "the data has 10 examples, fewer than one batch of 64");
+    let e = t
+        .epoch(&first(&mnist().train, 10), 1, &mut |_| {})
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the data has 10 examples, fewer than one batch of 64"
+    );
 }
