@@ -7,7 +7,10 @@
 
 use kiln_compiler::testing::random_graph;
 use kiln_compiler::text::{parse, print};
-use kiln_compiler::{Graph, verify};
+use kiln_compiler::{DType, Graph, verify};
+use kiln_runtime::data::{
+    DataError, Dataset, read_csv_bytes, read_npz_bytes, read_safetensors_bytes,
+};
 use kiln_runtime::idx::read_idx_from;
 use kiln_runtime::npy::read_npy_bytes;
 use kiln_runtime::testing::{Discrepancy, check_against_interpreter};
@@ -44,6 +47,44 @@ pub fn checkpoint(data: &[u8]) {
     if let Ok(ck) = checkpoint::load_bytes(data, ORIGIN) {
         assert!(ck.tensors.windows(2).all(|w| w[0].0 <= w[1].0));
     }
+}
+
+/// CSV bytes: a data set or a refusal; an accepted one has `len()` examples in every column,
+/// each an `f64` vector.
+pub fn csv(data: &[u8]) {
+    let read = read_csv_bytes(data, Path::new(ORIGIN));
+    if let Ok(d) = examples(read) {
+        let f64_vector = |a: &kiln_compiler::Array| a.shape().len() == 1 && a.dtype() == DType::F64;
+        assert!(d.columns().iter().all(|(_, a)| f64_vector(a)));
+    }
+}
+
+/// `.npz` bytes: a data set or a refusal (zip bombs included: each member is expanded no further
+/// than its declared size and one byte); an accepted one has `len()` examples in every column.
+pub fn npz(data: &[u8]) {
+    let _ = examples(read_npz_bytes(data, Path::new(ORIGIN)));
+}
+
+/// Safetensors bytes read as a data set: a data set or a refusal; an accepted one has `len()`
+/// examples in every column.
+pub fn safetensors(data: &[u8]) {
+    let _ = examples(read_safetensors_bytes(data, Path::new(ORIGIN)));
+}
+
+/// What a data reader returned, checked: a refusal displays and names the input; a data set has
+/// columns, each with `len()` examples along its first axis and as many elements as its shape.
+fn examples(read: Result<Dataset, DataError>) -> Result<Dataset, DataError> {
+    match &read {
+        Ok(d) => {
+            assert!(!d.columns().is_empty());
+            for (name, a) in d.columns() {
+                assert_eq!(a.shape().first(), Some(&d.len()), "column `{name}`");
+                assert_eq!(a.numel(), a.shape().iter().product::<usize>());
+            }
+        }
+        Err(e) => assert!(e.to_string().contains(ORIGIN), "{e}"),
+    }
+    read
 }
 
 /// `.kir` text: parsed or refused with a parse error. A parsed graph prints to text that parses

@@ -50,3 +50,18 @@ fn the_checkpoint_corpus_replays() {
 fn the_graphs_corpus_replays() {
     replay("graphs", harness::graphs);
 }
+
+#[test]
+fn the_csv_corpus_replays() {
+    replay("csv", harness::csv);
+}
+
+#[test]
+fn the_npz_corpus_replays() {
+    replay("npz", harness::npz);
+}
+
+#[test]
+fn the_safetensors_corpus_replays() {
+    replay("safetensors", harness::safetensors);
+}

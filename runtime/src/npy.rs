@@ -1,7 +1,10 @@
 //! `.npy` files: reading and writing [`kiln_compiler::Array`]s.
 //!
-//! Supported element types: `f32` (`<f4`), `f64` (`<f8`), `i32` (`<i4`) and `bool` (`|b1`);
-//! big-endian files (`>f4`, `>f8`, `>i4`) are read and converted. Only C order is read.
+//! Supported element types: `f32` (`<f4`), `f64` (`<f8`), `i32` (`<i4`) and `bool` (`|b1`),
+//! read as they are; and the other integer types, `|i1`, `<i2`, `<i8`, `|u1`, `<u2`, `<u4` and
+//! `<u8`, read as `i32` (numpy saves integer labels as `<i8` by default), each value checked:
+//! one outside `i32`'s range is refused ([`NpyError::OutOfRange`], naming its flat index).
+//! Big-endian files (`>f4`, `>i8`, ...) are read and converted. Only C order is read.
 //!
 //! The header is parsed here rather than by npyz: npyz multiplies the extents unchecked and
 //! allocates the header's claimed length before comparing it with the file, so a hostile header
@@ -49,7 +52,8 @@ pub enum NpyError {
     },
     /// The element type is not one kiln has.
     #[error(
-        "`{}` has dtype `{dtype}`; kiln reads <f4, <f8, <i4 and |b1 (and their big-endian forms)",
+        "`{}` has dtype `{dtype}`; kiln reads <f4, <f8, <i4 and |b1, and |i1, <i2, <i8, |u1, <u2, \
+         <u4 and <u8 as i32 (and their big-endian forms)",
         path.display()
     )]
     UnsupportedDType {
@@ -74,6 +78,20 @@ pub enum NpyError {
         path: PathBuf,
         /// The shape the header claims.
         shape: Vec<u64>,
+    },
+    /// An integer element does not fit in `i32`, the one integer type kiln has.
+    #[error(
+        "`{}` holds {value} at flat index {index}, outside the range of i32 (kiln reads integers \
+         as i32)",
+        path.display()
+    )]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The element's index in C order.
+        index: u64,
+        /// The value, as written in decimal.
+        value: String,
     },
     /// The file ends before the data its header promises.
     #[error(
@@ -123,7 +141,7 @@ fn read_from(r: &mut impl Read, file_len: u64, path: &Path) -> Result<Array, Npy
         source,
     };
     let header = Header::read(r, file_len).map_err(|e| e.at(path))?;
-    let Some((dtype, ts)) = (header.type_str.as_ref()).and_then(|ts| Some((element_type(ts)?, ts)))
+    let Some((stored, ts)) = (header.type_str.as_ref()).and_then(|ts| Some((Stored::of(ts)?, ts)))
     else {
         return Err(NpyError::UnsupportedDType {
             path: path.to_path_buf(),
@@ -146,7 +164,7 @@ fn read_from(r: &mut impl Read, file_len: u64, path: &Path) -> Result<Array, Npy
         });
     }
     let numel: u64 = header.shape.iter().product();
-    let expected = header.len + numel * dtype.size_bytes() as u64;
+    let expected = header.len + numel * stored.size();
     if expected > file_len {
         return Err(NpyError::Truncated {
             path: path.to_path_buf(),
@@ -155,15 +173,17 @@ fn read_from(r: &mut impl Read, file_len: u64, path: &Path) -> Result<Array, Npy
         });
     }
     let shape: Vec<usize> = header.shape.iter().map(|&d| d as usize).collect();
-    let data = read_data(r, dtype, ts, numel as usize).map_err(|e| {
-        if e.kind() == io::ErrorKind::InvalidData {
-            NpyError::Invalid {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            }
-        } else {
-            read_err(e)
-        }
+    let data = read_data(r, stored, ts, numel as usize).map_err(|e| match e {
+        Fail::Io(e) if e.kind() == io::ErrorKind::InvalidData => NpyError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+        Fail::Io(e) => read_err(e),
+        Fail::OutOfRange { index, value } => NpyError::OutOfRange {
+            path: path.to_path_buf(),
+            index,
+            value,
+        },
     })?;
     Array::new(shape, data).map_err(|e| NpyError::Invalid {
         path: path.to_path_buf(),
@@ -171,34 +191,111 @@ fn read_from(r: &mut impl Read, file_len: u64, path: &Path) -> Result<Array, Npy
     })
 }
 
-/// The kiln element type an npy type string stands for, in either byte order.
-fn element_type(ts: &TypeStr) -> Option<DType> {
-    use npyz::TypeChar::{Bool, Float, Int};
-    match (ts.type_char(), ts.size_field()) {
-        (Float, 4) => Some(DType::F32),
-        (Float, 8) => Some(DType::F64),
-        (Int, 4) => Some(DType::I32),
-        (Bool, 1) => Some(DType::Bool),
-        _ => None,
+/// How a file stores its elements: as a kiln element type, or as an integer type read as `i32`.
+#[derive(Clone, Copy, Debug)]
+enum Stored {
+    /// Read as they are.
+    Native(DType),
+    /// An integer type other than `i32`, of `bytes` bytes, converted value by value.
+    Int { signed: bool, bytes: u8 },
+}
+
+impl Stored {
+    /// What an npy type string stands for, in either byte order; `None` for a type kiln does
+    /// not read.
+    fn of(ts: &TypeStr) -> Option<Stored> {
+        use npyz::TypeChar::{Bool, Float, Int, Uint};
+        Some(match (ts.type_char(), ts.size_field()) {
+            (Float, 4) => Stored::Native(DType::F32),
+            (Float, 8) => Stored::Native(DType::F64),
+            (Int, 4) => Stored::Native(DType::I32),
+            (Bool, 1) => Stored::Native(DType::Bool),
+            (Int, bytes @ (1 | 2 | 8)) => Stored::Int {
+                signed: true,
+                bytes: bytes as u8,
+            },
+            (Uint, bytes @ (1 | 2 | 4 | 8)) => Stored::Int {
+                signed: false,
+                bytes: bytes as u8,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Bytes per element in the file.
+    fn size(self) -> u64 {
+        match self {
+            Stored::Native(dtype) => dtype.size_bytes() as u64,
+            Stored::Int { bytes, .. } => u64::from(bytes),
+        }
     }
 }
 
-fn read_data(r: &mut impl Read, dtype: DType, ts: &TypeStr, n: usize) -> io::Result<Data> {
-    Ok(match dtype {
-        DType::F32 => Data::F32(read_elements(r, ts, n)?),
-        DType::F64 => Data::F64(read_elements(r, ts, n)?),
-        DType::I32 => Data::I32(read_elements(r, ts, n)?),
-        DType::Bool => Data::Bool(read_elements(r, ts, n)?),
+/// Why the elements could not be read.
+enum Fail {
+    /// The reader failed, or npyz refused the type (`InvalidData`).
+    Io(io::Error),
+    /// An integer does not fit in `i32`.
+    OutOfRange { index: u64, value: String },
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Fail {
+        Fail::Io(e)
+    }
+}
+
+/// The `n` elements that follow the header, stored as `stored` (type string `ts`).
+fn read_data(r: &mut impl Read, stored: Stored, ts: &TypeStr, n: usize) -> Result<Data, Fail> {
+    Ok(match stored {
+        Stored::Native(DType::F32) => Data::F32(read_elements(r, ts, n)?),
+        Stored::Native(DType::F64) => Data::F64(read_elements(r, ts, n)?),
+        Stored::Native(DType::I32) => Data::I32(read_elements(r, ts, n)?),
+        Stored::Native(DType::Bool) => Data::Bool(read_elements(r, ts, n)?),
+        Stored::Int { signed, bytes } => Data::I32(match (signed, bytes) {
+            (true, 1) => read_ints::<i8>(r, ts, n)?,
+            (true, 2) => read_ints::<i16>(r, ts, n)?,
+            (true, _) => read_ints::<i64>(r, ts, n)?,
+            (false, 1) => read_ints::<u8>(r, ts, n)?,
+            (false, 2) => read_ints::<u16>(r, ts, n)?,
+            (false, 4) => read_ints::<u32>(r, ts, n)?,
+            (false, _) => read_ints::<u64>(r, ts, n)?,
+        }),
     })
+}
+
+/// The reader npyz gives for elements of type `ts` read as `T`.
+fn reader<T: Deserialize>(ts: &TypeStr) -> io::Result<T::TypeReader> {
+    let dtype = npyz::DType::Plain(ts.clone());
+    T::reader(&dtype).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// `n` elements of type `ts`, converted to the machine's byte order by npyz.
 fn read_elements<T: Deserialize>(r: &mut impl Read, ts: &TypeStr, n: usize) -> io::Result<Vec<T>> {
-    let dtype = npyz::DType::Plain(ts.clone());
-    let reader = T::reader(&dtype).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let reader = reader::<T>(ts)?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         v.push(reader.read_one(&mut *r)?);
+    }
+    Ok(v)
+}
+
+/// `n` integers of type `ts` read as `T` and converted to `i32`; the first that does not fit
+/// is refused with its index.
+fn read_ints<T>(r: &mut impl Read, ts: &TypeStr, n: usize) -> Result<Vec<i32>, Fail>
+where
+    T: Deserialize + Copy + std::fmt::Display,
+    i32: TryFrom<T>,
+{
+    let reader = reader::<T>(ts)?;
+    let mut v = Vec::with_capacity(n);
+    for index in 0..n {
+        let x = reader.read_one(&mut *r)?;
+        let value = i32::try_from(x).map_err(|_| Fail::OutOfRange {
+            index: index as u64,
+            value: x.to_string(),
+        })?;
+        v.push(value);
     }
     Ok(v)
 }

@@ -158,18 +158,80 @@ fn other_files_are_not_npy() {
 #[test]
 fn unsupported_dtypes_are_named() {
     let msg = read_err(
-        "{'descr': '<i8', 'fortran_order': False, 'shape': (1,)}",
+        "{'descr': '<c8', 'fortran_order': False, 'shape': (1,)}",
         &[0; 8],
     );
     assert_eq!(
         msg,
-        "`PATH` has dtype `<i8`; kiln reads <f4, <f8, <i4 and |b1 (and their big-endian forms)"
+        "`PATH` has dtype `<c8`; kiln reads <f4, <f8, <i4 and |b1, and |i1, <i2, <i8, |u1, <u2, \
+         <u4 and <u8 as i32 (and their big-endian forms)"
     );
+    let msg = read_err(
+        "{'descr': '<f2', 'fortran_order': False, 'shape': (1,)}",
+        &[0; 2],
+    );
+    assert!(msg.contains("dtype `<f2`"), "{msg}");
     let msg = read_err(
         "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,)}",
         &[0; 4],
     );
     assert!(msg.contains("dtype `structured dtype`"), "{msg}");
+}
+
+/// An npy file of `descr` and `shape` whose elements are `data`.
+fn ints(descr: &str, shape: &str, data: &[u8]) -> Result<Array, String> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}}}");
+    let bytes = raw_npy(&dict, data);
+    read_npy_bytes(&bytes, "labels.npy").map_err(|e| e.to_string())
+}
+
+#[test]
+fn other_integer_types_are_read_as_i32() {
+    let i32s = |v: &[i32]| Ok(Array::from_i32([v.len()], v.to_vec()).unwrap());
+    let le = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>();
+    assert_eq!(ints("<i8", "(3,)", &le(&[0, -7, 9])), i32s(&[0, -7, 9]));
+    let be: Vec<u8> = [5i64, -1].iter().flat_map(|x| x.to_be_bytes()).collect();
+    assert_eq!(ints(">i8", "(2,)", &be), i32s(&[5, -1]));
+    assert_eq!(ints("|i1", "(2,)", &[0xff, 3]), i32s(&[-1, 3]));
+    assert_eq!(ints("|u1", "(2,)", &[0xff, 3]), i32s(&[255, 3]));
+    assert_eq!(ints("<i2", "(1,)", &[0x00, 0x80]), i32s(&[-32768]));
+    assert_eq!(ints(">u2", "(1,)", &[0xff, 0xfe]), i32s(&[65534]));
+    assert_eq!(ints("<u4", "(1,)", &[1, 0, 0, 0x7f]), i32s(&[0x7f00_0001]));
+    assert_eq!(ints("<u8", "(1,)", &le(&[12])), i32s(&[12]));
+    let two_by_one = Array::from_i32([2, 1], vec![1, 2]).unwrap();
+    assert_eq!(ints("<i8", "(2, 1)", &le(&[1, 2])), Ok(two_by_one));
+}
+
+#[test]
+fn an_integer_outside_i32_is_refused_with_its_index() {
+    let le = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>();
+    assert_eq!(
+        ints("<i8", "(3,)", &le(&[1, 2, 1 << 31])).unwrap_err(),
+        "`labels.npy` holds 2147483648 at flat index 2, outside the range of i32 (kiln reads \
+         integers as i32)"
+    );
+    let err = ints("<i8", "(2,)", &le(&[i64::MIN, 0])).unwrap_err();
+    assert!(
+        err.contains("holds -9223372036854775808 at flat index 0"),
+        "{err}"
+    );
+    let err = ints("<u4", "(2,)", &[0, 0, 0, 0, 0, 0, 0, 0x80]).unwrap_err();
+    assert!(err.contains("holds 2147483648 at flat index 1"), "{err}");
+    let err = ints("<u8", "(1,)", &[0xff; 8]).unwrap_err();
+    assert!(
+        err.contains("holds 18446744073709551615 at flat index 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn integer_sizes_count_in_the_truncation_check() {
+    let err = ints("<i8", "(2,)", &[0; 12]).unwrap_err();
+    assert!(err.contains("is truncated"), "{err}");
+    assert!(
+        err.contains("promises 144 bytes, the file holds 140"),
+        "{err}"
+    );
 }
 
 #[test]

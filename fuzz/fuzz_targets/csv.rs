@@ -1,0 +1,9 @@
+//! The `csv` fuzz target; its body is `harness::csv` (fuzz/harness.rs).
+
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::csv(data));
