@@ -76,7 +76,7 @@ fn mlp_losses_over_100_steps_match_the_interpreter() {
         exe.set_state(n, v).unwrap();
     }
     for step in 0..100 {
-        let mut data = mnist.batch((step * batch) % 8000, batch);
+        let mut data = mnist.rows((step * batch) % 8000, batch);
         data.insert("lr".to_string(), Array::scalar(DType::F32, 0.1));
         let want = common::step(
             &g,

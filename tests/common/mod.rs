@@ -198,4 +198,12 @@ impl Mnist {
         let indices: Vec<usize> = (start..start + batch).collect();
         self.0.select(&indices).columns().iter().cloned().collect()
     }
+
+    /// [`Mnist::batch`] with each image as a row of 784 pixels (`x: f32[batch, 784]`).
+    pub fn rows(&self, start: usize, batch: usize) -> HashMap<String, Array> {
+        let mut b = self.batch(start, batch);
+        let x = b.remove("x").unwrap().reshape([batch, 784]).unwrap();
+        b.insert("x".into(), x);
+        b
+    }
 }

@@ -254,6 +254,7 @@ fn a_checkpoint_whose_graph_does_not_parse_or_fit_its_tensors_is_refused() {
     // Text that is not a graph.
     let mut metadata = V1_METADATA.to_vec();
     metadata[0] = ("format", "kiln-checkpoint 2");
+    metadata[13] = ("history", "");
     metadata.push(("graph.eval.4", "graph broken {"));
     let path = dir.path().join("broken.safetensors");
     raw_safetensors(&path, Dtype::F32, vec![0; 4], &metadata);
@@ -462,11 +463,15 @@ fn foreign_and_damaged_files_are_refused_with_the_cause() {
     );
     assert_eq!(
         invalid_reason(&path),
-        "its format is `kiln-checkpoint 9`; this kiln reads `kiln-checkpoint 1`"
+        "its format is `kiln-checkpoint 9`; this kiln reads `kiln-checkpoint 2` and `kiln-checkpoint 1`"
     );
 
-    // A kiln checkpoint with one thing wrong.
-    let good = encode_metadata(&sample());
+    // A kiln checkpoint with one thing wrong (and no graph or standardization, whose
+    // tensors the raw files below lack).
+    let mut plain = sample();
+    plain.meta.graphs.clear();
+    plain.standardization = Standardization::default();
+    let good = encode_metadata(&plain);
     let with = |key: &str, value: Option<&str>| -> Vec<(String, String)> {
         let mut m: Vec<(String, String)> = good
             .iter()
@@ -491,12 +496,19 @@ fn foreign_and_damaged_files_are_refused_with_the_cause() {
             "metadata `hyperparameters` is not `name=value` pairs separated by spaces: `lr=fast`",
         ),
         (
-            with("history", Some("1 2 3 4 5 6\n2 0.5")),
-            "line 2 of metadata `history` is not an epoch and five numbers: `2 0.5`",
+            with("history", Some("epoch=1 seconds=2 train.loss=3\nepoch=2 loss")),
+            "line 2 of metadata `history` is not `epoch=N seconds=S` and `split.metric=value`s: \
+             `epoch=2 loss`",
         ),
         (
-            with("history", Some("1 2 3 4 5 6 7")),
-            "line 1 of metadata `history` is not an epoch and five numbers: `1 2 3 4 5 6 7`",
+            with("history", Some("epoch=1 seconds=2 valid.loss=3")),
+            "line 1 of metadata `history` is not `epoch=N seconds=S` and `split.metric=value`s: \
+             `epoch=1 seconds=2 valid.loss=3`",
+        ),
+        (
+            with("history", Some("epoch=1 seconds=2 test.loss=3 test.loss=4")),
+            "line 1 of metadata `history` is not `epoch=N seconds=S` and `split.metric=value`s: \
+             `epoch=1 seconds=2 test.loss=3 test.loss=4`",
         ),
     ];
     for (metadata, expected) in cases {

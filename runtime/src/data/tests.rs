@@ -172,11 +172,8 @@ fn standardization_fits_the_training_split_and_applies_to_others() {
     let t = s.apply(train.clone()).unwrap();
     // Column 0: mean 4, std sqrt(5); column 1 is constant: std 1, so it becomes 0.
     let x = t.column("x").unwrap().as_f32().unwrap();
-    let z = 5f32.sqrt();
-    assert_eq!(
-        x,
-        &[-3.0 / z, 0.0, -1.0 / z, 0.0, 1.0 / z, 0.0, 3.0 / z, 0.0]
-    );
+    let z = |d: f64| (d / 5f64.sqrt()) as f32;
+    assert_eq!(x, &[z(-3.0), 0.0, z(-1.0), 0.0, z(1.0), 0.0, z(3.0), 0.0]);
     let other = Dataset::new(vec![("x".into(), f32s(&[1, 2], &[4.0, 6.0]))]).unwrap();
     let o = s.apply(other).unwrap();
     assert_eq!(o.column("x").unwrap().as_f32().unwrap(), &[0.0, 1.0]);
