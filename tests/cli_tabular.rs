@@ -57,7 +57,7 @@ fn iris_trains_linear_and_mlp_and_the_last_line_states_the_test_accuracy() {
         let last = out.stdout.lines().last().unwrap();
         assert!(last.starts_with("final test accuracy "), "{last}");
         let acc = number_after(last, "final test accuracy");
-        assert!(acc >= 90.0, "{model} on iris: {last}");
+        assert!(acc >= 85.0, "{model} on iris: {last}");
     }
 }
 
