@@ -338,7 +338,7 @@ fn malformed_files_are_refused_naming_the_file_row_and_column() {
     refused(
         &labels,
         &["--target", "y", "--task", "classify"],
-        "label.csv`: example 2 has the label -1; classes are whole numbers from 0",
+        "label.csv`: line 4 has the label -1; classes are whole numbers from 0",
     );
     // A label out of the training classes in a separate test file names the example.
     let train_csv = file(&tmp, "train.csv", b"a,y\n1,0\n2,1\n3,0\n4,1\n");
@@ -346,7 +346,7 @@ fn malformed_files_are_refused_naming_the_file_row_and_column() {
     refused(
         &train_csv,
         &["--target", "y", "--val", path_str(&val_csv), "--batch", "2"],
-        "example 1 has the label 7, but the training data has 2 classes",
+        "val.csv`: line 3 has the label 7, but the training data has 2 classes",
     );
     // Arrays whose columns disagree in length.
     let dir = tmp.path().join("arrays");
@@ -361,5 +361,9 @@ fn malformed_files_are_refused_naming_the_file_row_and_column() {
         &Array::from_i32([3], vec![0, 1, 0]).unwrap(),
     )
     .unwrap();
-    refused(&dir, &[], "column `x`: 4 examples, but column `labels` has 3");
+    refused(
+        &dir,
+        &[],
+        "column `x`: 4 examples, but column `labels` has 3",
+    );
 }

@@ -257,7 +257,9 @@ enum Layout {
 impl Layout {
     /// The layout of the data read from `path`: a table when it is a CSV file.
     fn of(path: &Path, raw: &Dataset, target: Option<&str>) -> Result<Layout, CliError> {
-        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         if !is_csv {
             if target.is_some() {
                 return Err(CliError::Setting(
@@ -428,19 +430,35 @@ fn target_column(
     }
     if task == Some(TaskArg::Regress) {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(bad(format!("example {i} has the value {}", v[i])).into());
+            return Err(bad(format!("{} has the value {}", row(path, i), v[i])).into());
         }
         let y = Array::from_f32([n], v.iter().map(|&x| x as f32).collect()).expect("n values");
         return Ok((data.with_column("y", y)?, 0));
     }
     let class = |x: &f64| x.fract() == 0.0 && (0.0..f64::from(1 << 20)).contains(x);
     if let Some(i) = v.iter().position(|x| !class(x)) {
-        let reason = format!("example {i} has the label {}; classes are whole numbers from 0", v[i]);
+        let reason = format!(
+            "{} has the label {}; classes are whole numbers from 0",
+            row(path, i),
+            v[i]
+        );
         return Err(bad(reason).into());
     }
     let classes = v.iter().fold(0.0f64, |m, &x| m.max(x)) as usize + 1;
     let labels = Array::from_i32([n], v.iter().map(|&x| x as i32).collect()).expect("n labels");
     Ok((data.with_column("labels", labels)?, classes.max(2)))
+}
+
+/// Where example `i` of the file at `path` is: its line in a CSV table (after the header),
+/// else its index.
+fn row(path: &Path, i: usize) -> String {
+    match path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        true => format!("line {}", i + 2),
+        false => format!("example {i}"),
+    }
 }
 
 /// Refuses a label of `data` at or above `classes` (0: no classes), naming the example.
@@ -455,8 +473,9 @@ fn check_classes(data: &Dataset, classes: usize, path: &Path) -> Result<(), CliE
         Some(i) => Err(DataError::Column {
             column: "labels".into(),
             reason: format!(
-                "`{}`: example {i} has the label {}, but the training data has {classes} classes",
+                "`{}`: {} has the label {}, but the training data has {classes} classes",
                 path.display(),
+                row(path, i),
                 labels[i]
             ),
         }
