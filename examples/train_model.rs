@@ -1,79 +1,82 @@
-//! Trains a built-in model on the embedded MNIST-10k with the library API: build the model in
-//! training and evaluation mode, derive the training step, compile both, and run epochs with
-//! the runtime's `Trainer` and `Evaluator`. `kiln train` does the same with checkpoints,
-//! schedules, augmentation, progress bars and plots.
+//! Trains a built-in model on the embedded MNIST-10k with the library API: a
+//! `kiln::fit::Learner` of the model (built for a batch size and a mode, training or
+//! evaluation) and an optimizer, its `Session` (the training step derived and compiled, the
+//! parameters drawn from the seed, an evaluator of the evaluation graph), and a loop of epochs
+//! that evaluates on the test split after each. `Learner::fit` runs the same loop itself, and
+//! `kiln train` adds checkpoints, schedules, augmentation, progress bars and plots.
 //!
 //! `cargo run --release --example train_model [MODEL] [EPOCHS] [LR] [SEED]` (defaults: the
 //! MLP 784-128-10 with SGD at lr 0.1, batch 64, 5 epochs, seed 0: the reference
 //! configuration; the CNNs and the LSTM train with Adam at lr 0.002).
 
 use kiln::compiler::optim::Optimizer;
-use kiln::compiler::train::train_step;
-use kiln::frontend::models::{Mode, Settings, builtin};
-use kiln::runtime::data::{Dataset, Mnist};
-use kiln::runtime::train::{Evaluator, Trainer};
-use kiln::runtime::{Executable, Options};
+use kiln::fit::{Learner, Session};
+use kiln::frontend::models::{BUILTINS, Settings, builtin};
+use kiln::runtime::data::Mnist;
+use kiln::runtime::train::Metrics;
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let name = args.first().map_or("mlp", String::as_str);
+    let name = args.first().map_or("mlp", String::as_str).to_string();
     let number =
         |i: usize, default: f64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let dense = matches!(name, "mlp" | "linreg" | "logreg");
+    let dense = matches!(name.as_str(), "mlp" | "linreg" | "logreg");
     let (epochs, lr, seed) = (
         number(1, 5.0) as usize,
         number(2, if dense { 0.1 } else { 2e-3 }),
         number(3, 0.0) as u64,
     );
-    let data = Mnist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data"))?;
-    let build = |batch, mode| {
-        builtin(
-            name,
-            &Settings {
-                batch,
-                mode,
-                width: None,
-            },
+    if !BUILTINS.contains(&name.as_str()) {
+        return Err(format!(
+            "no built-in model `{name}` (known: {})",
+            BUILTINS.join(", ")
         )
-        .ok_or_else(|| format!("no built-in model `{name}`"))
-    };
-
-    let model = build(64, Mode::Train)??;
+        .into());
+    }
+    // `x: f32[n, 1, 28, 28]` (pixels / 255) and `labels: i32[n]`: the built-ins' inputs, which
+    // the trainer binds to these columns by name.
+    let data = Mnist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data"))?;
     let optimizer = if dense {
         Optimizer::sgd(lr)
     } else {
         Optimizer::adam(lr)
     };
-    let step = train_step(&model.graph, "loss", &optimizer)?;
-    let mut exe = Executable::compile(&step, &Options::default())?;
-    for (name, value) in model.initial_values(&step, seed) {
-        exe.set_state(&name, &value)?;
-    }
-    let s = exe.stats();
+    let model = move |batch, mode| {
+        let settings = Settings {
+            batch,
+            mode,
+            ..Settings::default()
+        };
+        builtin(&name, &settings).expect("a built-in model, checked above")
+    };
+    // Batches of 64 for training; the test split in batches of 500 through the evaluation
+    // graph (running statistics, no dropout).
+    let learner = Learner::new(model, optimizer)
+        .batch(64)
+        .seed(seed)
+        .eval_batch(500);
+
+    let mut session = Session::new(&learner)?;
+    session.trainer.check(&data.train)?;
+    let s = session.trainer.executable().stats();
     println!(
-        "{name}: {} loop kernels and {} matrix products, arena {} KiB, compiled in {:.1} ms",
+        "{}: {} loop kernels and {} matrix products, arena {} KiB, compiled in {:.1} ms",
+        session.model.graph.name(),
         s.loops,
         s.dots,
         s.arena_bytes / 1024,
         s.compile_time.as_secs_f64() * 1e3
     );
-    let mut trainer = Trainer::new(exe, &optimizer.hyperparameters(), seed)?;
-    // The test split in batches of 500, through the evaluation graph (running statistics, no
-    // dropout).
-    let eval = build(500, Mode::Eval)??;
-    let mut evaluator =
-        Evaluator::new(Executable::compile(&eval.graph, &Options::default())?, None)?;
-
+    let metric = |m: &Metrics, name| m.get(name).unwrap_or(f64::NAN);
     for epoch in 1..=epochs {
-        let train = trainer.epoch(&data.train, epoch, &mut |_| {})?;
-        evaluator.load_state(trainer.executable())?;
-        let test = evaluator.evaluate(&data.test)?;
+        let train = session.trainer.epoch(&data.train, epoch, &mut |_| {})?;
+        let test = session.evaluate(&data.test)?;
         println!(
             "epoch {epoch}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}% of {}",
-            train.loss,
-            test.loss,
-            100.0 * test.accuracy,
+            metric(&train, "loss"),
+            metric(&test, "loss"),
+            100.0 * metric(&test, "accuracy"),
             data.test.len()
         );
     }

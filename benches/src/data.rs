@@ -2,7 +2,7 @@
 //! deterministic pseudo-random values for the synthetic workloads.
 
 use crate::BenchError;
-use kiln_runtime::data::{Dataset, Images, Mnist};
+use kiln_runtime::data::{Dataset, Mnist};
 use std::path::PathBuf;
 
 /// The repository's `data/` directory (the embedded MNIST-10k).
@@ -10,8 +10,9 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data")
 }
 
-/// The training images of the embedded MNIST-10k (its first 8,000 digits).
-pub fn mnist_train() -> Result<Images, BenchError> {
+/// The training split of the embedded MNIST-10k (its first 8,000 digits): columns `x:
+/// f32[8000, 1, 28, 28]` (pixels in `[0, 1]`) and `labels: i32[8000]`.
+pub fn mnist_train() -> Result<Dataset, BenchError> {
     Ok(Mnist::load(&data_dir())?.train)
 }
 
@@ -38,15 +39,29 @@ impl Batch {
 
 /// Batch number `step` of `rows` examples when `data` is taken in order, batch after batch,
 /// starting over where a whole batch no longer fits: the batches a training run of `step + 1`
-/// steps sees. Batch 0 is the fixed batch the timed training steps run on.
-pub fn batch(data: &dyn Dataset, step: usize, rows: usize) -> Batch {
+/// steps sees. Batch 0 is the fixed batch the timed training steps run on. Each row is one
+/// example of the `x` column flattened row-major (an MNIST digit's 784 pixels), its label
+/// from the `labels` column.
+///
+/// Panics if `data` has no `f32` column `x` or no `i32` column `labels` (MNIST has both).
+pub fn batch(data: &Dataset, step: usize, rows: usize) -> Batch {
+    let column = |name: &str| {
+        data.column(name)
+            .unwrap_or_else(|| panic!("the data has no column `{name}`"))
+    };
+    let pixels = (column("x").as_f32()).expect("the column `x` holds f32 values");
+    let digits = (column("labels").as_i32()).expect("the column `labels` holds i32 values");
+    let len = data.len().max(1);
+    let features = pixels.len() / len;
     let per_pass = (data.len() / rows.max(1)).max(1);
     let start = (step % per_pass) * rows;
-    let features = data.features();
-    let mut x = vec![0.0; rows * features];
-    let labels = (x.chunks_exact_mut(features.max(1)).enumerate())
-        .map(|(r, row)| data.example((start + r) % data.len().max(1), row))
-        .collect();
+    let mut x = Vec::with_capacity(rows * features);
+    let mut labels = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let i = (start + r) % len;
+        x.extend_from_slice(&pixels[i * features..(i + 1) * features]);
+        labels.push(digits[i]);
+    }
     Batch { x, labels }
 }
 

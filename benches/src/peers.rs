@@ -37,7 +37,7 @@ impl Peer {
     pub fn engine(
         self,
         w: &Workload,
-        data: &dyn Dataset,
+        data: &Dataset,
     ) -> Option<Result<Box<dyn Engine>, BenchError>> {
         Some(match (self, *w) {
             (_, Workload::Compile(_)) => return None,

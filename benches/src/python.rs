@@ -138,7 +138,7 @@ pub fn parse(line: &str) -> Option<Line> {
 pub fn write_spec(
     dir: &Path,
     workloads: &[Workload],
-    data: &dyn Dataset,
+    data: &Dataset,
     config: &Config,
 ) -> Result<(), BenchError> {
     let io = |path: &Path, source| BenchError::Io {

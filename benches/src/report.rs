@@ -283,7 +283,7 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
 fn python_peers(
     python: &str,
     workloads: &[Workload],
-    data: &dyn Dataset,
+    data: &Dataset,
     config: &Config,
     rows: &mut [(Row, Option<Vec<f64>>)],
     versions: &mut Vec<(String, String)>,

@@ -122,7 +122,7 @@ impl TrainSpec {
                 let settings = Settings {
                     batch: self.batch,
                     mode: Mode::Train,
-                    width: None,
+                    ..Settings::default()
                 };
                 builtin(name, &settings)
                     .ok_or_else(|| BenchError::build(name, "no such built-in model"))?
@@ -151,7 +151,7 @@ impl TrainSpec {
     pub fn kiln(&self, fuse: bool, batch: &Batch) -> Result<KilnProgram, BenchError> {
         let (model, step) = self.step_graph()?;
         let state = model.initial_values(&step, SEED);
-        let mut data = batch_inputs(batch)?;
+        let mut data = batch_inputs(&step, batch).map_err(|e| BenchError::build(self.id(), e))?;
         data.push(("step_seed".into(), Array::scalar(DType::I32, 0.0)));
         for (name, value) in self.opt.optimizer().hyperparameters() {
             data.push((name.into(), Array::scalar(DType::F32, value)));
@@ -160,15 +160,20 @@ impl TrainSpec {
     }
 }
 
-/// `x` and `labels` of `batch` as kiln arrays.
-fn batch_inputs(batch: &Batch) -> Result<Vec<(String, Array)>, BenchError> {
+/// `x` and `labels` of `batch` as kiln arrays, `x` in the shape of the graph `g`'s input `x`
+/// (`[rows, 784]` for the MLPs, `[rows, 1, 28, 28]` for the built-in models): the same
+/// row-major pixels whatever the shape.
+fn batch_inputs(g: &Graph, batch: &Batch) -> Result<Vec<(String, Array)>, String> {
     let rows = batch.rows();
-    let x = Array::from_f32([rows, batch.features()], batch.x.clone());
-    let labels = Array::from_i32([rows], batch.labels.clone());
-    match (x, labels) {
-        (Ok(x), Ok(labels)) => Ok(vec![("x".into(), x), ("labels".into(), labels)]),
-        _ => Err(BenchError::build("a batch", "ragged rows")),
-    }
+    let x_type = (g.input("x").map(|id| &g.node(id).ty)).ok_or("the graph has no input `x`")?;
+    let x = Array::from_f32(&x_type.shape, batch.x.clone()).map_err(|_| {
+        format!(
+            "a batch of {rows} rows of {} values does not fit `x: {x_type}`",
+            batch.features()
+        )
+    })?;
+    let labels = Array::from_i32([rows], batch.labels.clone()).map_err(|e| e.to_string())?;
+    Ok(vec![("x".into(), x), ("labels".into(), labels)])
 }
 
 /// What one iteration processes, for a throughput figure beside its time.
@@ -358,7 +363,7 @@ impl Workload {
 
     /// This workload as kiln runs it, fused or not; training steps on the first batch of
     /// `data`.
-    pub fn kiln(&self, fuse: bool, data: &dyn Dataset) -> Result<Box<dyn Engine>, BenchError> {
+    pub fn kiln(&self, fuse: bool, data: &Dataset) -> Result<Box<dyn Engine>, BenchError> {
         let id = self.id();
         let no_state: &[(String, Array)] = &[];
         Ok(match *self {
@@ -550,6 +555,25 @@ mod tests {
                 unfused.run().unwrap().unwrap(),
             );
             assert!((f - u).abs() < 1e-4, "{f} {u}");
+        }
+    }
+
+    #[test]
+    fn each_model_gets_the_batch_in_the_shape_of_its_input() {
+        let data = mnist_train().unwrap();
+        let b = batch(&data, 0, 64);
+        let cases: [(Net, &[usize]); 3] = [
+            (Net::Mlp(&[784, 128, 10]), &[64, 784]),
+            (Net::Builtin("lenet"), &[64, 1, 28, 28]),
+            (Net::Lstm32, &[64, 784]),
+        ];
+        for (net, shape) in cases {
+            let spec = TrainSpec { net, ..MAIN_STEP };
+            let mut program = spec.kiln(true, &b).unwrap();
+            let x = (program.inputs.iter().find(|(n, _)| n == "x")).unwrap();
+            assert_eq!(x.1.shape(), shape, "{}", spec.id());
+            assert_eq!(x.1.as_f32().unwrap(), b.x.as_slice(), "{}", spec.id());
+            assert!(program.run().unwrap().unwrap().is_finite(), "{}", spec.id());
         }
     }
 
