@@ -517,6 +517,45 @@ fn run_and_dump_refuse_a_graph_claiming_a_trillion_elements() {
     }
 }
 
+/// `kiln run --max-memory` bounds what the compiled program allocates: a program over it is
+/// refused with the bytes it needs, the limit and the batch that fits; a larger limit runs it.
+#[test]
+fn run_refuses_a_program_over_its_max_memory() {
+    let tmp = TempDir::new().unwrap();
+    let kir = tmp.path().join("double.kir");
+    let src = "graph double {\n  %x = input \"x\" : f32[64,100]\n  \
+               %c = constant 2.0 : f32[1,1]\n  %b = broadcast %c : f32[64,100]\n  \
+               %y = mul %x, %b : f32[64,100]\n  output y = %y\n}\n";
+    fs::write(&kir, src).unwrap();
+    let x = tmp.path().join("x.npy");
+    write_npy(&x, &Array::from_f32([64, 100], vec![1.0; 6400]).unwrap()).unwrap();
+    let binding = format!("x={}", path_str(&x));
+    let dir = tmp.path().join("out");
+    let run = |limit: &str| {
+        let args = ["run", path_str(&kir), "-i", &binding, "-o", path_str(&dir)];
+        kiln(&[&args[..], &["--max-memory", limit]].concat(), Some(&tmp))
+    };
+    // The output's 25,600 bytes and the arena's 128 of slack, all in proportion to the batch.
+    let msg = user_error(&run("16K"), &tmp);
+    assert_eq!(
+        msg,
+        "error: the program needs 25728 bytes (25.1 KiB: an arena of 25728 and 0 of scratch), \
+         more than the memory limit of 16384 bytes (16.0 KiB; raise it with --max-memory or \
+         Options::max_memory); it would fit at batch 40 or less (an estimate: the 0 bytes of \
+         params, state and constants stay, the other 25728 shrink in proportion to the batch, \
+         64 now)"
+    );
+    let out = run("1M");
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    assert_eq!(
+        read_npy(dir.join("y.npy")).unwrap().to_f64_vec(),
+        vec![2.0; 6400]
+    );
+    let out = run("lots");
+    assert_eq!(out.status, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("expected bytes"), "{}", out.stderr);
+}
+
 /// How `kiln run` and `kiln dump` refuse a value of a trillion elements.
 const HUGE_REFUSED: &str = "node 1 (broadcast) computes f32[1000000,1000000], more than the \
                             2147483648 elements a value may have";

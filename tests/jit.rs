@@ -551,13 +551,16 @@ fn graphs_claiming_huge_values_are_refused_before_anything_is_allocated() {
 
 #[test]
 fn an_arena_over_the_limit_is_refused_before_it_is_allocated() {
-    // Two states of 2 GiB each: 4 GiB of values, within the graph's limit, but the arena adds
-    // its slack around them.
+    // Two states of 2 GiB each: 4 GiB, the default memory limit, but the arena adds its slack
+    // around them.
     let two_states = "graph g {\n  %a = state \"a\" : f32[536870912]\n  \
                       %b = state \"b\" : f32[536870912]\n}\n";
     for e in compile_errors(two_states) {
         assert!(
-            e.starts_with("the program needs an arena of 4294967424 bytes"),
+            e.starts_with(
+                "the program needs 4294967424 bytes (4.0 GiB: an arena of 4294967424 and 0 of \
+                 scratch), more than the memory limit of 4294967296 bytes"
+            ),
             "{e}"
         );
     }

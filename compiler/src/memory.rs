@@ -21,6 +21,9 @@ pub struct MemoryPlan {
     pub offsets: Vec<Option<usize>>,
     /// The arena's size in bytes.
     pub arena_bytes: usize,
+    /// The bytes of the arena that state (parameters, optimizer moments) and constants take:
+    /// what stays when a batch shrinks.
+    pub fixed_bytes: usize,
     /// The bytes the temporaries would take without sharing (to report what sharing saves).
     pub unshared_bytes: usize,
 }
@@ -96,6 +99,7 @@ pub fn plan(p: &Program) -> MemoryPlan {
     MemoryPlan {
         offsets,
         arena_bytes: arena + SLACK,
+        fixed_bytes: top - SLACK,
         unshared_bytes,
     }
 }

@@ -10,7 +10,9 @@ use kiln_compiler::codegen::{self, CodegenError, Compiled};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
 use kiln_compiler::kernel::{Kernel, Program, Role, lower};
-use kiln_compiler::limits::{SizeError, check_arena, check_graph};
+use kiln_compiler::limits::{
+    DEFAULT_MAX_MEMORY, Footprint, SizeError, check_lowerable, check_memory,
+};
 use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
 use kiln_compiler::{Array, DType, Data, Graph, InputKind, VerifyError, verify};
@@ -30,16 +32,23 @@ pub struct Options {
     /// Keep the Cranelift IR and the machine code of each kernel as text (`kiln dump --stage
     /// clif` and `--stage asm`).
     pub keep_text: bool,
+    /// The most bytes the program may allocate: its arena (state, constants, temporaries) and
+    /// the scratch of its matrix products and scatters, not the caller's data inputs. A
+    /// program over it is refused before anything is allocated, naming the batch that would
+    /// fit ([`kiln_compiler::limits::check_memory`]).
+    pub max_memory: usize,
 }
 
 impl Default for Options {
-    /// Optimized and fused, on every core, without the IR text.
+    /// Optimized and fused, on every core, without the IR text, within
+    /// [`DEFAULT_MAX_MEMORY`] (4 GiB).
     fn default() -> Options {
         Options {
             optimize: true,
             fuse: true,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_text: false,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -57,8 +66,9 @@ pub enum CompileError {
     /// Cranelift refused a kernel.
     #[error(transparent)]
     Codegen(#[from] CodegenError),
-    /// The graph's values, or the program's arena, exceed a limit of
-    /// [`kiln_compiler::limits`]; refused before anything is allocated for them.
+    /// A value of the graph, or all of them together, exceed a limit of
+    /// [`kiln_compiler::limits`], or the program would allocate more than
+    /// [`Options::max_memory`]; refused before anything is allocated for them.
     #[error(transparent)]
     TooLarge(#[from] SizeError),
 }
@@ -92,6 +102,9 @@ pub struct Stats {
     pub scatters: usize,
     /// Bytes of the arena (state, constants and temporaries).
     pub arena_bytes: usize,
+    /// Bytes allocated beside the arena: the matrix products' scratch and the scatters'
+    /// running sums.
+    pub scratch_bytes: usize,
     /// Bytes the temporaries would take without sharing memory.
     pub unshared_bytes: usize,
     /// Time spent compiling (lowering, planning and code generation).
@@ -153,12 +166,12 @@ pub struct Executable {
 unsafe impl Send for Executable {}
 
 impl Executable {
-    /// Compiles `g`: verify, check its size, fuse (or not), plan memory, check the arena's size,
-    /// generate code.
+    /// Compiles `g`: verify, check its values' sizes, fuse (or not), plan memory, check what
+    /// the program will allocate against [`Options::max_memory`], generate code.
     pub fn compile(g: &Graph, options: &Options) -> Result<Executable, CompileError> {
         let start = Instant::now();
         verify(g)?;
-        check_graph(g)?;
+        check_lowerable(g)?;
         let mut g = g.clone();
         if options.optimize {
             optimize(&mut g);
@@ -167,7 +180,13 @@ impl Executable {
         bounds::check(&program)?;
         let numerics = Numerics::new(&g, &program);
         let plan = plan(&program);
-        check_arena(plan.arena_bytes)?;
+        let sums = scatter::sums_len(&program);
+        let scratch_bytes = matmul::scratch_bytes(&program).div_ceil(8) * 8
+            + sums * (size_of::<f64>() + size_of::<bool>());
+        check_memory(
+            &Footprint::new(&program, &plan, scratch_bytes),
+            options.max_memory,
+        )?;
         let compiled = codegen::compile(&program, options.keep_text)?;
         let arena = Arena::new(plan.arena_bytes);
         let table = plan
@@ -185,6 +204,7 @@ impl Executable {
             dots: count(|k| matches!(k, Kernel::Dot(_))),
             scatters: count(|k| matches!(k, Kernel::Scatter(_))),
             arena_bytes: plan.arena_bytes,
+            scratch_bytes,
             unshared_bytes: plan.unshared_bytes,
             compile_time: Duration::ZERO,
         };
@@ -198,7 +218,6 @@ impl Executable {
             })
             .collect();
         let scratch = vec![0.0; matmul::scratch_bytes(&program).div_ceil(8)];
-        let sums = scatter::sums_len(&program);
         let scatter_sums = (vec![0.0; sums], vec![false; sums]);
         let mut exe = Executable {
             program,

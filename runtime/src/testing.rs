@@ -31,8 +31,8 @@ pub enum Discrepancy {
     Compile {
         /// The options compiled with.
         options: Options,
-        /// Why.
-        source: CompileError,
+        /// Why (boxed: with the options, the error would make every `Discrepancy` large).
+        source: Box<CompileError>,
     },
     /// The compiled program refused a state value.
     #[error("setting state with {options:?} failed: {source}")]
@@ -47,8 +47,8 @@ pub enum Discrepancy {
     Run {
         /// The options compiled with.
         options: Options,
-        /// Why.
-        source: RunError,
+        /// Why (boxed, as a compile error is).
+        source: Box<RunError>,
     },
     /// A result differs beyond the tolerance.
     #[error("{what} ({options:?})\n{graph}")]
@@ -85,6 +85,7 @@ pub fn configurations() -> [Options; 3] {
         fuse: true,
         threads: 1,
         keep_text: false,
+        ..Options::default()
     };
     [
         base.clone(),
@@ -196,7 +197,7 @@ fn jit(
 ) -> Result<Results, Discrepancy> {
     let mut exe = Executable::compile(g, options).map_err(|source| Discrepancy::Compile {
         options: options.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let data = bind(&mut exe, g, inputs).map_err(|source| Discrepancy::State {
         options: options.clone(),
@@ -204,7 +205,7 @@ fn jit(
     })?;
     let mut out = exe.run(&data).map_err(|source| Discrepancy::Run {
         options: options.clone(),
-        source,
+        source: Box::new(source),
     })?;
     for (name, _) in g.updates() {
         let Some(a) = exe.state(name) else {

@@ -1,8 +1,10 @@
 //! `kiln run`: evaluate a graph on `.npy` inputs and write its results as `.npy` files.
 
+use super::train::parse_bytes;
 use super::{CliError, load_kir, output, print_stdout};
 use clap::Args;
 use kiln_compiler::interp::Evaluation;
+use kiln_compiler::limits::DEFAULT_MAX_MEMORY;
 use kiln_compiler::train::gradients;
 use kiln_compiler::{Array, Graph, InputKind, interp};
 use kiln_runtime::npy::read_npy;
@@ -49,6 +51,11 @@ pub struct RunArgs {
     /// the graph node and its source line (with --no-fuse, every primitive is checked).
     #[arg(long, conflicts_with = "interpret")]
     check_numerics: bool,
+    /// The most memory the compiled program may allocate (its arena and scratch), in bytes or
+    /// with a suffix K, M, G or T (powers of 1024): `8G` (default 4G). The interpreter holds
+    /// every value and keeps its own limit, 4 GiB for all of them.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, conflicts_with = "interpret")]
+    max_memory: Option<usize>,
 }
 
 /// `NAME=PATH` as given to `--input`.
@@ -72,7 +79,12 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let evaluation = if args.interpret {
         interp::run(&g, &inputs)?
     } else {
-        compiled_run(&g, &inputs, !args.no_fuse, args.check_numerics)?
+        let options = Options {
+            fuse: !args.no_fuse,
+            max_memory: args.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
+            ..Options::default()
+        };
+        compiled_run(&g, &inputs, &options, args.check_numerics)?
     };
     let dir = &args.output_dir;
     let files: Vec<(PathBuf, &Array)> = (evaluation.outputs.iter())
@@ -93,19 +105,15 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     print_stdout(&summary)
 }
 
-/// Runs `g` compiled to native code, with the same results as [`interp::run`]; with
-/// `check_numerics`, the first NaN or infinity found stops it.
+/// Runs `g` compiled to native code with `options`, with the same results as [`interp::run`];
+/// with `check_numerics`, the first NaN or infinity found stops it.
 fn compiled_run(
     g: &Graph,
     inputs: &HashMap<String, Array>,
-    fuse: bool,
+    options: &Options,
     check_numerics: bool,
 ) -> Result<Evaluation, CliError> {
-    let options = Options {
-        fuse,
-        ..Options::default()
-    };
-    let mut exe = Executable::compile(g, &options)?;
+    let mut exe = Executable::compile(g, options)?;
     exe.set_check_numerics(check_numerics);
     let mut data = HashMap::new();
     for (name, value) in inputs {

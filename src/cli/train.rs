@@ -85,6 +85,39 @@ pub struct MachineArgs {
     /// One kernel per primitive, to compare with fusion.
     #[arg(long)]
     pub no_fuse: bool,
+    /// The most memory a compiled program may allocate (its arena and scratch), in bytes or
+    /// with a suffix K, M, G or T (powers of 1024): `8G` (default 4G).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_memory: Option<usize>,
+}
+
+/// A size in bytes as `--max-memory` takes it: a whole number, or a number (with decimals)
+/// followed by K, M, G or T, powers of 1024, with an optional `B` or `iB` (`8G`, `1.5GiB`,
+/// `512MB`), case-insensitive.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let bad = || format!("expected bytes, as 4294967296 or 4G (K, M, G, T), found `{s}`");
+    let t = s.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let (number, shift) = match t.chars().last() {
+        Some(c @ ('K' | 'M' | 'G' | 'T')) => {
+            let shift = 10 * (1 + "KMGT".find(c).expect("one of KMGT"));
+            (&t[..t.len() - 1], shift)
+        }
+        _ => (t, 0),
+    };
+    if shift == 0 {
+        return number.parse().map_err(|_| bad());
+    }
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = value * (1u64 << shift) as f64;
+    let digits = number.starts_with(|c: char| c.is_ascii_digit());
+    if !digits || !bytes.is_finite() || bytes >= usize::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as usize)
 }
 
 impl MachineArgs {
@@ -97,6 +130,7 @@ impl MachineArgs {
         Ok(Options {
             fuse: !self.no_fuse,
             threads: self.threads.unwrap_or(default.threads),
+            max_memory: self.max_memory.unwrap_or(default.max_memory),
             ..default
         })
     }
@@ -365,6 +399,35 @@ fn run_dir(model: &str, data: &DataArgs) -> PathBuf {
         false => {
             let stem = data.data.file_stem().map_or("data".into(), |s| s.to_string_lossy());
             runs.join(format!("{stem}-{model}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn max_memory_takes_bytes_or_binary_units() {
+        assert_eq!(parse_bytes("4294967296"), Ok(1 << 32));
+        assert_eq!(parse_bytes("8G"), Ok(8 << 30));
+        assert_eq!(parse_bytes("8g"), Ok(8 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("512MB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1T"), Ok(1 << 40));
+        for bad in [
+            "",
+            "G",
+            "-1G",
+            "1.5",
+            "four",
+            "nanG",
+            "1X",
+            "1e999G",
+            "99999999T",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
         }
     }
 }

@@ -148,6 +148,7 @@ pub fn jit_error(g: &Graph, values: &HashMap<String, Array>, fuse: bool, threads
         fuse,
         threads,
         keep_text: false,
+        ..Options::default()
     };
     let mut exe = Executable::compile(g, &options).unwrap();
     let mut data = HashMap::new();
