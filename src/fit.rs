@@ -26,9 +26,8 @@
 //! ```
 
 mod progress;
-pub mod session;
 mod schedule;
-
+pub mod session;
 
 pub use schedule::Schedule;
 pub use session::Session;

@@ -72,7 +72,12 @@ fn train_prints_a_summary_and_one_line_per_epoch() {
         "{s}"
     );
     let last = s.lines().last().unwrap();
-    assert!(last.starts_with(&format!("final test accuracy {acc:.2}% (best {acc:.2}% at epoch 1)")), "{s}");
+    assert!(
+        last.starts_with(&format!(
+            "final test accuracy {acc:.2}% (best {acc:.2}% at epoch 1)"
+        )),
+        "{s}"
+    );
     let svg = std::fs::read_to_string(tmp.path().join("run/curves.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{svg}");
 }
@@ -215,7 +220,8 @@ fn eval_and_predict_use_a_trained_checkpoint() {
     assert!(out.stdout.starts_with(&head), "{}", out.stdout);
     let trained = load(&ck).unwrap().meta.history[1].test("accuracy");
     assert!(
-        out.stdout.ends_with(&format!("accuracy {:.2}%\n", 100.0 * trained)),
+        out.stdout
+            .ends_with(&format!("accuracy {:.2}%\n", 100.0 * trained)),
         "the accuracy training measured: {}",
         out.stdout
     );

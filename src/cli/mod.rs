@@ -9,8 +9,8 @@ mod error;
 mod optimizer;
 mod output;
 mod predict;
-mod run;
 mod problem;
+mod run;
 mod sweep;
 mod train;
 

@@ -41,7 +41,10 @@ pub fn eval(args: &EvalArgs) -> Result<(), CliError> {
     let ck = checkpoint::load(&args.checkpoint)?;
     let mut ev = evaluator(&ck, &args.machine.options()?)?;
     ev.set_check_numerics(args.check_numerics);
-    let path = args.data.clone().unwrap_or_else(|| PathBuf::from(EMBEDDED_DATA));
+    let path = args
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(EMBEDDED_DATA));
     let data = match path.is_dir() && Mnist::load(&path).is_ok() {
         true => Mnist::load(&path)?.test,
         false => Problem::for_checkpoint(&ck, &path)?,
@@ -173,7 +176,10 @@ fn example_type(ck: &Checkpoint) -> Result<Type, CliError> {
 /// The examples of `path` as the model takes them: a table's rows shaped and standardized
 /// as in training, or the examples of an image or an array.
 fn inputs(ck: &Checkpoint, path: &Path, invert: bool) -> Result<Dataset, CliError> {
-    let is = |ext: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
+    let is = |ext: &str| {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    };
     if !is("png") && !is("npy") {
         return Problem::for_checkpoint(ck, path);
     }
@@ -187,9 +193,15 @@ fn inputs(ck: &Checkpoint, path: &Path, invert: bool) -> Result<Dataset, CliErro
     } else {
         let a = read_npy(path)?;
         if !a.dtype().is_float() {
-            return Err(bad(format!("holds {} values; the model reads floats", a.dtype())));
+            return Err(bad(format!(
+                "holds {} values; the model reads floats",
+                a.dtype()
+            )));
         }
-        (a.shape().to_vec(), a.to_f64_vec().into_iter().map(|v| v as f32).collect())
+        (
+            a.shape().to_vec(),
+            a.to_f64_vec().into_iter().map(|v| v as f32).collect(),
+        )
     };
     if invert {
         values.iter_mut().for_each(|p| *p = 1.0 - *p);

@@ -12,11 +12,11 @@ use super::optimizer::OptimizerArg;
 use super::output::write_file;
 use super::problem::{DataArgs, Problem};
 use super::train::{MachineArgs, build, defaults};
-use kiln::fit::Session;
-use kiln_runtime::train::Augment;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use kiln::fit::Session;
 use kiln_runtime::data::mix;
+use kiln_runtime::train::Augment;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -183,7 +183,10 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
     trials.sort_by_key(|t| (t.optimizer as u8, t.batch, t.width));
     let epochs = args.epochs.unwrap_or(d.epochs);
     let (train, validation) = problem.train.split(0.1, args.seed);
-    if let Some(t) = trials.iter().find(|t| t.batch == 0 || t.batch > train.len()) {
+    if let Some(t) = trials
+        .iter()
+        .find(|t| t.batch == 0 || t.batch > train.len())
+    {
         return Err(CliError::Setting(format!(
             "--batch {}: the training split has {} examples",
             t.batch,
@@ -191,10 +194,15 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         )));
     }
     if let Some(t) = trials.iter().find(|t| !(t.lr.is_finite() && t.lr > 0.0)) {
-        return Err(CliError::Setting(format!("--lr {}: not a positive number", t.lr)));
+        return Err(CliError::Setting(format!(
+            "--lr {}: not a positive number",
+            t.lr
+        )));
     }
     if trials.iter().any(|t| t.width == Some(0)) {
-        return Err(CliError::Setting("--width 0: a layer needs one unit at least".into()));
+        return Err(CliError::Setting(
+            "--width 0: a layer needs one unit at least".into(),
+        ));
     }
     println!(
         "sweep of {} trials of {} for {epochs} epochs each, on {} training examples, ranked on {} \
@@ -221,7 +229,8 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         if !reusable {
             let model = build(&args.model, trial.width, &problem)?;
             let optimizer = trial.optimizer.with_lr(trial.lr);
-            let mut s = Session::compile(&model, &optimizer, trial.batch, args.seed, 500, &options)?;
+            let mut s =
+                Session::compile(&model, &optimizer, trial.batch, args.seed, 500, &options)?;
             s.trainer.set_augment(Some(Augment {
                 column: "x".into(),
                 max_shift: d.augment,

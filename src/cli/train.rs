@@ -125,7 +125,9 @@ impl MachineArgs {
     pub fn options(&self) -> Result<Options, CliError> {
         let default = Options::default();
         if self.threads == Some(0) {
-            return Err(CliError::Setting("--threads 0: a run needs one thread at least".into()));
+            return Err(CliError::Setting(
+                "--threads 0: a run needs one thread at least".into(),
+            ));
         }
         Ok(Options {
             fuse: !self.no_fuse,
@@ -262,7 +264,10 @@ impl RunSettings {
             return bad("--width 0: a layer needs one unit at least".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("--lr {}: the learning rate is a positive number", self.lr));
+            return bad(format!(
+                "--lr {}: the learning rate is a positive number",
+                self.lr
+            ));
         }
         if self.augment > 0 {
             match *problem.input.as_slice() {
@@ -324,22 +329,36 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
         false => "linear",
     };
     let resumed = match args.resume {
-        true => Some(checkpoint::load(ck_path(args.model.as_deref().unwrap_or(default_model)))?),
+        true => Some(checkpoint::load(ck_path(
+            args.model.as_deref().unwrap_or(default_model),
+        ))?),
         false => None,
     };
     let mut hyper = args.hyper.clone();
     let (model, seed) = match &resumed {
         Some(ck) => {
             let m = &ck.meta;
-            hyper.optimizer = hyper.optimizer.or_else(|| OptimizerArg::from_str(&m.optimizer, true).ok());
-            hyper.lr = (hyper.lr).or(m.hyperparameters.iter().find(|(n, _)| n == "lr").map(|h| h.1));
+            hyper.optimizer = hyper
+                .optimizer
+                .or_else(|| OptimizerArg::from_str(&m.optimizer, true).ok());
+            hyper.lr = (hyper.lr).or(m
+                .hyperparameters
+                .iter()
+                .find(|(n, _)| n == "lr")
+                .map(|h| h.1));
             hyper.batch = hyper.batch.or(Some(m.batch_size));
             hyper.width = hyper.width.or(m.width);
             hyper.schedule = hyper.schedule.or_else(|| Schedule::from_name(&m.schedule));
             hyper.augment = hyper.augment.or(Some(m.augment));
-            (args.model.clone().unwrap_or(m.model.clone()), args.seed.unwrap_or(m.seed))
+            (
+                args.model.clone().unwrap_or(m.model.clone()),
+                args.seed.unwrap_or(m.seed),
+            )
         }
-        None => (args.model.clone().unwrap_or(default_model.into()), args.seed.unwrap_or(0)),
+        None => (
+            args.model.clone().unwrap_or(default_model.into()),
+            args.seed.unwrap_or(0),
+        ),
     };
     if !BUILTINS.contains(&model.as_str()) {
         return Err(CliError::UnknownModel(model));
@@ -363,7 +382,11 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
     }
     let plot = match args.no_plot {
         true => None,
-        false => Some(args.plot.clone().unwrap_or_else(|| run_dir(&model, &args.data).join("curves.svg"))),
+        false => Some(
+            args.plot
+                .clone()
+                .unwrap_or_else(|| run_dir(&model, &args.data).join("curves.svg")),
+        ),
     };
     let mut learner = Learner::with_build(build(&model, s.width, &problem)?, s.optimizer())
         .batch(s.batch)
@@ -397,7 +420,10 @@ fn run_dir(model: &str, data: &DataArgs) -> PathBuf {
     match data.data.is_dir() {
         true => runs.join(model),
         false => {
-            let stem = data.data.file_stem().map_or("data".into(), |s| s.to_string_lossy());
+            let stem = data
+                .data
+                .file_stem()
+                .map_or("data".into(), |s| s.to_string_lossy());
             runs.join(format!("{stem}-{model}"))
         }
     }

@@ -48,7 +48,10 @@ impl Printer {
             "" => step.name(),
             m => m,
         };
-        println!("model {name} ({count} parameters in {} tensors)", params.len());
+        println!(
+            "model {name} ({count} parameters in {} tensors)",
+            params.len()
+        );
         for (name, ty) in &params {
             println!("  {name:<16} {ty}");
         }
@@ -56,7 +59,9 @@ impl Printer {
             .map(|(n, v)| format!("{n} {v}"))
             .collect();
         let augment = match &learner.augment {
-            Some(a) if a.max_shift > 0 => format!(", images shifted by up to {} pixels", a.max_shift),
+            Some(a) if a.max_shift > 0 => {
+                format!(", images shifted by up to {} pixels", a.max_shift)
+            }
             _ => String::new(),
         };
         println!(
@@ -76,7 +81,11 @@ impl Printer {
             s.arena_bytes / 1024,
             s.compile_time.as_secs_f64() * 1e3,
             learner.options.threads,
-            if learner.options.fuse { "fused" } else { "unfused" }
+            if learner.options.fuse {
+                "fused"
+            } else {
+                "unfused"
+            }
         );
         let columns: Vec<String> = (train.columns().iter())
             .map(|(n, a)| format!("{n}: {}", a.ty()))
@@ -148,7 +157,10 @@ pub fn step(bar: &ProgressBar, r: &StepReport, batch: usize, start: Instant) {
     }
     bar.set_position(r.batch as u64);
     let rate = (r.batch * batch) as f64 / start.elapsed().as_secs_f64();
-    bar.set_message(format!("{}  {rate:>7.0} samples/s", format_metrics(r.metrics)));
+    bar.set_message(format!(
+        "{}  {rate:>7.0} samples/s",
+        format_metrics(r.metrics)
+    ));
 }
 
 /// Metrics as `loss 0.1234 acc  96.70%`: accuracy as a percentage, the rest to 4 places.

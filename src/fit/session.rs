@@ -126,16 +126,15 @@ impl Session {
 /// An evaluator of the model saved in `ck`, from the evaluation graphs it holds, with its
 /// parameters: batches of the largest graph's rows, and the rest one row at a time. `None`
 /// when the checkpoint holds no graph (written before kiln stored them).
-pub fn stored_evaluator(
-    ck: &Checkpoint,
-    options: &Options,
-) -> Result<Option<Evaluator>, FitError> {
+pub fn stored_evaluator(ck: &Checkpoint, options: &Options) -> Result<Option<Evaluator>, FitError> {
     let Some(&(batch, _)) = ck.meta.graphs.first() else {
         return Ok(None);
     };
     let graphs = ck.meta.graphs.clone();
     let source: GraphSource = Box::new(move |rows| {
-        Ok((graphs.iter()).find(|(r, _)| *r == rows).map(|(_, g)| g.clone()))
+        Ok((graphs.iter())
+            .find(|(r, _)| *r == rows)
+            .map(|(_, g)| g.clone()))
     });
     let mut evaluator = Evaluator::new(batch, source, options.clone());
     evaluator.set_state(ck.tensors.clone())?;

@@ -496,7 +496,10 @@ fn foreign_and_damaged_files_are_refused_with_the_cause() {
             "metadata `hyperparameters` is not `name=value` pairs separated by spaces: `lr=fast`",
         ),
         (
-            with("history", Some("epoch=1 seconds=2 train.loss=3\nepoch=2 loss")),
+            with(
+                "history",
+                Some("epoch=1 seconds=2 train.loss=3\nepoch=2 loss"),
+            ),
             "line 2 of metadata `history` is not `epoch=N seconds=S` and `split.metric=value`s: \
              `epoch=2 loss`",
         ),
