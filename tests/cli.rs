@@ -97,7 +97,7 @@ fn dump_draws_the_builtin_mlp_node_for_node() {
 fn dump_lists_the_builtins_for_an_unknown_name() {
     let out = kiln(&["dump", "vgg"], None);
     assert_eq!(out.status, Some(2));
-    insta::assert_snapshot!(out.stderr, @"error: `vgg` is neither a file nor a built-in model (built-in models: linear, linreg, logreg, mlp, lenet, inception, resnet, lstm)");
+    insta::assert_snapshot!(out.stderr, @"error: `vgg` is neither a file nor a built-in model (built-in models: linear, linreg, logreg, mlp, lenet, inception, resnet, cnn, lstm)");
 }
 
 #[test]
