@@ -2,6 +2,8 @@
 //! arena and scratch) against `Options::max_memory`, not on the sum of every value of its
 //! graph, and a refusal names the bytes, the limit and a batch that fits.
 
+mod common;
+
 use kiln::compiler::limits::{self, SizeError};
 use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::train_step;
@@ -106,10 +108,131 @@ fn a_plan_over_the_limit_is_refused_naming_a_batch_that_fits() {
     assert!(stats.arena_bytes + stats.scratch_bytes <= limit);
 }
 
-/// Prints the arena, scratch and compile time of the Keras CNN's step at the batches of
-/// `KILN_MEASURE_BATCHES` (default 8 and 32), on 224x224 images, and where the compile time
-/// goes (a measurement, not a check: `cargo test --release --test memory_limits -- --ignored
-/// --nocapture`).
+/// The training step (SGD) of a CIFAR-sized CNN on `batch` images of 3x32x32: conv 64, 64,
+/// 2x2 max pool, conv 128, 128, 2x2 max pool (all 3x3 with padding 1 and ReLU); dense 256 with
+/// ReLU; dense 10; softmax cross-entropy.
+fn cifar_cnn(batch: usize) -> Graph {
+    let b = GraphBuilder::new("cifar_cnn");
+    let nn = Layers::new(&b, Mode::Train);
+    let mut x = b.input("x", DType::F32, [batch, 3, 32, 32]);
+    let labels = b.input("y", DType::I32, [batch]);
+    for (i, filters) in [64, 64, 128, 128].into_iter().enumerate() {
+        x = nn
+            .conv2d(&format!("conv{i}"), &x, Conv2d::new(filters, 3).padding(1))
+            .relu();
+        if i % 2 == 1 {
+            x = x.max_pool2d(2, 2, 0);
+        }
+    }
+    let hidden = nn.linear("fc1", &x.flatten_from(1), 256).relu();
+    let logits = nn.linear("fc2", &hidden, 10);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    let model = b.finish().unwrap();
+    train_step(&model, "loss", &Optimizer::sgd(0.01)).unwrap()
+}
+
+/// The training step (SGD) of the MNIST MLP 784-128-10 at batch 64, for reference.
+fn mnist_mlp() -> Graph {
+    let b = GraphBuilder::new("mlp");
+    let nn = Layers::new(&b, Mode::Train);
+    let x = b.input("x", DType::F32, [64, 784]);
+    let labels = b.input("y", DType::I32, [64]);
+    let hidden = nn.linear("fc1", &x, 128).relu();
+    let logits = nn.linear("fc2", &hidden, 10);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    let model = b.finish().unwrap();
+    train_step(&model, "loss", &Optimizer::sgd(0.01)).unwrap()
+}
+
+/// Prints, for the training step `g` (named `label`): the median and least of five compile
+/// times, each stage of compiling timed alone (the rest of `Executable::compile` is its
+/// numerics table, thread pool, scratch and constants), the arena and scratch, and the time
+/// of its first step (where the arena's pages are first touched) and of the median of three
+/// later ones, on generated inputs. A measurement, not a check.
+fn measure(label: &str, g: &Graph) {
+    use kiln::compiler::{kernel, memory, passes};
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let mut times = vec![];
+    let mut exe = None;
+    for _ in 0..5 {
+        drop(exe.take()); // free the last arena first
+        match Executable::compile(g, &Options::default()) {
+            Ok(e) => {
+                times.push(ms(e.stats().compile_time));
+                exe = Some(e);
+            }
+            Err(e) => {
+                println!("{label}: {e}");
+                return;
+            }
+        }
+    }
+    let mut exe = exe.unwrap();
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let mut stages = vec![];
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &'static str, stages: &mut Vec<(&str, f64)>| {
+        stages.push((name, ms(t.elapsed())));
+        t = std::time::Instant::now();
+    };
+    kiln::compiler::verify(g).unwrap();
+    limits::check_lowerable(g).unwrap();
+    lap("verify", &mut stages);
+    let mut o = g.clone();
+    passes::optimize(&mut o);
+    lap("optimize", &mut stages);
+    let program = kernel::lower(&o, true);
+    lap("lower", &mut stages);
+    kernel::bounds::check(&program).unwrap();
+    lap("bounds", &mut stages);
+    let plan = memory::plan(&program);
+    lap("plan", &mut stages);
+    let compiled = kiln::compiler::codegen::compile(&program, false).unwrap();
+    lap("codegen", &mut stages);
+    let arena = std::hint::black_box(kiln::runtime::arena::Arena::new(plan.arena_bytes));
+    lap("arena", &mut stages);
+    drop((compiled, arena));
+    let total: f64 = stages.iter().map(|s| s.1).sum();
+    let list: Vec<String> = (stages.iter())
+        .map(|(n, t)| format!("{n} {t:.1}"))
+        .collect();
+    let s = exe.stats();
+    println!(
+        "{label}: compile {median:.1} ms (median of {}, min {:.1}); stages {} ms (sum {total:.1}); \
+         {} loops, {} dots, {} scatters; arena {:.1} MiB, scratch {:.1} MiB, values {:.1} MiB",
+        times.len(),
+        times[0],
+        list.join(", "),
+        s.loops,
+        s.dots,
+        s.scatters,
+        s.arena_bytes as f64 / (1 << 20) as f64,
+        s.scratch_bytes as f64 / (1 << 20) as f64,
+        all_values_bytes(g) as f64 / (1 << 20) as f64,
+    );
+    let mut values = common::training_inputs(g, 1);
+    let data: Vec<kiln::compiler::Array> = (exe.input_names().into_iter())
+        .map(|(name, _)| values.remove(&name).expect("a value for each input"))
+        .collect();
+    let args: Vec<&kiln::compiler::Array> = data.iter().collect();
+    let mut steps = vec![];
+    for _ in 0..4 {
+        let t = std::time::Instant::now();
+        exe.execute_ordered(&args).unwrap();
+        steps.push(ms(t.elapsed()));
+    }
+    let first = steps.remove(0);
+    steps.sort_by(f64::total_cmp);
+    println!(
+        "{label}: first step {first:.1} ms, later steps {:.1} ms (median of 3)",
+        steps[1]
+    );
+}
+
+/// Measures the Keras CNN's step at the batches of `KILN_MEASURE_BATCHES` (default 8 and 32),
+/// on 224x224 images (see [`measure`]; `cargo test --release --test memory_limits --
+/// --ignored --nocapture`).
 #[test]
 #[ignore]
 fn measure_the_keras_cnn() {
@@ -118,65 +241,15 @@ fn measure_the_keras_cnn() {
         .split(',')
         .map(|b| b.trim().parse::<usize>().unwrap())
     {
-        let g = keras_cnn(batch, 224);
-        let mut times = vec![];
-        let mut last = None;
-        for _ in 0..5 {
-            match Executable::compile(&g, &Options::default()) {
-                Ok(exe) => {
-                    times.push(exe.stats().compile_time.as_secs_f64() * 1e3);
-                    last = Some(exe.stats().clone());
-                }
-                Err(e) => {
-                    println!("batch {batch}: {e}");
-                    break;
-                }
-            }
-        }
-        // Where the time goes: the compiler's stages, and zeroing an arena of that size.
-        let t = std::time::Instant::now();
-        let mut o = g.clone();
-        kiln::compiler::passes::optimize(&mut o);
-        let program = kiln::compiler::kernel::lower(&o, true);
-        let lowered = t.elapsed();
-        let plan = kiln::compiler::memory::plan(&program);
-        let planned = t.elapsed();
-        kiln::compiler::codegen::compile(&program, false).unwrap();
-        let generated = t.elapsed();
-        let layout = std::alloc::Layout::from_size_align(plan.arena_bytes, 64).unwrap();
-        // SAFETY: a non-zero size; freed with its layout.
-        unsafe {
-            let arena = std::hint::black_box(std::alloc::alloc_zeroed(layout));
-            std::alloc::dealloc(arena, layout)
-        };
-        let zeroed = t.elapsed();
-        kiln::compiler::kernel::bounds::check(&program).unwrap();
-        let checked = t.elapsed();
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "batch {batch}: optimize and lower {:.1} ms, plan {:.1} ms, codegen {:.1} ms, \
-             zeroing the arena {:.1} ms, bounds check {:.1} ms",
-            ms(lowered),
-            ms(planned - lowered),
-            ms(generated - planned),
-            ms(zeroed - generated),
-            ms(checked - zeroed)
-        );
-        if let Some(s) = last {
-            times.sort_by(f64::total_cmp);
-            println!(
-                "batch {batch}: values {} bytes, arena {} bytes ({:.1} MiB), \
-                 scratch {} bytes, unshared temporaries {} bytes; compile {:.1} ms (median of \
-                 {}, min {:.1})",
-                all_values_bytes(&g),
-                s.arena_bytes,
-                s.arena_bytes as f64 / (1 << 20) as f64,
-                s.scratch_bytes,
-                s.unshared_bytes,
-                times[times.len() / 2],
-                times.len(),
-                times[0]
-            );
-        }
+        measure(&format!("keras cnn, batch {batch}"), &keras_cnn(batch, 224));
     }
+}
+
+/// Measures the CIFAR-sized CNN's step at batch 32 and the MNIST MLP's, for reference (see
+/// [`measure`]).
+#[test]
+#[ignore]
+fn measure_the_cifar_cnn_and_the_mlp() {
+    measure("cifar cnn, batch 32", &cifar_cnn(32));
+    measure("mnist mlp 784-128-10, batch 64", &mnist_mlp());
 }

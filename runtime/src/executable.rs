@@ -2,6 +2,7 @@
 //! flat list of calls. State (parameters, optimizer moments) lives in the arena between runs
 //! and is updated in place.
 
+use crate::arena::Arena;
 use crate::matmul;
 use crate::numerics::Numerics;
 use crate::pool::{Pool, Shared};
@@ -111,36 +112,11 @@ pub struct Stats {
     pub compile_time: Duration,
 }
 
-/// A 64-byte aligned, zeroed byte buffer.
-struct Arena {
-    ptr: *mut u8,
-    layout: std::alloc::Layout,
-}
-
-impl Arena {
-    fn new(bytes: usize) -> Arena {
-        let layout = std::alloc::Layout::from_size_align(bytes.max(64), 64).expect("arena layout");
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Arena { ptr, layout }
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
-    }
-}
-
 /// A compiled graph, ready to run.
 pub struct Executable {
     program: Program,
     compiled: Compiled,
-    /// Owns the memory `table` points into.
+    /// Owns the memory `table` points into (zeroed lazily: see [`crate::arena`]).
     _arena: Arena,
     pool: Pool,
     /// Memory the matrix products use between their call and their result (f64 for its
@@ -194,7 +170,7 @@ impl Executable {
             .iter()
             .map(|o| match o {
                 // SAFETY: the plan's offsets lie inside the arena.
-                Some(off) => unsafe { arena.ptr.add(*off) },
+                Some(off) => unsafe { arena.as_ptr().add(*off) },
                 None => std::ptr::null_mut(),
             })
             .collect();

@@ -1,5 +1,6 @@
 //! kiln-runtime: tensor files, executables, data and training.
 
+pub mod arena;
 pub mod atomic;
 pub mod checkpoint;
 pub mod data;
