@@ -5,10 +5,10 @@
 //! The criterion benches (`cargo bench -p kiln-bench`) and the report binary
 //! (`cargo run --release -p kiln-bench -- report`) both take their workloads from here.
 //!
-//! [`harness`] times an [`Engine`] (warm-up, samples, median); `peers` (feature `peers`) runs
-//! the same workloads in candle and Burn; [`python`] runs the optional JAX and PyTorch scripts
-//! of `benches/peers/`; [`memory`] measures peak resident memory in a child process;
-//! [`report`] puts it all into BENCHMARKS.md and [`chart`] draws a bar chart per workload.
+//! [`harness`] times [`Engine`]s round-robin (warm-up, samples, median); `peers` (feature
+//! `peers`) runs the same workloads in candle and Burn; [`python`] runs the optional JAX and
+//! PyTorch scripts of `benches/peers/`; [`memory`] measures peak resident memory in a child
+//! process; [`report`] puts it all into BENCHMARKS.md and [`chart`] draws a bar chart per workload.
 
 pub mod chart;
 pub mod data;

@@ -9,7 +9,7 @@
 
 use crate::chart::{self, Bar};
 use crate::data::mnist_train;
-use crate::harness::{self, Config, Summary};
+use crate::harness::{self, Config, Spread, Summary};
 use crate::machine::{self, Machine};
 use crate::memory::{self, Measurement};
 use crate::python::{self, Line};
@@ -53,6 +53,9 @@ pub struct Entry {
     pub engine: String,
     /// Its result.
     pub outcome: Outcome,
+    /// Seconds per iteration in each round of the round-robin timing (empty for an engine
+    /// not timed round-robin with the others: the Python peers).
+    pub rounds: Vec<f64>,
 }
 
 /// A loss-trajectory check of one engine against kiln fused.
@@ -94,6 +97,43 @@ impl Row {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
+
+    /// The per-round seconds of `engine`.
+    fn rounds(&self, engine: &str) -> &[f64] {
+        (self.entries.iter())
+            .find(|e| e.engine == engine)
+            .map_or(&[], |e| &e.rounds)
+    }
+
+    /// `a`'s time over `b`'s: the median of the per-round ratios with their interquartile
+    /// range when both were timed in the same rounds, else the ratio of the medians.
+    pub fn ratio(&self, a: &str, b: &str) -> Option<Ratio> {
+        if let Some(s) = Spread::of_ratios(self.rounds(a), self.rounds(b)) {
+            return Some(Ratio::Rounds(s));
+        }
+        Some(Ratio::Medians(
+            self.summary(a)?.median / self.summary(b)?.median,
+        ))
+    }
+}
+
+/// A ratio of two engines' times.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ratio {
+    /// Over the rounds in which both were sampled.
+    Rounds(Spread),
+    /// Of their medians (not sampled in the same rounds).
+    Medians(f64),
+}
+
+impl std::fmt::Display for Ratio {
+    /// `1.23x (1.10-1.31)` (the median and interquartile range over the rounds), or `1.23x`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ratio::Rounds(s) => write!(f, "{:.2}x ({:.2}-{:.2})", s.median, s.q1, s.q3),
+            Ratio::Medians(r) => write!(f, "{r:.2}x"),
+        }
+    }
 }
 
 /// Everything a run measured.
@@ -121,7 +161,13 @@ fn rust_peers() -> Vec<crate::peers::Peer> {
     crate::peers::Peer::ALL.to_vec()
 }
 
-/// The loss trajectory, then the timing, of one engine.
+/// An engine as built, or why it could not be.
+type Built = Result<Box<dyn Engine>, BenchError>;
+
+/// An engine that passed its loss check, or its outcome without timing.
+type Checked = Result<Box<dyn Engine>, Outcome>;
+
+/// The loss trajectories, then the round-robin timing, of a workload's in-process engines.
 struct Run<'a> {
     config: &'a Config,
     /// kiln fused's losses, the reference of every check.
@@ -129,43 +175,61 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Checks (for a training step) and times `engine` on `w`.
-    fn engine(
-        &mut self,
-        w: &Workload,
-        name: &str,
-        engine: Result<Box<dyn Engine>, BenchError>,
-        row: &mut Row,
-    ) {
-        eprint!("  {name:<16}");
-        let outcome = match engine.and_then(|mut e| self.check_then_time(w, name, &mut *e, row)) {
-            Ok(o) => o,
-            Err(e) => Outcome::NotTimed(format!("failed: {e}")),
-        };
-        match &outcome {
-            Outcome::Timed(s) => eprintln!("{}", time(s.median)),
-            Outcome::NotTimed(why) => eprintln!("not timed: {why}"),
+    /// Checks (for a training step) each of `engines` on `w` in order, then times those that
+    /// passed round-robin, and adds every engine's entry to `row` in the order given.
+    fn engines(&mut self, w: &Workload, engines: Vec<(&str, Built)>, row: &mut Row) {
+        let mut checked: Vec<(&str, Checked)> = Vec::new();
+        for (name, engine) in engines {
+            let engine = engine
+                .map_err(|e| Outcome::NotTimed(format!("failed: {e}")))
+                .and_then(|mut e| match self.check(w, name, &mut *e, row) {
+                    Ok(None) => Ok(e),
+                    Ok(Some(why)) => Err(Outcome::NotTimed(why)),
+                    Err(e) => Err(Outcome::NotTimed(format!("failed: {e}"))),
+                });
+            checked.push((name, engine));
         }
-        row.entries.push(Entry {
-            engine: name.into(),
-            outcome,
-        });
+        let mut timed: Vec<&mut dyn Engine> = (checked.iter_mut())
+            .filter_map(|(_, e)| e.as_mut().ok().map(|e| &mut **e as &mut dyn Engine))
+            .collect();
+        let mut samples = harness::round_robin(&mut timed, self.config).into_iter();
+        drop(timed);
+        for (name, engine) in checked {
+            let (outcome, rounds) = match engine {
+                Err(outcome) => (outcome, Vec::new()),
+                Ok(_) => match samples.next().expect("one result per engine timed") {
+                    Ok(s) => match s.summary() {
+                        Some(summary) => (Outcome::Timed(summary), s.seconds),
+                        None => (Outcome::NotTimed("no finite sample".into()), Vec::new()),
+                    },
+                    Err(e) => (Outcome::NotTimed(format!("failed: {e}")), Vec::new()),
+                },
+            };
+            match &outcome {
+                Outcome::Timed(s) => eprintln!("  {name:<16}{}", time(s.median)),
+                Outcome::NotTimed(why) => eprintln!("  {name:<16}not timed: {why}"),
+            }
+            row.entries.push(Entry {
+                engine: name.into(),
+                outcome,
+                rounds,
+            });
+        }
     }
 
-    fn check_then_time(
+    /// Checks a training step's losses against kiln fused's; the reason not to time it.
+    fn check(
         &mut self,
         w: &Workload,
         name: &str,
         engine: &mut dyn Engine,
         row: &mut Row,
-    ) -> Result<Outcome, BenchError> {
+    ) -> Result<Option<String>, BenchError> {
         if let Workload::Train(_) = w {
             let losses = trajectory::losses(engine, trajectory::STEPS)?;
-            if let Some(why) = self.judge(name, &losses, row) {
-                return Ok(Outcome::NotTimed(why));
-            }
+            return Ok(self.judge(name, &losses, row));
         }
-        Ok(Outcome::Timed(harness::measure(engine, self.config)?))
+        Ok(None)
     }
 
     /// Records the check of `losses` (kiln fused's become the reference); the reason not to
@@ -235,15 +299,18 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
             config: &settings.config,
             reference: None,
         };
-        for (name, fuse) in [("kiln fused", true), ("kiln unfused", false)] {
-            run.engine(w, name, w.kiln(fuse, &data), &mut row);
-        }
+        #[allow(unused_mut)] // Without the Rust peers, only kiln's engines.
+        let mut engines: Vec<(&str, Built)> = vec![
+            ("kiln fused", w.kiln(true, &data)),
+            ("kiln unfused", w.kiln(false, &data)),
+        ];
         #[cfg(feature = "peers")]
         for p in rust_peers() {
             if let Some(engine) = p.engine(w, &data) {
-                run.engine(w, p.name(), engine, &mut row);
+                engines.push((p.name(), engine));
             }
         }
+        run.engines(w, engines, &mut row);
         rows.push((row, run.reference));
     }
     if let Some(py) = &settings.python {
@@ -346,6 +413,7 @@ fn python_line(
                 row.entries.push(Entry {
                     engine,
                     outcome: Outcome::NotTimed(why),
+                    rounds: Vec::new(),
                 });
             }
         }
@@ -369,7 +437,11 @@ fn python_line(
                 }
                 None => Outcome::NotTimed("no finite sample".into()),
             };
-            row.entries.push(Entry { engine, outcome });
+            row.entries.push(Entry {
+                engine,
+                outcome,
+                rounds: Vec::new(),
+            });
         }
         Line::Skipped {
             workload,
@@ -382,6 +454,7 @@ fn python_line(
             rows[i].0.entries.push(Entry {
                 engine,
                 outcome: Outcome::NotTimed(reason),
+                rounds: Vec::new(),
             });
         }
     }
@@ -417,7 +490,7 @@ fn rate(w: &Workload, seconds: f64) -> String {
 
 /// `a / b` as `1.23x`.
 fn ratio(a: f64, b: f64) -> String {
-    format!("{:.2}x", a / b)
+    Ratio::Medians(a / b).to_string()
 }
 
 impl Report {
@@ -479,15 +552,20 @@ impl Report {
              Generated by `{}` on {}; rerun it rather than editing this file.\n\n\
              Every figure was measured in this one run, every engine side by side. Times are \
              per iteration: the median over the samples, with the fastest and slowest sample. \
-             Ratios are between medians of this run. No absolute time is a claim on its own: \
+             The engines run in this process (kiln, candle, Burn) are sampled round-robin, one \
+             sample of each per round, so a burst of load lands on all of them; a ratio \
+             between two of them is the median of the per-round ratios, followed by their \
+             interquartile range in parentheses. The Python peers (JAX, PyTorch) still run \
+             after them in a process of their own, not interleaved: a ratio to one of them is \
+             between medians, without a range. No absolute time is a claim on its own: \
              this is a virtual machine with neighbours, whose timings move by up to 2x from one \
              run to the next; the ratios within a run are what carries over.\n\n\
              - Machine: {} ({} logical cores), {:.0} GiB. Load averages (1, 5, 15 min): {} at \
              the start, {} at the end.\n\
              - Toolchain: {}; {}.\n\
-             - Timing: each engine runs {:.1} s of warm-up, then {} samples, each of as many \
-             iterations as last at least {:.0} ms. kiln runs on every core (large kernels and \
-             GEMMs split across threads); each peer with its own defaults.\n\
+             - Timing: each engine runs {:.1} s of warm-up, then {} samples (rounds), each of \
+             as many iterations as last at least {:.0} ms. kiln runs on every core (large \
+             kernels and GEMMs split across threads); each peer with its own defaults.\n\
              - Training steps run on a fixed batch (the first rows of MNIST-10k's training \
              digits) from kiln's initial parameters (seed {}); the data inputs, parameters and \
              optimizer state stay in each engine between steps. A peer's step is timed only \
@@ -530,14 +608,11 @@ impl Report {
         for row in &self.rows {
             let (f, u) = (row.summary("kiln fused"), row.summary("kiln unfused"));
             let cell = |x: Option<&Summary>| x.map_or("not timed".into(), |x| time(x.median));
-            let speedup = match (f, u) {
-                (Some(f), Some(u)) => ratio(u.median, f.median),
-                _ => String::new(),
-            };
-            let (best, vs) = match (row.best_peer(), f) {
-                (Some((name, t)), Some(f)) => (format!("{name} {}", time(t)), ratio(f.median, t)),
-                (Some((name, t)), None) => (format!("{name} {}", time(t)), String::new()),
-                (None, _) => ("none".into(), String::new()),
+            let ratio = |a, b| row.ratio(a, b).map_or(String::new(), |r| r.to_string());
+            let speedup = ratio("kiln unfused", "kiln fused");
+            let (best, vs) = match row.best_peer() {
+                Some((name, t)) => (format!("{name} {}", time(t)), ratio("kiln fused", name)),
+                None => ("none".into(), String::new()),
             };
             let _ = writeln!(
                 s,
@@ -629,7 +704,7 @@ impl Report {
             if rated {
                 head.push("rate");
             }
-            head.push("/ best peer");
+            head.extend(["/ kiln fused", "/ best peer"]);
             let _ = write!(
                 s,
                 "\n### {}\n\n<a id=\"{}\"></a>![{}](docs/bench/{}.svg)\n\n{}\n{}\n",
@@ -648,6 +723,10 @@ impl Report {
                         if rated {
                             cells.push(rate(w, t.median));
                         }
+                        cells.push(
+                            (row.ratio(&e.engine, "kiln fused"))
+                                .map_or(String::new(), |r| r.to_string()),
+                        );
                         cells.push(best.map_or(String::new(), |b| ratio(t.median, b)));
                     }
                     Outcome::NotTimed(why) => {
