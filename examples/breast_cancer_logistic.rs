@@ -8,8 +8,8 @@
 //! `cargo run --release --example breast_cancer_logistic [--seed N]` (seed 0 by default; the
 //! seed draws the split, the initial weights and the batch order).
 
+use kiln::compiler::DType;
 use kiln::compiler::optim::Optimizer;
-use kiln::compiler::{Array, DType};
 use kiln::fit::Learner;
 use kiln::frontend::layers::{Layers, Mode};
 use kiln::frontend::losses::{Reduction, bce_with_logits};
@@ -42,23 +42,16 @@ pub fn run(seed: u64) -> Result<f64, Box<dyn Error>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/breast_cancer.csv");
     let table = read_csv(&path)?;
     let target = "malignant_0_benign_1";
-    let features: Vec<Vec<f64>> = (table.columns().iter())
-        .filter(|(name, _)| name != target)
-        .map(|(_, column)| column.to_f64_vec())
-        .collect();
+    let features: Vec<&str> = table.names().into_iter().filter(|n| *n != target).collect();
 
-    // The columns the model reads: `x`, the features row by row, and `benign`, the target.
+    // The columns the model reads: `x`, the features side by side, and `benign`, the target.
     let n = table.len();
-    let x: Vec<f32> = (0..n)
-        .flat_map(|i| features.iter().map(move |f| f[i] as f32))
-        .collect();
-    let benign: Vec<f32> = (table.column(target).ok_or("no target column")?.to_f64_vec())
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
     let data = Dataset::new(vec![
-        ("x".into(), Array::from_f32([n, features.len()], x)?),
-        ("benign".into(), Array::from_f32([n], benign)?),
+        ("x".into(), table.stack(&features, DType::F32)?),
+        (
+            "benign".into(),
+            table.stack(&[target], DType::F32)?.reshape([n])?,
+        ),
     ])?;
 
     // 80/20 split; each feature scaled to mean 0 and deviation 1 over the training rows.

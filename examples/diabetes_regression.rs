@@ -7,7 +7,7 @@
 //! `cargo run --release --example diabetes_regression [--seed N]` (seed 0 by default; the
 //! seed draws the split, the initial weights and the batch order).
 
-use kiln::compiler::Array;
+use kiln::compiler::DType;
 use kiln::compiler::optim::Optimizer;
 use kiln::fit::{Learner, Schedule};
 use kiln::frontend::models::{Settings, Task, builtin};
@@ -20,23 +20,16 @@ pub fn run(seed: u64) -> Result<f64, Box<dyn Error>> {
     // The table: one f64 column per CSV column, named by the header.
     let table = read_csv(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/diabetes.csv"))?;
     let target = "progression";
-    let features: Vec<Vec<f64>> = (table.columns().iter())
-        .filter(|(name, _)| name != target)
-        .map(|(_, column)| column.to_f64_vec())
-        .collect();
+    let features: Vec<&str> = table.names().into_iter().filter(|n| *n != target).collect();
 
-    // The columns the model reads: `x`, the features row by row, and `y`, the target.
+    // The columns the model reads: `x`, the features side by side, and `y`, the target.
     let n = table.len();
-    let x: Vec<f32> = (0..n)
-        .flat_map(|i| features.iter().map(move |f| f[i] as f32))
-        .collect();
-    let y: Vec<f32> = (table.column(target).ok_or("no target column")?.to_f64_vec())
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
     let data = Dataset::new(vec![
-        ("x".into(), Array::from_f32([n, features.len()], x)?),
-        ("y".into(), Array::from_f32([n], y)?),
+        ("x".into(), table.stack(&features, DType::F32)?),
+        (
+            "y".into(),
+            table.stack(&[target], DType::F32)?.reshape([n])?,
+        ),
     ])?;
 
     // 80/20 split; each feature scaled to mean 0 and deviation 1 over the training rows.

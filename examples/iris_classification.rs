@@ -40,24 +40,18 @@ pub fn run(seed: u64) -> Result<f64, Box<dyn Error>> {
     // The table: one f64 column per CSV column, named by the header.
     let table = read_csv(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv"))?;
     let target = "species";
-    let features: Vec<Vec<f64>> = (table.columns().iter())
-        .filter(|(name, _)| name != target)
-        .map(|(_, column)| column.to_f64_vec())
-        .collect();
+    let features: Vec<&str> = table.names().into_iter().filter(|n| *n != target).collect();
 
-    // The columns the model reads: `x`, the features row by row, and `labels`, the classes.
-    let n = table.len();
-    let x: Vec<f32> = (0..n)
-        .flat_map(|i| features.iter().map(move |f| f[i] as f32))
-        .collect();
+    // The columns the model reads: `x`, the features side by side, and `labels`, the classes
+    // (whole numbers from 0 in the file).
     let labels: Vec<i32> = (table.column(target).ok_or("no target column")?.to_f64_vec())
         .into_iter()
         .map(|v| v as i32)
         .collect();
     let classes = labels.iter().max().map_or(0, |&c| c as usize + 1);
     let data = Dataset::new(vec![
-        ("x".into(), Array::from_f32([n, features.len()], x)?),
-        ("labels".into(), Array::from_i32([n], labels)?),
+        ("x".into(), table.stack(&features, DType::F32)?),
+        ("labels".into(), Array::from_i32([table.len()], labels)?),
     ])?;
 
     // 80/20 split; each feature scaled to mean 0 and deviation 1 over the training rows.

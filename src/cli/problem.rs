@@ -315,15 +315,11 @@ impl Layout {
         };
         match self {
             Layout::Table { features, target } => {
-                let n = raw.len();
-                let mut x = vec![0f32; n * features.len()];
-                for (j, name) in features.iter().enumerate() {
-                    let column = raw.column(name).ok_or_else(|| missing(name, raw.names()))?;
-                    for (i, v) in column.to_f64_vec().into_iter().enumerate() {
-                        x[i * features.len() + j] = v as f32;
-                    }
-                }
-                let x = Array::from_f32([n, features.len()], x).expect("n rows of features");
+                let names: Vec<&str> = features.iter().map(String::as_str).collect();
+                let x = raw.stack(&names, DType::F32).map_err(|e| match e {
+                    DataError::Column { column, .. } => missing(&column, raw.names()),
+                    e => e,
+                })?;
                 let mut columns = vec![("x".to_string(), x)];
                 if let Some(t) = raw.column(target) {
                     columns.push((target.clone(), t.clone()));

@@ -132,6 +132,45 @@ impl Dataset {
         Dataset::new(self.columns)
     }
 
+    /// The columns `names`, one value per example each (a table's columns), side by side as
+    /// `[len, names.len()]` in the float type `dtype`: a table's features as the matrix `x`.
+    /// A missing name, a column of another shape, or an element type that is not a float is
+    /// refused naming it.
+    pub fn stack(&self, names: &[&str], dtype: DType) -> Result<Array, DataError> {
+        let bad = |column: &str, reason: String| DataError::Column {
+            column: column.into(),
+            reason,
+        };
+        if !is_float(dtype) {
+            return Err(bad(
+                names.first().copied().unwrap_or(""),
+                format!("{dtype} is not a float type to stack into"),
+            ));
+        }
+        let k = names.len();
+        let mut values = vec![0.0; self.len * k];
+        for (j, &name) in names.iter().enumerate() {
+            let column = self.column(name).ok_or_else(|| {
+                bad(
+                    name,
+                    format!("no such column (the data has {})", self.names().join(", ")),
+                )
+            })?;
+            if column.shape().len() != 1 {
+                let shape = column.shape();
+                return Err(bad(
+                    name,
+                    format!("shape {shape:?}, not one value per example"),
+                ));
+            }
+            for (i, v) in column.to_f64_vec().into_iter().enumerate() {
+                values[i * k + j] = v;
+            }
+        }
+        let data = Data::from_f64(dtype, values);
+        Ok(Array::new([self.len, k], data).expect("len rows of k values"))
+    }
+
     /// The examples `indices`, in that order. Panics if an index is out of range.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let columns = (self.columns.iter())

@@ -190,3 +190,27 @@ fn standardization_fits_the_training_split_and_applies_to_others() {
             .contains("column `x`: no such column")
     );
 }
+
+#[test]
+fn columns_stack_into_a_matrix_of_features() {
+    let d = Dataset::new(vec![
+        (
+            "a".into(),
+            Array::from_f64([3], vec![1.0, 2.0, 3.0]).unwrap(),
+        ),
+        ("b".into(), Array::from_i32([3], vec![4, 5, 6]).unwrap()),
+        ("img".into(), f32s(&[3, 2], &[0.0; 6])),
+    ])
+    .unwrap();
+    let x = d.stack(&["b", "a"], DType::F32).unwrap();
+    assert_eq!(x.shape(), &[3, 2]);
+    assert_eq!(x.as_f32().unwrap(), &[4.0, 1.0, 5.0, 2.0, 6.0, 3.0]);
+    let e = d.stack(&["a", "c"], DType::F32).unwrap_err().to_string();
+    assert_eq!(e, "column `c`: no such column (the data has a, b, img)");
+    let e = d.stack(&["img"], DType::F32).unwrap_err().to_string();
+    assert!(
+        e.contains("column `img`: shape [3, 2], not one value per example"),
+        "{e}"
+    );
+    assert!(d.stack(&["a"], DType::I32).is_err());
+}
