@@ -1,51 +1,55 @@
-"""Shared by the Python peers: the workloads the kiln report wrote, its timing harness, and
-the JSON lines the report reads (see benches/src/python.rs).
+"""Shared by the Python peers: the long-lived process the kiln report talks to over JSON lines
+(the protocol is documented in benches/src/python.rs), its timing, and the helpers the
+peers' models share.
 
-A peer script runs as `python3 SCRIPT SPEC_DIR`; SPEC_DIR holds spec.json and the inputs as
-.npy files (kiln's initial parameters and the MNIST batch for the training steps).
+A peer script runs as `python3 SCRIPT`, reads one request per line on stdin and writes one
+reply per request on stdout. Workload inputs (kiln's initial parameters, the batch) are .npy
+files in the directory each `setup` request names.
 """
 
+import gc
 import json
-import math
 import os
 import sys
 import time
 import traceback
 
-import numpy as np
+# Replies go to the original stdout; anything else printed, by Python or by a library's C
+# code, goes to stderr so that it cannot be taken for a reply.
+_REPLIES = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
 
 
-def emit(**fields):
-    """Prints one JSON line for the report."""
-    print(json.dumps(fields), flush=True)
+def reply(**fields):
+    """Writes one reply line."""
+    _REPLIES.write(json.dumps(fields) + "\n")
+    _REPLIES.flush()
 
 
-def measure(run, warm_up_s, samples, min_sample_s):
-    """Times `run` (one iteration, returning once its result is ready) as the Rust harness
-    does: warm up, pick iterations per sample, take samples; seconds per iteration."""
-    start = time.perf_counter()
-    warm = 0
-    while warm == 0 or time.perf_counter() - start < warm_up_s:
-        run()
-        warm += 1
-    per = (time.perf_counter() - start) / warm
-    iterations = max(1, min(1 << 24, math.ceil(min_sample_s / max(per, 1e-9))))
-    seconds = []
-    for _ in range(max(1, samples)):
-        t = time.perf_counter()
-        for _ in range(iterations):
-            run()
-        seconds.append((time.perf_counter() - t) / iterations)
-    return seconds, iterations
+def peak_kib():
+    """This process's peak resident memory (VmHWM), KiB; 0 where /proc cannot tell."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def load(spec_dir, name):
     """An input array the report wrote."""
+    import numpy as np
+
     return np.load(os.path.join(spec_dir, name))
 
 
 def params(spec_dir, w):
-    """kiln's initial parameters by name (linear weights [in, out], convolutions [out, in, k, k])."""
+    """kiln's initial parameters (and batch norm's running statistics) by name: linear
+    weights [in, out], convolutions [out, in, k, k], LSTM weights [in, 4 hidden] with the
+    gates in the order i, f, g, o."""
     return {p["name"]: load(spec_dir, p["file"]) for p in w["params"]}
 
 
@@ -54,43 +58,111 @@ def mlp_layers(w):
     return [f"fc{i}" for i in range(1, len(w["sizes"]))]
 
 
-# The models the Python peers write: kiln's MLPs and its LeNet-5 (ReLU, max pooling).
-NETS = ("mlp", "lenet")
+# The models the Python peers write: kiln's MLPs, its LeNet-5 (ReLU, max pooling), its LSTMs
+# (`lstm`: 28 steps of an MNIST digit's rows; `lstm_32x32`: the digit padded to 32x32), and
+# the image models (the course's Keras CNN, the CIFAR CNN, ResNet-18's layout).
+NETS = ("mlp", "lenet", "lstm", "lstm_32x32", "keras_cnn", "cifar_cnn", "resnet18")
+
+# The models whose compile time the Python peers do not measure: compiling them takes tens of
+# seconds per sample in torch.compile.
+NO_COMPILE_TIME = ("keras_cnn", "cifar_cnn", "resnet18")
+
+# CIFAR CNN's convolutions: (name, in channels, out channels); a 2x2 max pool after the
+# second and the fourth.
+CIFAR_CONVS = [("conv1", 3, 64), ("conv2", 64, 64), ("conv3", 64, 128), ("conv4", 128, 128)]
 
 
-# How many compiles a compile-time workload times, each from scratch.
-COMPILE_SAMPLES = 3
+def resnet18_blocks():
+    """ResNet-18's basic blocks as (name, in channels, out channels, stride), in order."""
+    blocks, c_in = [], 64
+    for stage, c in enumerate([64, 128, 256, 512]):
+        for block in range(2):
+            stride = 2 if stage > 0 and block == 0 else 1
+            blocks.append((f"layer{stage + 1}.{block}", c_in, c, stride))
+            c_in = c
+    return blocks
 
 
-def main(engines):
-    """Runs every workload of the spec in every engine.
+def lstm_rows(w):
+    """(steps, features, padding on each side) of an LSTM model's sequence of rows."""
+    return (28, 28, 0) if w["net"] == "lstm" else (32, 32, 2)
+
+
+class Runner:
+    """One engine's version of one workload: `run()` is one iteration."""
+
+    def __init__(self, run, train):
+        self.run = run
+        self.train = train
+
+    def step(self):
+        out = self.run()
+        return float(out) if self.train else None
+
+    def warm_up(self, seconds):
+        start = time.perf_counter()
+        n = 0
+        while n == 0 or time.perf_counter() - start < seconds:
+            self.run()
+            n += 1
+        return (time.perf_counter() - start) / n, n
+
+    def sample(self, iterations):
+        t = time.perf_counter()
+        for _ in range(iterations):
+            self.run()
+        return (time.perf_counter() - t) / max(1, iterations)
+
+
+def serve(framework, version, engines):
+    """Answers the report's requests until `quit` or the end of stdin.
 
     `engines` maps an engine's name to `make(workload, spec_dir)`, which gives a function
-    running one iteration (a training step returns its loss as a float; a compile workload
-    compiles anew each call), or None when the engine has no version of the workload."""
-    spec_dir = sys.argv[1]
-    with open(os.path.join(spec_dir, "spec.json")) as f:
-        spec = json.load(f)
-    for w in spec["workloads"]:
-        for name, make in engines.items():
-            wid = w["id"]
-            try:
+    running one iteration (a training step returns its loss; a compile workload compiles
+    anew each call), or None when the engine has no version of the workload's kind."""
+    reply(framework=framework, version=version, engines=list(engines), peak_kib=peak_kib())
+    runners = {}
+    next_handle = 0
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+            if op == "setup":
+                w, name = req["workload"], req["engine"]
                 if w["kind"] in ("train", "compile") and w["net"] not in NETS:
-                    emit(workload=wid, engine=name, skipped="this model is not written for the Python peers")
+                    reply(skipped=f"the model {w['net']} is not written for the Python peers")
                     continue
-                run = make(w, spec_dir)
-                if run is None:  # the engine has no version of this workload
+                if w["kind"] == "compile" and w["net"] in NO_COMPILE_TIME:
+                    reply(skipped="compile time of this model not measured in the Python peers")
                     continue
-                if w["kind"] == "train":
-                    losses = [float(run()) for _ in range(spec["trajectory_steps"])]
-                    emit(workload=wid, engine=name, losses=losses)
-                if w["kind"] == "compile":
-                    seconds, iterations = measure(run, 0.0, COMPILE_SAMPLES, 0.0)
-                else:
-                    seconds, iterations = measure(
-                        run, spec["warm_up_s"], spec["samples"], spec["min_sample_s"]
-                    )
-                emit(workload=wid, engine=name, seconds=seconds, iterations=iterations)
-            except Exception as e:  # a failing engine is reported, the others go on
-                traceback.print_exc(file=sys.stderr)
-                emit(workload=wid, engine=name, skipped=f"failed: {type(e).__name__}: {e}")
+                run = engines[name](w, req["dir"])
+                if run is None:
+                    reply(absent=True)
+                    continue
+                runners[next_handle] = Runner(run, w["kind"] == "train")
+                reply(handle=next_handle)
+                next_handle += 1
+            elif op == "run":
+                reply(loss=runners[req["handle"]].step())
+            elif op == "warm_up":
+                per, n = runners[req["handle"]].warm_up(req["seconds"])
+                reply(seconds=per, iterations=n)
+            elif op == "sample":
+                reply(seconds=runners[req["handle"]].sample(req["iterations"]))
+            elif op == "drop":
+                runners.pop(req["handle"], None)
+                gc.collect()
+                reply()
+            elif op == "peak_rss":
+                reply(peak_kib=peak_kib())
+            elif op == "quit":
+                reply()
+                break
+            else:
+                reply(error=f"unknown request {op!r} in {line}")
+        except Exception as e:  # a failing request is reported; the process goes on
+            traceback.print_exc(file=sys.stderr)
+            reply(error=f"{type(e).__name__}: {e}")

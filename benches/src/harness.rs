@@ -7,7 +7,7 @@
 //! and the per-round ratios between two engines ([`Spread::of_ratios`]) cancel most of it.
 
 use crate::{BenchError, Engine};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How to time.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -131,8 +131,9 @@ impl Samples {
 
 /// Times `engines` as `config` says, round-robin: each warms up in turn (and gets the number
 /// of iterations that makes its sample last `config.min_sample`), then round `r` of
-/// `config.samples` times one sample of each engine, starting from engine `r mod n`. An engine
-/// that fails is left out of the later rounds and gets its error; the others go on.
+/// `config.samples` times one sample of each engine, starting from engine `r mod n` (an
+/// engine with [`Engine::max_samples`] sits out the rounds after its last). An engine that
+/// fails is left out of the later rounds and gets its error; the others go on.
 pub fn round_robin(
     engines: &mut [&mut dyn Engine],
     config: &Config,
@@ -140,10 +141,11 @@ pub fn round_robin(
     let n = engines.len();
     let mut results: Vec<Result<Samples, BenchError>> = (engines.iter_mut())
         .map(|e| {
-            let iterations = warm_up(&mut **e, config)?;
+            let per_iteration = e.warm_up(config.warm_up)?;
+            let iterations = (config.min_sample.as_secs_f64() / per_iteration.max(1e-9)).ceil();
             Ok(Samples {
                 seconds: Vec::with_capacity(config.samples),
-                iterations,
+                iterations: (iterations as usize).clamp(1, 1 << 24),
             })
         })
         .collect();
@@ -153,7 +155,10 @@ pub fn round_robin(
             let Ok(samples) = &mut results[i] else {
                 continue;
             };
-            match sample(&mut *engines[i], samples.iterations) {
+            if engines[i].max_samples().is_some_and(|m| r >= m.max(1)) {
+                continue;
+            }
+            match engines[i].sample(samples.iterations) {
                 Ok(t) => samples.seconds.push(t),
                 Err(e) => results[i] = Err(e),
             }
@@ -170,28 +175,6 @@ pub fn measure(engine: &mut dyn Engine, config: &Config) -> Result<Summary, Benc
     samples
         .summary()
         .ok_or_else(|| BenchError::Protocol("no samples".into()))
-}
-
-/// Warms `engine` up; the iterations that make a sample last at least `config.min_sample`.
-fn warm_up(engine: &mut dyn Engine, config: &Config) -> Result<usize, BenchError> {
-    let start = Instant::now();
-    let mut warm = 0u32;
-    while warm == 0 || start.elapsed() < config.warm_up {
-        engine.run()?;
-        warm += 1;
-    }
-    let per_iteration = start.elapsed().as_secs_f64() / f64::from(warm);
-    let iterations = (config.min_sample.as_secs_f64() / per_iteration.max(1e-9)).ceil();
-    Ok((iterations as usize).clamp(1, 1 << 24))
-}
-
-/// One sample of `iterations` iterations: seconds per iteration.
-fn sample(engine: &mut dyn Engine, iterations: usize) -> Result<f64, BenchError> {
-    let t = Instant::now();
-    for _ in 0..iterations {
-        engine.run()?;
-    }
-    Ok(t.elapsed().as_secs_f64() / iterations as f64)
 }
 
 #[cfg(test)]

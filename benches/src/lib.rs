@@ -7,8 +7,9 @@
 //!
 //! [`harness`] times [`Engine`]s round-robin (warm-up, samples, median); `peers` (feature
 //! `peers`) runs the same workloads in candle and Burn; [`python`] runs the optional JAX and
-//! PyTorch scripts of `benches/peers/`; [`memory`] measures peak resident memory in a child
-//! process; [`report`] puts it all into BENCHMARKS.md and [`chart`] draws a bar chart per workload.
+//! PyTorch scripts of `benches/peers/` as long-lived processes whose engines are sampled with
+//! the others; [`memory`] measures peak resident memory in a child process; [`report`] puts it
+//! all into BENCHMARKS.md and [`chart`] draws a bar chart per workload and the scaling figure.
 
 pub mod chart;
 pub mod data;
@@ -23,6 +24,7 @@ pub mod trajectory;
 pub mod workloads;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Something timed: one call of [`Engine::run`] is one iteration of a workload.
 pub trait Engine {
@@ -32,6 +34,36 @@ pub trait Engine {
 
     /// The kiln executable behind this engine, if it has one (to profile it).
     fn kiln_executable(&mut self) -> Option<&mut kiln_runtime::Executable> {
+        None
+    }
+
+    /// Runs at least one iteration and for at least `duration`; the seconds per iteration
+    /// they took. An engine in another process does it there, in one request.
+    fn warm_up(&mut self, duration: Duration) -> Result<f64, BenchError> {
+        let start = Instant::now();
+        let mut runs = 0u32;
+        while runs == 0 || start.elapsed() < duration {
+            self.run()?;
+            runs += 1;
+        }
+        Ok(start.elapsed().as_secs_f64() / f64::from(runs))
+    }
+
+    /// One sample: runs `iterations` iterations back to back; the seconds per iteration. An
+    /// engine in another process times them there, so the request's round trip is not
+    /// counted.
+    fn sample(&mut self, iterations: usize) -> Result<f64, BenchError> {
+        let t = Instant::now();
+        for _ in 0..iterations {
+            self.run()?;
+        }
+        Ok(t.elapsed().as_secs_f64() / iterations.max(1) as f64)
+    }
+
+    /// At most how many samples to take of it (`None`: as many as the rounds); an engine
+    /// whose iteration takes seconds (a Python peer compiling a model) sits out the later
+    /// rounds.
+    fn max_samples(&self) -> Option<usize> {
         None
     }
 }

@@ -77,14 +77,18 @@ enum Cmd {
     Memory {
         /// `baseline`, `kiln fused`, `kiln unfused`, `candle` or `burn`.
         engine: String,
+        /// Run this workload (kiln's engines only) instead of the memory table's training run.
+        #[arg(long)]
+        workload: Option<String>,
+        /// Iterations of `--workload` to run.
+        #[arg(long, default_value_t = memory::PEAK_STEPS)]
+        steps: usize,
     },
 }
 
 /// The workload whose id is `id`.
 fn workload(id: &str) -> Result<workloads::Workload, String> {
-    (workloads::all().into_iter())
-        .find(|w| w.id() == id)
-        .ok_or_else(|| format!("no workload `{id}` (see `kiln-bench list`)"))
+    workloads::by_id(id).ok_or_else(|| format!("no workload `{id}` (see `kiln-bench list`)"))
 }
 
 /// Writes `out` to stdout; a reader that stopped early (`| head`) is not a failure.
@@ -180,9 +184,16 @@ fn main() -> ExitCode {
             let g = w.graph().map_err(|e| e.to_string())?;
             print_stdout(&kiln_compiler::text::print(&g))
         }),
-        Cmd::Memory { engine } => memory::child(&engine)
-            .map(|line| println!("{line}"))
-            .map_err(|e| e.to_string()),
+        Cmd::Memory {
+            engine,
+            workload,
+            steps,
+        } => match workload {
+            Some(id) => memory::child_workload(&engine, &id, steps),
+            None => memory::child(&engine),
+        }
+        .map(|line| println!("{line}"))
+        .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

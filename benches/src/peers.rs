@@ -160,7 +160,7 @@ fn network(spec: &TrainSpec) -> Option<Result<Vec<Layer>, BenchError>> {
                 Ok(layers)
             }
             // LeNet, the one other network that gets here.
-            Net::Builtin(_) | Net::Lstm32 => Ok(vec![
+            _ => Ok(vec![
                 Layer::Images,
                 conv("conv1", 2)?,
                 Layer::Relu,

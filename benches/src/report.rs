@@ -12,13 +12,15 @@ use crate::data::mnist_train;
 use crate::harness::{self, Config, Spread, Summary};
 use crate::machine::{self, Machine};
 use crate::memory::{self, Measurement};
-use crate::python::{self, Line};
+use crate::python::{self, Peak, PeerProcess, Script, Setup, Shared};
 use crate::trajectory::{self, Verdict};
 use crate::workloads::{self, Throughput, Workload};
 use crate::{BenchError, Engine};
 use kiln_runtime::data::Dataset;
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// What to run and where to write.
 #[derive(Clone, Debug)]
@@ -54,7 +56,7 @@ pub struct Entry {
     /// Its result.
     pub outcome: Outcome,
     /// Seconds per iteration in each round of the round-robin timing (empty for an engine
-    /// not timed round-robin with the others: the Python peers).
+    /// not timed).
     pub rounds: Vec<f64>,
 }
 
@@ -76,6 +78,9 @@ pub struct Row {
     pub entries: Vec<Entry>,
     /// The trajectory checks (training steps only).
     pub checks: Vec<Check>,
+    /// Each engine's peak memory running it, in a process of its own (the workloads of
+    /// [`Workload::measures_peak_memory`] only), or why it could not be measured.
+    pub peaks: Vec<(String, Result<Peak, String>)>,
 }
 
 impl Row {
@@ -96,6 +101,11 @@ impl Row {
                 Outcome::NotTimed(_) => None,
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The peak memory of `engine`, if measured.
+    pub fn peak(&self, engine: &str) -> Option<&Peak> {
+        (self.peaks.iter()).find_map(|(e, p)| p.as_ref().ok().filter(|_| e == engine))
     }
 
     /// The per-round seconds of `engine`.
@@ -147,6 +157,9 @@ pub struct Report {
     pub settings: Settings,
     /// One row per workload.
     pub rows: Vec<Row>,
+    /// The scaling figure's rows: the CIFAR CNN at each batch size, kiln fused and PyTorch
+    /// eager (empty when not run).
+    pub scaling: Vec<Row>,
     /// Peak memory per engine (empty when not measured).
     pub memory: Vec<(String, Result<Measurement, String>)>,
     /// Versions of the frameworks compared.
@@ -161,13 +174,16 @@ fn rust_peers() -> Vec<crate::peers::Peer> {
     crate::peers::Peer::ALL.to_vec()
 }
 
-/// An engine as built, or why it could not be.
-type Built = Result<Box<dyn Engine>, BenchError>;
+/// An engine as built (or why it could not be, or why it does not run), by name.
+type Built = (String, Result<Box<dyn Engine>, Outcome>);
 
-/// An engine that passed its loss check, or its outcome without timing.
-type Checked = Result<Box<dyn Engine>, Outcome>;
+/// An engine built, or why not, as an outcome.
+fn built(name: &str, engine: Result<Box<dyn Engine>, BenchError>) -> Built {
+    let engine = engine.map_err(|e| Outcome::NotTimed(format!("failed: {e}")));
+    (name.to_string(), engine)
+}
 
-/// The loss trajectories, then the round-robin timing, of a workload's in-process engines.
+/// The loss trajectories, then the round-robin timing, of a workload's engines.
 struct Run<'a> {
     config: &'a Config,
     /// kiln fused's losses, the reference of every check.
@@ -177,16 +193,14 @@ struct Run<'a> {
 impl Run<'_> {
     /// Checks (for a training step) each of `engines` on `w` in order, then times those that
     /// passed round-robin, and adds every engine's entry to `row` in the order given.
-    fn engines(&mut self, w: &Workload, engines: Vec<(&str, Built)>, row: &mut Row) {
-        let mut checked: Vec<(&str, Checked)> = Vec::new();
+    fn engines(&mut self, w: &Workload, engines: Vec<Built>, row: &mut Row) {
+        let mut checked: Vec<Built> = Vec::new();
         for (name, engine) in engines {
-            let engine = engine
-                .map_err(|e| Outcome::NotTimed(format!("failed: {e}")))
-                .and_then(|mut e| match self.check(w, name, &mut *e, row) {
-                    Ok(None) => Ok(e),
-                    Ok(Some(why)) => Err(Outcome::NotTimed(why)),
-                    Err(e) => Err(Outcome::NotTimed(format!("failed: {e}"))),
-                });
+            let engine = engine.and_then(|mut e| match self.check(w, &name, &mut *e, row) {
+                Ok(None) => Ok(e),
+                Ok(Some(why)) => Err(Outcome::NotTimed(why)),
+                Err(e) => Err(Outcome::NotTimed(format!("failed: {e}"))),
+            });
             checked.push((name, engine));
         }
         let mut timed: Vec<&mut dyn Engine> = (checked.iter_mut())
@@ -210,7 +224,7 @@ impl Run<'_> {
                 Outcome::NotTimed(why) => eprintln!("  {name:<16}not timed: {why}"),
             }
             row.entries.push(Entry {
-                engine: name.into(),
+                engine: name,
                 outcome,
                 rounds,
             });
@@ -260,19 +274,187 @@ impl Run<'_> {
     }
 }
 
+/// The Python peers' processes, started once for the whole report.
+struct Python {
+    /// The interpreter.
+    python: String,
+    /// Each running script.
+    processes: Vec<(Script, Shared)>,
+    /// Where the workloads' inputs are written for them.
+    dir: PathBuf,
+}
+
+impl Python {
+    /// Starts every peer script whose framework `python` imports; notes the others.
+    fn start(
+        python: &str,
+        versions: &mut Vec<(String, String)>,
+        notes: &mut Vec<String>,
+    ) -> Python {
+        let mut processes = Vec::new();
+        for script in python::SCRIPTS {
+            if !python::available(python, script.module) {
+                notes.push(format!(
+                    "{}: not installed (`{python} -c \"import {}\"` failed); skipped",
+                    script.module, script.module
+                ));
+                continue;
+            }
+            eprintln!("{}: starting {}", script.module, script.file);
+            match PeerProcess::start_script(python, &script) {
+                Ok(p) => {
+                    let name = if p.framework == "torch" {
+                        "pytorch".to_string()
+                    } else {
+                        p.framework.clone()
+                    };
+                    versions.push((name, p.version.clone()));
+                    processes.push((script, Rc::new(RefCell::new(p))));
+                }
+                Err(e) => notes.push(format!("{}: cannot start {}: {e}", script.module, script.file)),
+            }
+        }
+        Python {
+            python: python.to_string(),
+            processes,
+            dir: std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id())),
+        }
+    }
+
+    /// The Python engines of `w` whose names `wanted` accepts, set up in their processes.
+    fn engines(&self, w: &Workload, data: &Dataset, wanted: &dyn Fn(&str) -> bool) -> Vec<Built> {
+        let mut engines = Vec::new();
+        if self.processes.is_empty() {
+            return engines;
+        }
+        let spec = match python::write_inputs(&self.dir, w, data) {
+            Ok(spec) => spec,
+            Err(e) => {
+                eprintln!("  Python peers: cannot write the inputs: {e}");
+                return engines;
+            }
+        };
+        let max_samples = matches!(w, Workload::Compile(_)).then_some(python::COMPILE_SAMPLES);
+        for (_, process) in &self.processes {
+            let names = process.borrow().engines.clone();
+            for name in names.iter().filter(|n| wanted(n)) {
+                match python::setup(process, name, &spec, &self.dir, max_samples) {
+                    Ok(Setup::Ready(e)) => engines.push((name.clone(), Ok(Box::new(e) as _))),
+                    Ok(Setup::Absent) => {}
+                    Ok(Setup::Skipped(why)) => {
+                        engines.push((name.clone(), Err(Outcome::NotTimed(why))));
+                    }
+                    Err(e) => engines.push(built(name, Err(e))),
+                }
+            }
+        }
+        engines
+    }
+
+    /// The peak memory of each of `engines` (Python engines' names) on `w`, each in a fresh
+    /// process.
+    fn peaks(&self, w: &Workload, data: &Dataset, engines: &[String]) -> Vec<(String, Result<Peak, String>)> {
+        let mut peaks = Vec::new();
+        let Ok(spec) = python::write_inputs(&self.dir, w, data) else {
+            return peaks;
+        };
+        for (script, process) in &self.processes {
+            let names = process.borrow().engines.clone();
+            for name in names.iter().filter(|n| engines.contains(n)) {
+                eprintln!("  memory: {name}");
+                let peak = python::peak_memory(
+                    &self.python,
+                    script,
+                    name,
+                    &spec,
+                    &self.dir,
+                    memory::PEAK_STEPS,
+                );
+                match peak {
+                    Ok(Some(p)) => peaks.push((name.clone(), Ok(p))),
+                    Ok(None) => {}
+                    Err(e) => peaks.push((name.clone(), Err(e.to_string()))),
+                }
+            }
+        }
+        peaks
+    }
+}
+
+impl Drop for Python {
+    /// The inputs are scratch: a failure to delete them leaves a temporary directory.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What measures a row: the settings, the data, the Python peers.
+struct Bench<'a> {
+    settings: &'a Settings,
+    data: &'a Dataset,
+    python: Option<Python>,
+}
+
+impl Bench<'_> {
+    /// Measures `w` in the engines `wanted` accepts (by name): loss checks, round-robin
+    /// timing, and (for the workloads that measure it, when the settings do) peak memory.
+    fn row(&self, w: &Workload, wanted: &dyn Fn(&str) -> bool) -> Row {
+        let mut row = Row {
+            workload: *w,
+            entries: Vec::new(),
+            checks: Vec::new(),
+            peaks: Vec::new(),
+        };
+        let config = w.config(&self.settings.config);
+        let mut run = Run {
+            config: &config,
+            reference: None,
+        };
+        let mut engines: Vec<Built> = vec![built("kiln fused", w.kiln(true, self.data))];
+        if w.runs_unfused() && wanted("kiln unfused") {
+            engines.push(built("kiln unfused", w.kiln(false, self.data)));
+        }
+        #[cfg(feature = "peers")]
+        for p in rust_peers().into_iter().filter(|p| wanted(p.name())) {
+            if let Some(engine) = p.engine(w, self.data) {
+                engines.push(built(p.name(), engine));
+            }
+        }
+        let python_engines = (self.python.as_ref()).map_or(Vec::new(), |p| p.engines(w, self.data, wanted));
+        let python_names: Vec<String> = (python_engines.iter())
+            .filter(|(_, e)| e.is_ok())
+            .map(|(n, _)| n.clone())
+            .collect();
+        engines.extend(python_engines);
+        run.engines(w, engines, &mut row);
+        if self.settings.memory && w.measures_peak_memory() {
+            eprintln!("  memory: kiln fused");
+            let kiln = memory::measure_workload("kiln fused", w).map_err(|e| e.to_string());
+            row.peaks.push(("kiln fused".into(), kiln));
+            if let Some(p) = &self.python {
+                row.peaks.extend(p.peaks(w, self.data, &python_names));
+            }
+        }
+        row
+    }
+}
+
+/// The id of the scaling figure, for `--only`.
+pub const SCALING_ID: &str = "scaling_cifar_cnn";
+
+/// The engines of the scaling figure.
+pub const SCALING_ENGINES: [&str; 2] = ["kiln fused", "pytorch eager"];
+
 /// Runs the report.
 pub fn run(settings: Settings) -> Result<Report, BenchError> {
     let machine = Machine::read();
     let data = mnist_train()?;
+    let selected = |id: &str| settings.only.as_ref().is_none_or(|o| id.contains(o.as_str()));
     let workloads: Vec<Workload> = (workloads::all().into_iter())
-        .filter(|w| {
-            settings
-                .only
-                .as_ref()
-                .is_none_or(|o| w.id().contains(o.as_str()))
-        })
+        .filter(|w| selected(&w.id()))
         .collect();
-    if workloads.is_empty() {
+    let scaling = selected(SCALING_ID);
+    if workloads.is_empty() && !scaling {
         return Err(BenchError::Protocol(format!(
             "no workload's id contains `{}` (`kiln-bench list` shows them)",
             settings.only.as_deref().unwrap_or_default()
@@ -287,44 +469,27 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
             "candle and Burn: not built (run with `--features peers` to include them)".into(),
         );
     }
+    let python = (settings.python.as_ref()).map(|py| Python::start(py, &mut versions, &mut notes));
+    let bench = Bench {
+        settings: &settings,
+        data: &data,
+        python,
+    };
     let mut rows = Vec::new();
     for (i, w) in workloads.iter().enumerate() {
         eprintln!("[{}/{}] {}", i + 1, workloads.len(), w.id());
-        let mut row = Row {
-            workload: *w,
-            entries: Vec::new(),
-            checks: Vec::new(),
-        };
-        let mut run = Run {
-            config: &settings.config,
-            reference: None,
-        };
-        #[allow(unused_mut)] // Without the Rust peers, only kiln's engines.
-        let mut engines: Vec<(&str, Built)> = vec![
-            ("kiln fused", w.kiln(true, &data)),
-            ("kiln unfused", w.kiln(false, &data)),
-        ];
-        #[cfg(feature = "peers")]
-        for p in rust_peers() {
-            if let Some(engine) = p.engine(w, &data) {
-                engines.push((p.name(), engine));
-            }
+        rows.push(bench.row(w, &|_| true));
+    }
+    let mut scaling_rows = Vec::new();
+    if scaling {
+        for spec in workloads::scaling_specs() {
+            let w = Workload::Train(spec);
+            eprintln!("[scaling] {}", w.id());
+            scaling_rows.push(bench.row(&w, &|name| SCALING_ENGINES.contains(&name)));
         }
-        run.engines(w, engines, &mut row);
-        rows.push((row, run.reference));
     }
-    if let Some(py) = &settings.python {
-        python_peers(
-            py,
-            &workloads,
-            &data,
-            &settings.config,
-            &mut rows,
-            &mut versions,
-            &mut notes,
-        );
-    }
-    let memory = if settings.memory {
+    drop(bench);
+    let memory = if settings.memory && !workloads.is_empty() {
         (memory::engines().into_iter())
             .map(|e| {
                 eprintln!("memory: {e}");
@@ -338,126 +503,12 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
         machine,
         load_at_end: machine::load(),
         settings,
-        rows: rows.into_iter().map(|(r, _)| r).collect(),
+        rows,
+        scaling: scaling_rows,
         memory,
         versions,
         notes,
     })
-}
-
-/// Runs each installed Python peer over `workloads` and adds its results to `rows` (each with
-/// kiln fused's losses, the reference of the checks).
-fn python_peers(
-    python: &str,
-    workloads: &[Workload],
-    data: &Dataset,
-    config: &Config,
-    rows: &mut [(Row, Option<Vec<f64>>)],
-    versions: &mut Vec<(String, String)>,
-    notes: &mut Vec<String>,
-) {
-    let dir = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
-    let mut spec_written = false;
-    for script in python::SCRIPTS {
-        if !python::available(python, script.module) {
-            notes.push(format!(
-                "{}: not installed (`{python} -c \"import {}\"` failed); skipped",
-                script.module, script.module
-            ));
-            continue;
-        }
-        if !spec_written {
-            if let Err(e) = python::write_spec(&dir, workloads, data, config) {
-                notes.push(format!("Python peers: cannot write their inputs: {e}"));
-                return;
-            }
-            spec_written = true;
-        }
-        eprintln!("{}: running {}", script.module, script.file);
-        let mut on_line = |line: Line| python_line(line, config, rows, versions);
-        if let Err(e) = python::run(python, &script, &dir, &mut on_line) {
-            notes.push(format!("{}: {e}", script.module));
-        }
-    }
-    // The inputs are scratch: a failure to delete them leaves a temporary directory.
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Adds one line of a Python peer to its row.
-fn python_line(
-    line: Line,
-    config: &Config,
-    rows: &mut [(Row, Option<Vec<f64>>)],
-    versions: &mut Vec<(String, String)>,
-) {
-    let find = |rows: &[(Row, Option<Vec<f64>>)], id: &str| {
-        rows.iter().position(|(r, _)| r.workload.id() == id)
-    };
-    match line {
-        Line::Version { engine, version } => versions.push((engine, version)),
-        Line::Losses {
-            workload,
-            engine,
-            losses,
-        } => {
-            let Some(i) = find(rows, &workload) else {
-                return;
-            };
-            let (row, reference) = &mut rows[i];
-            let mut run = Run {
-                config,
-                reference: reference.clone(),
-            };
-            if let Some(why) = run.judge(&engine, &losses, row) {
-                eprintln!("  {engine:<16}not timed: {why}");
-                row.entries.push(Entry {
-                    engine,
-                    outcome: Outcome::NotTimed(why),
-                    rounds: Vec::new(),
-                });
-            }
-        }
-        Line::Seconds {
-            workload,
-            engine,
-            seconds,
-            iterations,
-        } => {
-            let Some(i) = find(rows, &workload) else {
-                return;
-            };
-            let row = &mut rows[i].0;
-            if row.entries.iter().any(|e| e.engine == engine) {
-                return; // Not timed after a mismatch: the script's times are dropped.
-            }
-            let outcome = match Summary::of(&seconds, iterations) {
-                Some(s) => {
-                    eprintln!("  {engine:<16}{}", time(s.median));
-                    Outcome::Timed(s)
-                }
-                None => Outcome::NotTimed("no finite sample".into()),
-            };
-            row.entries.push(Entry {
-                engine,
-                outcome,
-                rounds: Vec::new(),
-            });
-        }
-        Line::Skipped {
-            workload,
-            engine,
-            reason,
-        } => {
-            let Some(i) = find(rows, &workload) else {
-                return;
-            };
-            rows[i].0.entries.push(Entry {
-                engine,
-                outcome: Outcome::NotTimed(reason),
-                rounds: Vec::new(),
-            });
-        }
-    }
 }
 
 /// `seconds` with three significant digits in s, ms or µs.
@@ -488,11 +539,6 @@ fn rate(w: &Workload, seconds: f64) -> String {
     }
 }
 
-/// `a / b` as `1.23x`.
-fn ratio(a: f64, b: f64) -> String {
-    Ratio::Medians(a / b).to_string()
-}
-
 impl Report {
     /// Writes BENCHMARKS.md and the charts under the output directory.
     pub fn write(&self) -> Result<(), BenchError> {
@@ -517,6 +563,12 @@ impl Report {
             let path = charts.join(format!("{}.svg", row.workload.id()));
             chart::write(&path, &row.workload.title(), &bars).map_err(BenchError::Protocol)?;
         }
+        if !self.scaling.is_empty() {
+            let path = charts.join(format!("{SCALING_ID}.svg"));
+            let (batches, lines) = self.scaling_lines();
+            let title = "CIFAR CNN training step (SGD) against batch size";
+            chart::write_scaling(&path, title, &batches, &lines).map_err(BenchError::Protocol)?;
+        }
         // Figures measured by other commands (training accuracy, profiles) are kept by hand in
         // benches/NOTES.md and carried over below the generated part.
         let mut md = self.markdown();
@@ -534,7 +586,9 @@ impl Report {
         let mut s = String::new();
         self.header(&mut s);
         self.summary(&mut s);
+        self.scaling(&mut s);
         self.checks(&mut s);
+        self.peaks(&mut s);
         self.memory_table(&mut s);
         self.details(&mut s);
         s
@@ -552,22 +606,27 @@ impl Report {
              Generated by `{}` on {}; rerun it rather than editing this file.\n\n\
              Every figure was measured in this one run, every engine side by side. Times are \
              per iteration: the median over the samples, with the fastest and slowest sample. \
-             The engines run in this process (kiln, candle, Burn) are sampled round-robin, one \
-             sample of each per round, so a burst of load lands on all of them; a ratio \
-             between two of them is the median of the per-round ratios, followed by their \
-             interquartile range in parentheses. The Python peers (JAX, PyTorch) still run \
-             after them in a process of their own, not interleaved: a ratio to one of them is \
-             between medians, without a range. No absolute time is a claim on its own: \
+             Every engine of a workload is sampled round-robin, one \
+             sample of each per round, the Python peers (JAX, PyTorch) included: each runs in \
+             a long-lived process of its own that the report asks for one sample at a time \
+             (`benches/src/python.rs`). A burst of load thus lands on every engine of a \
+             round; a ratio between two engines is the median of the per-round ratios, \
+             followed by their interquartile range in parentheses. No absolute time is a claim on its own: \
              this is a virtual machine with neighbours, whose timings move by up to 2x from one \
              run to the next; the ratios within a run are what carries over.\n\n\
              - Machine: {} ({} logical cores), {:.0} GiB. Load averages (1, 5, 15 min): {} at \
              the start, {} at the end.\n\
              - Toolchain: {}; {}.\n\
              - Timing: each engine runs {:.1} s of warm-up, then {} samples (rounds), each of \
-             as many iterations as last at least {:.0} ms. kiln runs on every core (large \
+             as many iterations as last at least {:.0} ms; the large training steps on \
+             generated images take fewer samples (the Keras CNN at 224x224 and batch 32: 5; \
+             the other image models: 10; the per-workload tables give each count), and a \
+             Python peer's compile time {} samples. kiln runs on every core (large \
              kernels and GEMMs split across threads); each peer with its own defaults.\n\
              - Training steps run on a fixed batch (the first rows of MNIST-10k's training \
-             digits) from kiln's initial parameters (seed {}); the data inputs, parameters and \
+             digits; for the models of RGB images, generated images with values in [0, 1) \
+             and labels in 0..10, see `workloads::generated_images`) from kiln's initial \
+             parameters (seed {}); the data inputs, parameters and \
              optimizer state stay in each engine between steps. A peer's step is timed only \
              after its losses over its first {} steps matched kiln's within {} relative (see \
              `benches/src/trajectory.rs` for why that bound).\n\
@@ -585,6 +644,7 @@ impl Report {
             c.warm_up.as_secs_f64(),
             c.samples,
             c.min_sample.as_secs_f64() * 1e3,
+            python::COMPILE_SAMPLES,
             workloads::SEED,
             trajectory::STEPS,
             trajectory::TOLERANCE,
@@ -625,8 +685,116 @@ impl Report {
         }
     }
 
+    /// The batch sizes of the scaling figure and each engine's line.
+    fn scaling_lines(&self) -> (Vec<usize>, Vec<chart::Line>) {
+        let batches = (self.scaling.iter())
+            .map(|r| r.workload.train_spec().map_or(0, |s| s.batch))
+            .collect();
+        let lines = (SCALING_ENGINES.iter())
+            .map(|&engine| chart::Line {
+                label: engine.to_string(),
+                seconds: (self.scaling.iter())
+                    .map(|r| r.summary(engine).map(|s| s.median))
+                    .collect(),
+                peak_mib: (self.scaling.iter())
+                    .map(|r| r.peak(engine).map(|p| p.peak_kib as f64 / 1024.0))
+                    .collect(),
+            })
+            .collect();
+        (batches, lines)
+    }
+
+    fn scaling(&self, s: &mut String) {
+        if self.scaling.is_empty() {
+            return;
+        }
+        let [kiln, torch] = SCALING_ENGINES;
+        let _ = write!(
+            s,
+            "\n## How cost grows with the batch: the CIFAR CNN\n\n\
+             <a id=\"{SCALING_ID}\"></a>![{SCALING_ID}](docs/bench/{SCALING_ID}.svg)\n\n\
+             The CIFAR CNN's training step (3x32x32 generated images; conv 64, 64, pool, conv \
+             128, 128, pool, all 3x3 with padding 1; dense 256; dense 10; SGD lr 0.1) at each \
+             batch size, in {kiln} and {torch}, sampled round-robin as every row (samples \
+             below), each checked against kiln's losses first. Peak memory is each engine's \
+             peak resident set in a process of its own running {} steps (the process before \
+             building the step, in parentheses: the binary and MNIST for kiln, the interpreter \
+             with PyTorch imported for PyTorch).\n\n\
+             | batch | {kiln} | {torch} | {torch} / {kiln} | per example, {kiln} | per example, {torch} | peak, {kiln} | peak, {torch} | samples |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+            memory::PEAK_STEPS,
+        );
+        let mib = |p: Option<&Peak>| {
+            p.map_or("n/a".into(), |p| {
+                format!("{:.0} MiB ({:.0})", p.peak_kib as f64 / 1024.0, p.start_kib as f64 / 1024.0)
+            })
+        };
+        for row in &self.scaling {
+            let batch = row.workload.train_spec().map_or(0, |s| s.batch);
+            let cell = |e: &str| row.summary(e).map_or("not timed".into(), |t| time(t.median));
+            let per = |e: &str| {
+                row.summary(e)
+                    .map_or(String::new(), |t| time(t.median / batch.max(1) as f64))
+            };
+            let r = row.ratio(torch, kiln).map_or(String::new(), |r| r.to_string());
+            let samples = row.summary(kiln).map_or(0, |t| t.samples);
+            let _ = writeln!(
+                s,
+                "| {batch} | {} | {} | {r} | {} | {} | {} | {} | {samples} |",
+                cell(kiln),
+                cell(torch),
+                per(kiln),
+                per(torch),
+                mib(row.peak(kiln)),
+                mib(row.peak(torch)),
+            );
+        }
+        for row in &self.scaling {
+            for e in &row.entries {
+                if let Outcome::NotTimed(why) = &e.outcome {
+                    let _ = writeln!(s, "\n{} at {}: not timed: {why}", e.engine, row.workload.title());
+                }
+            }
+        }
+    }
+
+    fn peaks(&self, s: &mut String) {
+        let rows: Vec<&Row> = self.rows.iter().filter(|r| !r.peaks.is_empty()).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = write!(
+            s,
+            "\n## Peak memory of the larger training steps\n\n\
+             Each engine's peak resident set (`VmHWM`) in a process of its own that builds the \
+             step and runs {} steps: for kiln a child of this binary, for a Python peer a \
+             fresh process of its script (torch.compile's compiler workers are processes of \
+             their own and not counted). \"At start\" is the process before it built the \
+             step: the binary with MNIST loaded for kiln, the interpreter with its framework \
+             imported for the Python peers.\n\n\
+             | training step | engine | peak resident | at start | above start |\n|---|---|---|---|---|\n",
+            memory::PEAK_STEPS,
+        );
+        let mib = |kib: u64| format!("{:.0} MiB", kib as f64 / 1024.0);
+        for row in rows {
+            for (engine, peak) in &row.peaks {
+                let title = row.workload.title();
+                let _ = match peak {
+                    Ok(p) => writeln!(
+                        s,
+                        "| {title} | {engine} | {} | {} | {} |",
+                        mib(p.peak_kib),
+                        mib(p.start_kib),
+                        mib(p.peak_kib.saturating_sub(p.start_kib))
+                    ),
+                    Err(e) => writeln!(s, "| {title} | {engine} | failed: {e} | | |"),
+                };
+            }
+        }
+    }
+
     fn checks(&self, s: &mut String) {
-        let checks: Vec<(&Row, &Check)> = (self.rows.iter())
+        let checks: Vec<(&Row, &Check)> = (self.rows.iter().chain(&self.scaling))
             .flat_map(|r| r.checks.iter().map(move |c| (r, c)))
             .collect();
         if checks.is_empty() {
@@ -698,9 +866,9 @@ impl Report {
         s.push_str("\n## Per workload\n");
         for row in &self.rows {
             let w = &row.workload;
-            let best = row.best_peer().map(|(_, t)| t);
+            let best = row.best_peer().map(|(name, _)| name);
             let rated = w.throughput().is_some();
-            let mut head = vec!["engine", "median", "min", "max"];
+            let mut head = vec!["engine", "median", "min", "max", "samples x iterations"];
             if rated {
                 head.push("rate");
             }
@@ -720,14 +888,15 @@ impl Report {
                 match &e.outcome {
                     Outcome::Timed(t) => {
                         cells.extend([time(t.median), time(t.min), time(t.max)]);
+                        cells.push(format!("{} x {}", t.samples, t.iterations));
                         if rated {
                             cells.push(rate(w, t.median));
                         }
-                        cells.push(
-                            (row.ratio(&e.engine, "kiln fused"))
-                                .map_or(String::new(), |r| r.to_string()),
-                        );
-                        cells.push(best.map_or(String::new(), |b| ratio(t.median, b)));
+                        let to = |other: &str| {
+                            (row.ratio(&e.engine, other)).map_or(String::new(), |r| r.to_string())
+                        };
+                        cells.push(to("kiln fused"));
+                        cells.push(best.map_or(String::new(), to));
                     }
                     Outcome::NotTimed(why) => {
                         cells.push(format!("not timed: {why}"));

@@ -5,12 +5,13 @@
 //! so a workload means the same thing everywhere.
 
 use crate::data::{Batch, batch, values};
+use crate::harness::Config;
 use crate::{BenchError, Engine};
 use kiln_compiler::optim::Optimizer;
 use kiln_compiler::train::{gradients, train_step};
 use kiln_compiler::{Array, DType, Graph};
 use kiln_frontend::GraphBuilder;
-use kiln_frontend::layers::Layers;
+use kiln_frontend::layers::{Conv2d, Layers};
 use kiln_frontend::losses::{Reduction, cross_entropy};
 use kiln_frontend::models::{BUILTINS, Mode, Settings, builtin, mlp};
 use kiln_frontend::{Model, Tensor};
@@ -55,6 +56,29 @@ pub enum Net {
     /// with zeros to 32x32, a row per step), 128 hidden units, a linear classifier of the
     /// last hidden state.
     Lstm32,
+    /// The CNN of the course's Keras example (kiln's built-in `cnn`: conv 32, 64, 128 of 3x3
+    /// unpadded, each with ReLU and a 2x2 max pool; dense 128 with ReLU; dense 10) on
+    /// generated RGB images of `side` x `side`.
+    KerasCnn {
+        /// The images' height and width (224 in the report).
+        side: usize,
+    },
+    /// The CIFAR-sized CNN: conv 64, 64, 2x2 max pool, conv 128, 128, 2x2 max pool (all 3x3
+    /// with padding 1, each with ReLU); dense 256 with ReLU; dense 10; on generated RGB
+    /// images of `side` x `side`.
+    CifarCnn {
+        /// The images' height and width (32 in the report; a multiple of 4).
+        side: usize,
+    },
+    /// ResNet-18's layout for small images, batch norm in training mode: a 3x3 stem of 64
+    /// channels (stride 1, no bias) with batch norm and ReLU; four stages of two basic blocks
+    /// of 64, 128, 256 and 512 channels (the first block of stages 2 to 4 with stride 2 and a
+    /// 1x1 stride-2 convolution with batch norm as its shortcut); global average pooling;
+    /// linear 10; on generated RGB images of `side` x `side`.
+    ResNet18 {
+        /// The images' height and width (32 in the report).
+        side: usize,
+    },
 }
 
 impl Net {
@@ -64,6 +88,20 @@ impl Net {
             Net::Mlp(sizes) => format!("mlp_{}", join(sizes, "_")),
             Net::Builtin(name) => name.to_string(),
             Net::Lstm32 => "lstm_32x32".into(),
+            Net::KerasCnn { side } => format!("keras_cnn_{side}"),
+            Net::CifarCnn { side } => format!("cifar_cnn_{side}"),
+            Net::ResNet18 { side } => format!("resnet18_{side}"),
+        }
+    }
+
+    /// The shape of one generated image, `[3, side, side]`, for the models trained on
+    /// generated images; `None` for those trained on MNIST.
+    pub fn image(self) -> Option<[usize; 3]> {
+        match self {
+            Net::KerasCnn { side } | Net::CifarCnn { side } | Net::ResNet18 { side } => {
+                Some([3, side, side])
+            }
+            _ => None,
         }
     }
 
@@ -75,6 +113,9 @@ impl Net {
             Net::Builtin("lstm") => "LSTM".into(),
             Net::Builtin(name) => name.into(),
             Net::Lstm32 => "LSTM (input 32, hidden 128, 32 steps)".into(),
+            Net::KerasCnn { side } => format!("Keras CNN {side}x{side}"),
+            Net::CifarCnn { side } => format!("CIFAR CNN {side}x{side}"),
+            Net::ResNet18 { side } => format!("ResNet-18 layout {side}x{side}"),
         }
     }
 }
@@ -84,7 +125,8 @@ fn join(sizes: &[usize], sep: &str) -> String {
     parts.join(sep)
 }
 
-/// A training step: a model, a batch size and an optimizer, on MNIST.
+/// A training step: a model, a batch size and an optimizer, on MNIST or (the image models of
+/// [`Net::image`]) on generated images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrainSpec {
     /// The model.
@@ -128,6 +170,18 @@ impl TrainSpec {
                     .ok_or_else(|| BenchError::build(name, "no such built-in model"))?
             }
             Net::Lstm32 => lstm_32x32(self.batch),
+            Net::KerasCnn { side } => {
+                let settings = Settings {
+                    batch: self.batch,
+                    mode: Mode::Train,
+                    input: vec![3, side, side],
+                    ..Settings::default()
+                };
+                builtin("cnn", &settings)
+                    .ok_or_else(|| BenchError::build("cnn", "no such built-in model"))?
+            }
+            Net::CifarCnn { side } => cifar_cnn(self.batch, side),
+            Net::ResNet18 { side } => resnet18(self.batch, side),
         };
         built.map_err(|e| BenchError::build(self.id(), e))
     }
@@ -147,6 +201,15 @@ impl TrainSpec {
         Ok((model, step))
     }
 
+    /// The batch every engine trains on: the first `batch` rows of `data` (MNIST), or for
+    /// the image models [`generated_images`].
+    pub fn data(&self, data: &Dataset) -> Batch {
+        match self.net.image() {
+            Some(image) => generated_images(self.batch, image.iter().product(), SEED),
+            None => batch(data, 0, self.batch),
+        }
+    }
+
     /// The training step compiled by kiln, initialized with [`SEED`], bound to `batch`.
     pub fn kiln(&self, fuse: bool, batch: &Batch) -> Result<KilnProgram, BenchError> {
         let (model, step) = self.step_graph()?;
@@ -158,6 +221,19 @@ impl TrainSpec {
         }
         KilnProgram::new(&self.id(), &step, fuse, data, &state, true)
     }
+}
+
+/// `rows` generated images of `features` values each, every value in `[0, 1)`, and their
+/// labels in `0..10`, drawn from `seed` (xorshift): the same batch on every run.
+pub fn generated_images(rows: usize, features: usize, seed: u64) -> Batch {
+    let x = (values(rows * features, seed.wrapping_add(100)).into_iter())
+        .map(|v| (v + 1.0) * 0.5)
+        .map(|v| if v < 1.0 { v } else { 0.0 })
+        .collect();
+    let labels = (values(rows, seed.wrapping_add(101)).into_iter())
+        .map(|v| (((v + 1.0) * 5.0) as i32).clamp(0, 9))
+        .collect();
+    Batch { x, labels }
 }
 
 /// `x` and `labels` of `batch` as kiln arrays, `x` in the shape of the graph `g`'s input `x`
@@ -267,6 +343,88 @@ fn lstm_32x32(batch: usize) -> Result<Model, kiln_frontend::BuildError> {
     b.finish_model()
 }
 
+/// The CIFAR-sized CNN of [`Net::CifarCnn`] over `batch` images of `3 x side x side`.
+fn cifar_cnn(batch: usize, side: usize) -> Result<Model, kiln_frontend::BuildError> {
+    let b = GraphBuilder::new("cifar_cnn");
+    let x = b.input("x", DType::F32, [batch, 3, side, side]);
+    let labels = b.input("labels", DType::I32, [batch]);
+    let nn = Layers::new(&b, Mode::Train);
+    let mut h = x;
+    for (i, filters) in [64, 64, 128, 128].into_iter().enumerate() {
+        let conv = Conv2d::new(filters, 3).padding(1);
+        h = nn.conv2d(&format!("conv{}", i + 1), &h, conv).relu();
+        if i % 2 == 1 {
+            h = h.max_pool2d(2, 2, 0);
+        }
+    }
+    let h = nn.linear("fc1", &h.flatten_from(1), 256).relu();
+    let logits = nn.linear("fc2", &h, 10);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    b.finish_model()
+}
+
+/// A convolution of `k` x `k` without bias (batch norm follows it) and its batch norm,
+/// named `<name>` and `<name>.bn`.
+fn conv_bn(nn: &Layers, name: &str, x: &Tensor, channels: usize, k: usize, stride: usize) -> Tensor {
+    let conv = Conv2d::new(channels, k)
+        .padding(k / 2)
+        .stride(stride)
+        .bias(false);
+    nn.batch_norm2d(&format!("{name}.bn"), &nn.conv2d(name, x, conv))
+}
+
+/// ResNet-18's basic block `name`: two 3x3 convolutions with batch norm (the first with
+/// `stride`), added to the input or, where the shape changes, to its 1x1 projection with
+/// batch norm (`<name>.proj`), then ReLU.
+fn basic_block(nn: &Layers, name: &str, x: &Tensor, channels: usize, stride: usize) -> Tensor {
+    let h = conv_bn(nn, &format!("{name}.conv1"), x, channels, 3, stride).relu();
+    let h = conv_bn(nn, &format!("{name}.conv2"), &h, channels, 3, 1);
+    let shortcut = if stride == 1 && x.shape()[1] == channels {
+        x.clone()
+    } else {
+        conv_bn(nn, &format!("{name}.proj"), x, channels, 1, stride)
+    };
+    (h + shortcut).relu()
+}
+
+/// The model of [`Net::ResNet18`] over `batch` images of `3 x side x side`: parameters
+/// `stem`, `stem.bn`, `layer{1..4}.{0,1}.conv{1,2}` (each with `.bn`), `layer{2..4}.0.proj`
+/// (with `.bn`), `fc`.
+fn resnet18(batch: usize, side: usize) -> Result<Model, kiln_frontend::BuildError> {
+    let b = GraphBuilder::new("resnet18");
+    let x = b.input("x", DType::F32, [batch, 3, side, side]);
+    let labels = b.input("labels", DType::I32, [batch]);
+    let nn = Layers::new(&b, Mode::Train);
+    let mut h = conv_bn(&nn, "stem", &x, 64, 3, 1).relu();
+    for (stage, channels) in [64, 128, 256, 512].into_iter().enumerate() {
+        for block in 0..2 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let name = format!("layer{}.{block}", stage + 1);
+            h = basic_block(&nn, &name, &h, channels, stride);
+        }
+    }
+    let logits = nn.linear("fc", &h.mean(&[2, 3]), 10);
+    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
+    b.finish_model()
+}
+
+/// The training steps on generated images: the Keras CNN at 224x224 (batch 32 and 8), the
+/// CIFAR CNN and the small ResNet at 32x32 (batch 32), all with SGD.
+fn image_specs() -> Vec<TrainSpec> {
+    [
+        (Net::KerasCnn { side: 224 }, 32),
+        (Net::KerasCnn { side: 224 }, 8),
+        (Net::CifarCnn { side: 32 }, 32),
+        (Net::ResNet18 { side: 32 }, 32),
+    ]
+    .map(|(net, batch)| TrainSpec {
+        net,
+        batch,
+        opt: Opt::Sgd,
+    })
+    .to_vec()
+}
+
 /// Every workload, in the report's order.
 pub fn all() -> Vec<Workload> {
     let mut w = vec![
@@ -277,7 +435,10 @@ pub fn all() -> Vec<Workload> {
             classes: 1000,
         },
     ];
-    let specs: Vec<TrainSpec> = mlp_specs().into_iter().chain(builtin_specs()).collect();
+    let specs: Vec<TrainSpec> = (mlp_specs().into_iter())
+        .chain(builtin_specs())
+        .chain(image_specs())
+        .collect();
     w.extend(specs.iter().map(|&s| Workload::Train(s)));
     w.extend(
         [(128, 784, 512), (512, 512, 512), (2048, 2048, 2048)].map(|(m, k, n)| Workload::Gemm {
@@ -288,6 +449,27 @@ pub fn all() -> Vec<Workload> {
     );
     w.extend(specs.iter().map(|&s| Workload::Compile(s)));
     w
+}
+
+/// The batch sizes of the report's scaling figure.
+pub const SCALING_BATCHES: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+/// The training steps of the report's scaling figure: the CIFAR CNN at each of
+/// [`SCALING_BATCHES`], with SGD.
+pub fn scaling_specs() -> Vec<TrainSpec> {
+    (SCALING_BATCHES.iter())
+        .map(|&batch| TrainSpec {
+            net: Net::CifarCnn { side: 32 },
+            batch,
+            opt: Opt::Sgd,
+        })
+        .collect()
+}
+
+/// The workload whose id is `id`: one of [`all`], or a training step of the scaling figure.
+pub fn by_id(id: &str) -> Option<Workload> {
+    let scaling = scaling_specs().into_iter().map(Workload::Train);
+    all().into_iter().chain(scaling).find(|w| w.id() == id)
 }
 
 /// The MLP 784-128-10 training step at batch 64 with SGD: the main job, the one every peer
@@ -341,6 +523,42 @@ impl Workload {
             Workload::Gemm { m, k, n } => Some(Throughput::Flops(2 * (m * k * n) as u64)),
             _ => None,
         }
+    }
+
+    /// Whether the report runs kiln unfused on it: not on the training steps of the image
+    /// models, where one kernel per primitive would take many times the fused step's time
+    /// and memory and tell nothing new.
+    pub fn runs_unfused(&self) -> bool {
+        !matches!(self, Workload::Train(s) if s.net.image().is_some())
+    }
+
+    /// At most how many samples (rounds) the report takes of it: the large training steps,
+    /// which take from a tenth of a second to seconds per step in every engine, get few.
+    pub fn max_samples(&self) -> Option<usize> {
+        let Workload::Train(s) = self else {
+            return None;
+        };
+        match s.net {
+            Net::KerasCnn { side } if side >= 128 && s.batch >= 16 => Some(5),
+            Net::KerasCnn { .. } | Net::CifarCnn { .. } | Net::ResNet18 { .. } => Some(10),
+            _ => None,
+        }
+    }
+
+    /// `config` with [`Workload::max_samples`] applied.
+    pub fn config(&self, config: &Config) -> Config {
+        Config {
+            samples: self.max_samples().map_or(config.samples, |m| config.samples.min(m)),
+            ..*config
+        }
+    }
+
+    /// Whether the report measures each engine's peak resident memory while it runs this
+    /// workload (in a process of its own): the training steps of the image models and the
+    /// LSTMs.
+    pub fn measures_peak_memory(&self) -> bool {
+        matches!(self, Workload::Train(s)
+            if s.net.image().is_some() || matches!(s.net, Net::Builtin("lstm") | Net::Lstm32))
     }
 
     /// The training step this workload runs or compiles, if any.
@@ -399,7 +617,7 @@ impl Workload {
                 let g = gemm_graph(m, k, n)?;
                 Box::new(KilnProgram::new(&id, &g, fuse, inputs, no_state, false)?)
             }
-            Workload::Train(s) => Box::new(s.kiln(fuse, &batch(data, 0, s.batch))?),
+            Workload::Train(s) => Box::new(s.kiln(fuse, &s.data(data))?),
             Workload::Compile(spec) => Box::new(CompileStep { spec, fuse }),
         })
     }
