@@ -27,16 +27,21 @@ def reply(**fields):
     _REPLIES.flush()
 
 
-def peak_kib():
-    """This process's peak resident memory (VmHWM), KiB; 0 where /proc cannot tell."""
+def status_kib(key):
+    """A field of /proc/self/status in KiB (VmHWM: the peak resident memory, VmRSS: now);
+    0 where /proc cannot tell."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def peak_kib():
+    return status_kib("VmHWM")
 
 
 def load(spec_dir, name):
@@ -120,7 +125,7 @@ def serve(framework, version, engines):
     `engines` maps an engine's name to `make(workload, spec_dir)`, which gives a function
     running one iteration (a training step returns its loss; a compile workload compiles
     anew each call), or None when the engine has no version of the workload's kind."""
-    reply(framework=framework, version=version, engines=list(engines), peak_kib=peak_kib())
+    reply(framework=framework, version=version, engines=list(engines), rss_kib=status_kib("VmRSS"))
     runners = {}
     next_handle = 0
     for line in sys.stdin:

@@ -355,7 +355,7 @@ mod candle {
                 .collect::<Result<Vec<_>>>()?;
             let vars: Vec<Var> = steps.iter().flat_map(Step::vars).collect();
             let optim = match opt {
-                Opt::Sgd => Optim::Sgd(SGD::new(vars, 0.1)?),
+                Opt::Sgd | Opt::SgdSlow => Optim::Sgd(SGD::new(vars, opt.lr())?),
                 Opt::Adam => Optim::Adam(AdamW::new(
                     vars,
                     ParamsAdamW {
@@ -595,7 +595,7 @@ mod burn_peer {
             let dev = device();
             let (net, steps) = Net::new(layers, &dev);
             let (optim, lr) = match opt {
-                Opt::Sgd => (SgdConfig::new().init(), 0.1),
+                Opt::Sgd | Opt::SgdSlow => (SgdConfig::new().init(), opt.lr()),
                 Opt::Adam => (
                     AdamConfig::new()
                         .with_beta_1(0.9)

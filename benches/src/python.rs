@@ -21,8 +21,8 @@
 //! is a failure of that request (its traceback on stderr); the process goes on.
 //!
 //! - On start, before any request, the script prints
-//!   `{"framework": F, "version": V, "engines": [E, ..], "peak_kib": K}` (its engines; `K` its
-//!   peak resident memory so far, after importing its framework).
+//!   `{"framework": F, "version": V, "engines": [E, ..], "rss_kib": K}` (its engines; `K` its
+//!   resident memory, its framework imported).
 //! - `{"op": "setup", "engine": E, "workload": W, "dir": D}`: builds engine `E`'s version of
 //!   workload `W` (inputs in directory `D`). Replies `{"handle": H}` (an integer naming it in
 //!   later requests), `{"absent": true}` (the engine has no version of this kind of workload,
@@ -105,7 +105,7 @@ pub struct PeerProcess {
     pub version: String,
     /// The engines it runs (`pytorch eager`, `pytorch compile`; `jax`).
     pub engines: Vec<String>,
-    /// Its peak resident memory when it started, KiB.
+    /// Its resident memory when it started (its framework imported), KiB.
     pub start_kib: u64,
 }
 
@@ -152,7 +152,7 @@ impl PeerProcess {
         p.engines = (hello.get("engines").and_then(Value::as_array))
             .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
             .unwrap_or_default();
-        p.start_kib = hello.get("peak_kib").and_then(Value::as_u64).unwrap_or(0);
+        p.start_kib = hello.get("rss_kib").and_then(Value::as_u64).unwrap_or(0);
         Ok(p)
     }
 
@@ -308,8 +308,8 @@ impl Drop for PyEngine {
 pub struct Peak {
     /// The process's peak resident memory while it ran the workload.
     pub peak_kib: u64,
-    /// Before it built the engine: the interpreter with its framework imported (for kiln, the
-    /// binary with the data loaded).
+    /// Resident before it built the engine: the interpreter with its framework imported (for
+    /// kiln, the binary with MNIST loaded).
     pub start_kib: u64,
 }
 
@@ -388,10 +388,11 @@ pub fn write_inputs(dir: &Path, w: &Workload, data: &Dataset) -> Result<Value, B
                 Net::CifarCnn { .. } => ("cifar_cnn", &[]),
                 Net::ResNet18 { .. } => ("resnet18", &[]),
             };
-            let (opt, lr) = match s.opt {
-                Opt::Sgd => ("sgd", 0.1),
-                Opt::Adam => ("adam", 1e-3),
+            let opt = match s.opt {
+                Opt::Sgd | Opt::SgdSlow => "sgd",
+                Opt::Adam => "adam",
             };
+            let lr = s.opt.lr();
             json!({"kind": kind, "net": net, "sizes": sizes, "batch": s.batch,
                 "image": s.net.image(), "hidden": 128,
                 "opt": opt, "lr": lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,

@@ -241,6 +241,8 @@ impl Run<'_> {
     ) -> Result<Option<String>, BenchError> {
         if let Workload::Train(_) = w {
             let losses = trajectory::losses(engine, trajectory::STEPS)?;
+            let shown: Vec<String> = losses.iter().map(|l| format!("{l:.5}")).collect();
+            eprintln!("  {name:<16}losses {}", shown.join(" "));
             return Ok(self.judge(name, &losses, row));
         }
         Ok(None)
@@ -769,7 +771,7 @@ impl Report {
              Each engine's peak resident set (`VmHWM`) in a process of its own that builds the \
              step and runs {} steps: for kiln a child of this binary, for a Python peer a \
              fresh process of its script (torch.compile's compiler workers are processes of \
-             their own and not counted). \"At start\" is the process before it built the \
+             their own and not counted). \"At start\" is what the process held before it built the \
              step: the binary with MNIST loaded for kiln, the interpreter with its framework \
              imported for the Python peers.\n\n\
              | training step | engine | peak resident | at start | above start |\n|---|---|---|---|---|\n",
