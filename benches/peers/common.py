@@ -140,12 +140,12 @@ def serve(framework, version, engines):
                 if w["kind"] in ("train", "compile") and w["net"] not in NETS:
                     reply(skipped=f"the model {w['net']} is not written for the Python peers")
                     continue
-                if w["kind"] == "compile" and w["net"] in NO_COMPILE_TIME:
-                    reply(skipped="compile time of this model not measured in the Python peers")
-                    continue
                 run = engines[name](w, req["dir"])
                 if run is None:
                     reply(absent=True)
+                    continue
+                if w["kind"] == "compile" and w["net"] in NO_COMPILE_TIME:
+                    reply(skipped="compile time of this model not measured in the Python peers")
                     continue
                 runners[next_handle] = Runner(run, w["kind"] == "train")
                 reply(handle=next_handle)

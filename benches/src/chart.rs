@@ -112,7 +112,12 @@ pub struct Line {
 
 /// Draws time per step and peak memory against `batches` (a log-2 axis), side by side, one
 /// line per engine, into the SVG file `path`.
-pub fn write_scaling(path: &Path, title: &str, batches: &[usize], lines: &[Line]) -> Result<(), String> {
+pub fn write_scaling(
+    path: &Path,
+    title: &str,
+    batches: &[usize],
+    lines: &[Line],
+) -> Result<(), String> {
     let svg = render_scaling(title, batches, lines)
         .map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
     kiln_runtime::atomic::write(path, |w| w.write_all(svg.as_bytes()))
@@ -173,7 +178,9 @@ fn render_scaling(
                 chart
                     .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
                     .label(l.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                    });
                 chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
             }
             chart
@@ -224,7 +231,10 @@ mod tests {
         let lines = [line("kiln fused", 0.01), line("pytorch eager", 0.02)];
         write_scaling(&path, "scaling", &[1, 2, 4], &lines).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.contains("pytorch eager") && svg.contains("batch size"), "{svg}");
+        assert!(
+            svg.contains("pytorch eager") && svg.contains("batch size"),
+            "{svg}"
+        );
         assert_eq!(unit(2.5), ("s", 1.0));
         assert_eq!(unit(0.02).0, "ms");
     }

@@ -115,8 +115,9 @@ fn line(engine: &str, arena: Option<u64>) -> Result<String, BenchError> {
 /// `steps` iterations; the JSON line to print, with the resident set before the engine was
 /// built (after loading MNIST, which only the MNIST models use) as `start_kib`.
 pub fn child_workload(engine: &str, id: &str, steps: usize) -> Result<String, BenchError> {
-    let w = workloads::by_id(id)
-        .ok_or_else(|| BenchError::Protocol(format!("no workload `{id}` (see `kiln-bench list`)")))?;
+    let w = workloads::by_id(id).ok_or_else(|| {
+        BenchError::Protocol(format!("no workload `{id}` (see `kiln-bench list`)"))
+    })?;
     let fuse = match engine {
         "kiln fused" => true,
         "kiln unfused" => false,
@@ -146,7 +147,9 @@ pub fn measure_workload(engine: &str, w: &Workload) -> Result<Peak, BenchError> 
             peak_kib,
             start_kib,
         }),
-        _ => Err(BenchError::Protocol(format!("unreadable memory line `{stdout}`"))),
+        _ => Err(BenchError::Protocol(format!(
+            "unreadable memory line `{stdout}`"
+        ))),
     }
 }
 
@@ -201,7 +204,10 @@ mod tests {
     fn a_workload_child_reports_its_peak() {
         let l = child_workload("kiln fused", "train_mlp_784_128_10_b64_sgd", 2).unwrap();
         let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-        let (peak, start) = (v["peak_kib"].as_u64().unwrap(), v["start_kib"].as_u64().unwrap());
+        let (peak, start) = (
+            v["peak_kib"].as_u64().unwrap(),
+            v["start_kib"].as_u64().unwrap(),
+        );
         assert!(peak >= start && start > 0, "{l}");
     }
 

@@ -150,7 +150,12 @@ impl PeerProcess {
         p.framework = s("framework").to_string();
         p.version = s("version").to_string();
         p.engines = (hello.get("engines").and_then(Value::as_array))
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         p.start_kib = hello.get("rss_kib").and_then(Value::as_u64).unwrap_or(0);
         Ok(p)
@@ -237,8 +242,7 @@ pub fn setup(
     dir: &Path,
     max_samples: Option<usize>,
 ) -> Result<Setup, BenchError> {
-    let request =
-        json!({"op": "setup", "engine": engine, "workload": workload, "dir": dir.to_string_lossy()});
+    let request = json!({"op": "setup", "engine": engine, "workload": workload, "dir": dir.to_string_lossy()});
     let v = process.borrow_mut().call(&request)?;
     if let Some(h) = v.get("handle").and_then(Value::as_u64) {
         return Ok(Setup::Ready(PyEngine {
@@ -452,15 +456,30 @@ mod tests {
             Setup::Skipped(ref why) if why.contains("no_such_net")
         ));
         // A failing request is an error, and the process goes on.
-        let e2 = p.borrow_mut().call(&json!({"op": "no such op"})).unwrap_err();
+        let e2 = p
+            .borrow_mut()
+            .call(&json!({"op": "no such op"}))
+            .unwrap_err();
         assert!(e2.to_string().contains("no such op"), "{e2}");
         assert!(p.borrow_mut().peak_kib().unwrap() > 0);
         drop(e);
-        let peak = peak_memory(py, &Script { module: "json", file: "echo_peer.py" }, "echo",
-            &spec, dir.path(), 2)
-            .unwrap()
-            .unwrap();
-        assert!(peak.peak_kib >= peak.start_kib && peak.start_kib > 0, "{peak:?}");
+        let peak = peak_memory(
+            py,
+            &Script {
+                module: "json",
+                file: "echo_peer.py",
+            },
+            "echo",
+            &spec,
+            dir.path(),
+            2,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            peak.peak_kib >= peak.start_kib && peak.start_kib > 0,
+            "{peak:?}"
+        );
     }
 
     #[test]

@@ -313,7 +313,10 @@ impl Python {
                     versions.push((name, p.version.clone()));
                     processes.push((script, Rc::new(RefCell::new(p))));
                 }
-                Err(e) => notes.push(format!("{}: cannot start {}: {e}", script.module, script.file)),
+                Err(e) => notes.push(format!(
+                    "{}: cannot start {}: {e}",
+                    script.module, script.file
+                )),
             }
         }
         Python {
@@ -355,7 +358,12 @@ impl Python {
 
     /// The peak memory of each of `engines` (Python engines' names) on `w`, each in a fresh
     /// process.
-    fn peaks(&self, w: &Workload, data: &Dataset, engines: &[String]) -> Vec<(String, Result<Peak, String>)> {
+    fn peaks(
+        &self,
+        w: &Workload,
+        data: &Dataset,
+        engines: &[String],
+    ) -> Vec<(String, Result<Peak, String>)> {
         let mut peaks = Vec::new();
         let Ok(spec) = python::write_inputs(&self.dir, w, data) else {
             return peaks;
@@ -422,7 +430,8 @@ impl Bench<'_> {
                 engines.push(built(p.name(), engine));
             }
         }
-        let python_engines = (self.python.as_ref()).map_or(Vec::new(), |p| p.engines(w, self.data, wanted));
+        let python_engines =
+            (self.python.as_ref()).map_or(Vec::new(), |p| p.engines(w, self.data, wanted));
         let python_names: Vec<String> = (python_engines.iter())
             .filter(|(_, e)| e.is_ok())
             .map(|(n, _)| n.clone())
@@ -451,7 +460,12 @@ pub const SCALING_ENGINES: [&str; 2] = ["kiln fused", "pytorch eager"];
 pub fn run(settings: Settings) -> Result<Report, BenchError> {
     let machine = Machine::read();
     let data = mnist_train()?;
-    let selected = |id: &str| settings.only.as_ref().is_none_or(|o| id.contains(o.as_str()));
+    let selected = |id: &str| {
+        settings
+            .only
+            .as_ref()
+            .is_none_or(|o| id.contains(o.as_str()))
+    };
     let workloads: Vec<Workload> = (workloads::all().into_iter())
         .filter(|w| selected(&w.id()))
         .collect();
@@ -728,17 +742,26 @@ impl Report {
         );
         let mib = |p: Option<&Peak>| {
             p.map_or("n/a".into(), |p| {
-                format!("{:.0} MiB ({:.0})", p.peak_kib as f64 / 1024.0, p.start_kib as f64 / 1024.0)
+                format!(
+                    "{:.0} MiB ({:.0})",
+                    p.peak_kib as f64 / 1024.0,
+                    p.start_kib as f64 / 1024.0
+                )
             })
         };
         for row in &self.scaling {
             let batch = row.workload.train_spec().map_or(0, |s| s.batch);
-            let cell = |e: &str| row.summary(e).map_or("not timed".into(), |t| time(t.median));
+            let cell = |e: &str| {
+                row.summary(e)
+                    .map_or("not timed".into(), |t| time(t.median))
+            };
             let per = |e: &str| {
                 row.summary(e)
                     .map_or(String::new(), |t| time(t.median / batch.max(1) as f64))
             };
-            let r = row.ratio(torch, kiln).map_or(String::new(), |r| r.to_string());
+            let r = row
+                .ratio(torch, kiln)
+                .map_or(String::new(), |r| r.to_string());
             let samples = row.summary(kiln).map_or(0, |t| t.samples);
             let _ = writeln!(
                 s,
@@ -754,7 +777,12 @@ impl Report {
         for row in &self.scaling {
             for e in &row.entries {
                 if let Outcome::NotTimed(why) = &e.outcome {
-                    let _ = writeln!(s, "\n{} at {}: not timed: {why}", e.engine, row.workload.title());
+                    let _ = writeln!(
+                        s,
+                        "\n{} at {}: not timed: {why}",
+                        e.engine,
+                        row.workload.title()
+                    );
                 }
             }
         }

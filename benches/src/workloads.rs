@@ -380,7 +380,14 @@ fn cifar_cnn(batch: usize, side: usize) -> Result<Model, kiln_frontend::BuildErr
 
 /// A convolution of `k` x `k` without bias (batch norm follows it) and its batch norm,
 /// named `<name>` and `<name>.bn`.
-fn conv_bn(nn: &Layers, name: &str, x: &Tensor, channels: usize, k: usize, stride: usize) -> Tensor {
+fn conv_bn(
+    nn: &Layers,
+    name: &str,
+    x: &Tensor,
+    channels: usize,
+    k: usize,
+    stride: usize,
+) -> Tensor {
     let conv = Conv2d::new(channels, k)
         .padding(k / 2)
         .stride(stride)
@@ -564,7 +571,9 @@ impl Workload {
     /// `config` with [`Workload::max_samples`] applied.
     pub fn config(&self, config: &Config) -> Config {
         Config {
-            samples: self.max_samples().map_or(config.samples, |m| config.samples.min(m)),
+            samples: self
+                .max_samples()
+                .map_or(config.samples, |m| config.samples.min(m)),
             ..*config
         }
     }
