@@ -95,9 +95,9 @@ fn dump_draws_the_builtin_mlp_node_for_node() {
 
 #[test]
 fn dump_lists_the_builtins_for_an_unknown_name() {
-    let out = kiln(&["dump", "vgg"], None);
+    let out = kiln(&["dump", "alexnet"], None);
     assert_eq!(out.status, Some(2));
-    insta::assert_snapshot!(out.stderr, @"error: `vgg` is neither a file nor a built-in model (built-in models: linear, linreg, logreg, mlp, lenet, inception, resnet, cnn, lstm)");
+    insta::assert_snapshot!(out.stderr, @"error: `alexnet` is neither a file nor a built-in model (built-in models: linear, linreg, logreg, mlp, lenet, inception, resnet, cnn, vgg, resnet18, lstm)");
 }
 
 #[test]

@@ -265,8 +265,8 @@ fn bad_settings_are_refused_in_one_line_before_anything_trains() {
     refused(&mnist, &["--threads", "0"], "--threads 0");
     refused(
         &mnist,
-        &["--model", "vgg"],
-        "`vgg` is neither a file nor a built-in model",
+        &["--model", "alexnet"],
+        "`alexnet` is neither a file nor a built-in model",
     );
     refused(
         &iris,

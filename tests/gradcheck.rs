@@ -18,7 +18,7 @@ use kiln::compiler::op::MNEMONICS;
 use kiln::compiler::{
     Array, BinaryOp, CmpOp, DType, Graph, InputKind, NodeId, Op, ReduceOp, Type, UnaryOp,
 };
-use kiln::frontend::layers::{Conv2d, Layers, Mode};
+use kiln::frontend::layers::{Conv2d, Layers, Lowering, Mode};
 use kiln::frontend::losses::{self, Reduction};
 use kiln::frontend::{GraphBuilder, Tensor};
 use smallvec::smallvec;
@@ -350,6 +350,20 @@ fn primitive_cases() -> Vec<Case> {
     );
     cases.push(r.case("windows", &["windows"], w));
 
+    // Windows that are whole multiples of their stride take the tiled rule (see
+    // `autodiff::tiled_windows_vjp`), here with uncovered elements at the ends (9 = 3 x 2 + 3).
+    let mut r = Raw::new(15);
+    let x = r.signed(&[2, 1, 9, 8]);
+    let w = r.op(
+        Op::Windows {
+            window: smallvec![4, 2],
+            stride: smallvec![2, 2],
+            dilation: smallvec![1, 1],
+        },
+        &[x],
+    );
+    cases.push(r.case("windows-tiled", &["windows"], w));
+
     let mut r = Raw::new(11);
     let a = r.signed(&[2, 3]);
     let b = r.signed(&[2, 1]);
@@ -543,6 +557,15 @@ fn layers_match_finite_differences() {
         layer_case("conv2d-1x1", Mode::Train, &[img(&[2, 2, 3, 3])], |nn, x| {
             nn.conv2d("c", &x[0], Conv2d::new(3, 1))
         }),
+        layer_case(
+            "conv2d-winograd",
+            Mode::Train,
+            &[img(&[2, 2, 5, 4])],
+            |nn, x| {
+                let conv = Conv2d::new(2, 3).padding(1).lowering(Lowering::Winograd);
+                nn.conv2d("c", &x[0], conv)
+            },
+        ),
         layer_case(
             "conv2d-no-bias",
             Mode::Train,

@@ -10,7 +10,7 @@ use kiln::compiler::kernel::{eval, lower};
 use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::{gradients, train_step};
 use kiln::compiler::{Array, DType, Graph, InputKind, interp};
-use kiln::frontend::layers::{Conv2d, Layers, Mode};
+use kiln::frontend::layers::{Conv2d, Layers, Lowering, Mode};
 use kiln::frontend::losses::{self, Reduction};
 use kiln::frontend::{GraphBuilder, Tensor};
 use std::collections::HashMap;
@@ -104,6 +104,19 @@ fn cases() -> Vec<Case> {
         case("conv2d-1x1", Mode::Train, &[&[2, 3, 5, 5]], |nn, x| {
             nn.conv2d("c", &x[0], Conv2d::new(4, 1).bias(false))
         }),
+        case("conv2d-winograd", Mode::Train, &[&[2, 3, 8, 8]], |nn, x| {
+            let conv = Conv2d::new(4, 3).padding(1).lowering(Lowering::Winograd);
+            nn.conv2d("c", &x[0], conv)
+        }),
+        case(
+            "conv2d-winograd-odd",
+            Mode::Train,
+            &[&[2, 3, 9, 8]],
+            |nn, x| {
+                let conv = Conv2d::new(4, 3).bias(false).lowering(Lowering::Winograd);
+                nn.conv2d("c", &x[0], conv)
+            },
+        ),
         case("max_pool2d", Mode::Train, &[&[2, 3, 9, 9]], |_, x| {
             x[0].max_pool2d(3, 2, 1)
         }),
@@ -357,4 +370,48 @@ fn dropout_drops_a_fraction_p_and_scales_the_rest() {
     let g = b.finish().unwrap();
     assert!(g.input("step_seed").is_none());
     assert_eq!(g.output("y"), g.input("x"));
+}
+
+/// Winograd's F(2x2, 3x3) computes what im2col computes, forward and backward, on even and odd
+/// output extents, with and without padding: in the interpreter, in f64, the two differ by
+/// rounding alone (the transforms' entries are exact; their sums round), far below 1e-12
+/// relative to the outputs' and gradients' magnitudes.
+#[test]
+fn winograd_convolutions_compute_what_im2col_computes() {
+    for (shape, padding) in [([2, 5, 10, 10], 1), ([1, 3, 9, 12], 0), ([3, 2, 7, 7], 2)] {
+        let run = |lowering: Lowering| {
+            let b = GraphBuilder::new("conv");
+            let x = b.input("x", DType::F64, shape);
+            let nn = Layers::new(&b, Mode::Train);
+            let conv = Conv2d::new(4, 3).padding(padding).lowering(lowering);
+            let y = nn.conv2d("c", &x, conv);
+            let r = b.constant(
+                Array::from_f64(y.shape(), Rng::new(3).vec(y.numel(), -1.0, 1.0)).unwrap(),
+            );
+            b.output("y", &y);
+            b.output("loss", &(&y * &r).sum_all());
+            let model = b.finish_model().unwrap();
+            let g = gradients(&model.graph, "loss", &["x", "c.w", "c.b"]).unwrap();
+            let n = shape.iter().product();
+            let mut values: HashMap<String, Array> =
+                model.initial_values(&model.graph, 1).into_iter().collect();
+            values.insert(
+                "x".into(),
+                Array::from_f64(shape, Rng::new(5).vec(n, -1.0, 1.0)).unwrap(),
+            );
+            interp::run(&g, &values).unwrap().outputs
+        };
+        let (winograd, im2col) = (run(Lowering::Winograd), run(Lowering::Im2col));
+        for ((name, got), (_, expected)) in winograd.iter().zip(&im2col) {
+            assert_eq!(got.shape(), expected.shape(), "{name}");
+            let (got, want) = (got.to_f64_vec(), expected.to_f64_vec());
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-12 * scale,
+                    "{shape:?} {name}[{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use kiln::compiler::optim::Optimizer;
 use kiln::compiler::train::train_step;
 use kiln::compiler::{DType, Graph};
 use kiln::frontend::GraphBuilder;
-use kiln::frontend::layers::{Conv2d, Layers, Mode};
+use kiln::frontend::layers::{Conv2d, Layers, Lowering, Mode};
 use kiln::frontend::losses::{Reduction, cross_entropy};
 use kiln::runtime::{CompileError, Executable, Options};
 
@@ -17,12 +17,18 @@ use kiln::runtime::{CompileError, Executable, Options};
 /// conv 32, 64 and 128 filters of 3x3, each with ReLU and a 2x2 max pool; dense 128 with ReLU;
 /// dense 10; softmax cross-entropy.
 fn keras_cnn(batch: usize, side: usize) -> Graph {
+    keras_cnn_with(batch, side, Lowering::Auto)
+}
+
+/// [`keras_cnn`] with its convolutions computed as `lowering` says.
+fn keras_cnn_with(batch: usize, side: usize, lowering: Lowering) -> Graph {
     let b = GraphBuilder::new("keras_cnn");
     let nn = Layers::new(&b, Mode::Train);
     let mut x = b.input("x", DType::F32, [batch, 3, side, side]);
     let labels = b.input("y", DType::I32, [batch]);
     for (i, filters) in [32, 64, 128].into_iter().enumerate() {
-        let conv = nn.conv2d(&format!("conv{i}"), &x, Conv2d::new(filters, 3));
+        let conv = Conv2d::new(filters, 3).lowering(lowering);
+        let conv = nn.conv2d(&format!("conv{i}"), &x, conv);
         x = conv.relu().max_pool2d(2, 2, 0);
     }
     let hidden = nn.linear("fc1", &x.flatten_from(1), 128).relu();
@@ -111,14 +117,18 @@ fn a_plan_over_the_limit_is_refused_naming_a_batch_that_fits() {
 /// The training step (SGD) of a CIFAR-sized CNN on `batch` images of 3x32x32: conv 64, 64,
 /// 2x2 max pool, conv 128, 128, 2x2 max pool (all 3x3 with padding 1 and ReLU); dense 256 with
 /// ReLU; dense 10; softmax cross-entropy.
-fn cifar_cnn(batch: usize) -> Graph {
+fn cifar_cnn(batch: usize, lowering: Lowering) -> Graph {
     let b = GraphBuilder::new("cifar_cnn");
     let nn = Layers::new(&b, Mode::Train);
     let mut x = b.input("x", DType::F32, [batch, 3, 32, 32]);
     let labels = b.input("y", DType::I32, [batch]);
     for (i, filters) in [64, 64, 128, 128].into_iter().enumerate() {
         x = nn
-            .conv2d(&format!("conv{i}"), &x, Conv2d::new(filters, 3).padding(1))
+            .conv2d(
+                &format!("conv{i}"),
+                &x,
+                Conv2d::new(filters, 3).padding(1).lowering(lowering),
+            )
             .relu();
         if i % 2 == 1 {
             x = x.max_pool2d(2, 2, 0);
@@ -156,7 +166,7 @@ fn measure(label: &str, g: &Graph) {
     let mut exe = None;
     for _ in 0..5 {
         drop(exe.take()); // free the last arena first
-        match Executable::compile(g, &Options::default()) {
+        match Executable::compile(g, &measure_options()) {
             Ok(e) => {
                 times.push(ms(e.stats().compile_time));
                 exe = Some(e);
@@ -217,13 +227,19 @@ fn measure(label: &str, g: &Graph) {
         .collect();
     let args: Vec<&kiln::compiler::Array> = data.iter().collect();
     let mut steps = vec![];
-    for _ in 0..4 {
+    for i in 0..4 {
+        if i == 1 && exe.profile().is_some() {
+            exe.start_profile(); // the later steps alone, without the first's page faults
+        }
         let t = std::time::Instant::now();
         exe.execute_ordered(&args).unwrap();
         steps.push(ms(t.elapsed()));
     }
     let first = steps.remove(0);
     steps.sort_by(f64::total_cmp);
+    if let Some(report) = exe.profile_report(3) {
+        println!("{label}: {report}");
+    }
     println!(
         "{label}: first step {first:.1} ms, later steps {:.1} ms (median of 3)",
         steps[1]
@@ -231,8 +247,10 @@ fn measure(label: &str, g: &Graph) {
 }
 
 /// Measures the Keras CNN's step at the batches of `KILN_MEASURE_BATCHES` (default 8 and 32),
-/// on 224x224 images (see [`measure`]; `cargo test --release --test memory_limits --
-/// --ignored --nocapture`).
+/// on 224x224 images, with every convolution by im2col and with the default lowering
+/// (Winograd's where it pays), alternately, twice (see [`measure`]; `cargo test --release
+/// --test memory_limits -- --ignored --nocapture`; `KILN_THREADS=N` sets the threads,
+/// `KILN_PROFILE=1` adds the time of each kernel).
 #[test]
 #[ignore]
 fn measure_the_keras_cnn() {
@@ -241,15 +259,42 @@ fn measure_the_keras_cnn() {
         .split(',')
         .map(|b| b.trim().parse::<usize>().unwrap())
     {
-        measure(&format!("keras cnn, batch {batch}"), &keras_cnn(batch, 224));
+        for lowering in [
+            Lowering::Im2col,
+            Lowering::Auto,
+            Lowering::Im2col,
+            Lowering::Auto,
+        ] {
+            let g = keras_cnn_with(batch, 224, lowering);
+            measure(&format!("keras cnn, batch {batch}, {lowering:?}"), &g);
+        }
     }
 }
 
-/// Measures the CIFAR-sized CNN's step at batch 32 and the MNIST MLP's, for reference (see
-/// [`measure`]).
+/// Measures the CIFAR-sized CNN's step at batch 32, im2col and default lowering alternately
+/// as [`measure_the_keras_cnn`] does, and the MNIST MLP's, for reference (see [`measure`]).
 #[test]
 #[ignore]
 fn measure_the_cifar_cnn_and_the_mlp() {
-    measure("cifar cnn, batch 32", &cifar_cnn(32));
+    for lowering in [
+        Lowering::Im2col,
+        Lowering::Auto,
+        Lowering::Im2col,
+        Lowering::Auto,
+    ] {
+        let g = cifar_cnn(32, lowering);
+        measure(&format!("cifar cnn, batch 32, {lowering:?}"), &g);
+    }
     measure("mnist mlp 784-128-10, batch 64", &mnist_mlp());
+}
+
+/// The options of [`measure`]: the defaults, or `KILN_THREADS` threads.
+fn measure_options() -> Options {
+    let threads = std::env::var("KILN_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok());
+    Options {
+        threads: threads.unwrap_or(Options::default().threads),
+        ..Options::default()
+    }
 }

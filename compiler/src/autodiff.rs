@@ -398,20 +398,16 @@ fn windows_vjp(
     dilation: &[usize],
 ) -> Result<NodeId, GradError> {
     let k = window.len();
+    if (0..k).all(|i| stride[i] > 1 && window[i].is_multiple_of(stride[i]) && dilation[i] == 1) {
+        return tiled_windows_vjp(e, xs, dy, window, stride);
+    }
     let lead = xs.len() - k;
     let ys = e.g.node(dy).ty.shape.clone();
-    let positions: Shape = ys[lead..lead + k].into();
-    let mut total = None;
-    let mut offset: Shape = smallvec![0; k];
-    loop {
-        let mut start: Shape = smallvec![0; ys.len()];
-        let mut end = ys.clone();
-        for i in 0..k {
-            start[lead + k + i] = offset[i];
-            end[lead + k + i] = offset[i] + 1;
-        }
-        let step = smallvec![1; ys.len()];
-        let part = e.add(Op::Slice { start, end, step }, &[dy])?;
+    let mut part_shape: Shape = ys[..lead].into();
+    part_shape.extend_from_slice(&ys[lead..lead + k]);
+    let ones: Shape = smallvec![1; k];
+    sum_over(e, window, |e, offset| {
+        let part = offset_slice(e, dy, &ys, lead, offset, &ones)?;
         let part = e.add(Op::Reshape(ys[..lead + k].into()), &[part])?;
         let mut low: Shape = smallvec![0; xs.len()];
         let mut interior: Shape = smallvec![0; xs.len()];
@@ -419,26 +415,112 @@ fn windows_vjp(
             low[lead + i] = offset[i] * dilation[i];
             interior[lead + i] = stride[i] - 1;
         }
-        let mut part_shape: Shape = ys[..lead].into();
-        part_shape.extend_from_slice(&positions);
-        let placed = e.pad_into(part, &low, &interior, &part_shape, xs)?;
-        total = Some(match total {
-            Some(t) => e.binary(BinaryOp::Add, t, placed)?,
-            None => placed,
-        });
-        // Next window offset, last axis fastest.
-        let mut i = k;
+        e.pad_into(part, &low, &interior, &part_shape, xs)
+    })
+}
+
+/// The gradient of a window view whose windows are whole multiples of their stride (4x4
+/// windows every 2 elements, say), without dilation: each window is `window / stride` tiles
+/// of `stride` elements per axis, and the windows' tiles at one tile offset `q` are a tiling
+/// of `x` shifted by `q stride`, a reshape and a permutation. So the gradient sums, for each
+/// tile offset, `dy`'s elements at that offset laid out as the tiling (padded by whole tiles
+/// to `x`'s extent in tiles): `(window / stride)^k` plain shifted reads per element, where
+/// the general rule sums `window^k` reads spaced `stride` apart, each testing its position.
+fn tiled_windows_vjp(
+    e: &mut Emit<'_>,
+    xs: &[usize],
+    dy: NodeId,
+    window: &[usize],
+    stride: &[usize],
+) -> Result<NodeId, GradError> {
+    let k = window.len();
+    let lead = xs.len() - k;
+    let ys = e.g.node(dy).ty.shape.clone();
+    let positions = &ys[lead..lead + k];
+    let tiles: Shape = (0..k).map(|i| window[i] / stride[i]).collect();
+    // Tiles per axis that the windows cover.
+    let covered: Shape = (0..k).map(|i| positions[i] + tiles[i] - 1).collect();
+    // [lead.., P1, s1, P2, s2, ..]: each position axis followed by its offsets in a tile.
+    let mut perm: Axes = (0..lead).collect();
+    for i in 0..k {
+        perm.extend([lead + i, lead + k + i]);
+    }
+    let total = sum_over(e, &tiles, |e, q| {
+        let offset: Shape = (0..k).map(|i| q[i] * stride[i]).collect();
+        let part = offset_slice(e, dy, &ys, lead, &offset, stride)?;
+        let part = e.add(Op::Permute(perm.clone()), &[part])?;
+        let mut low: Shape = smallvec![0; lead + 2 * k];
+        let mut high: Shape = smallvec![0; lead + 2 * k];
+        for i in 0..k {
+            low[lead + 2 * i] = q[i];
+            high[lead + 2 * i] = covered[i] - positions[i] - q[i];
+        }
+        let interior = smallvec![0; lead + 2 * k];
+        let op = Op::Pad {
+            low,
+            high,
+            interior,
+            value: 0.0,
+        };
+        e.add(op, &[part])
+    })?;
+    // [lead.., covered1 s1, covered2 s2, ..], then zeros up to x's extents.
+    let mut flat: Shape = ys[..lead].into();
+    flat.extend((0..k).map(|i| covered[i] * stride[i]));
+    let flat_node = e.add(Op::Reshape(flat.clone()), &[total])?;
+    if flat[..] == xs[..] {
+        return Ok(flat_node);
+    }
+    let zeros: Shape = smallvec![0; xs.len()];
+    e.pad_into(flat_node, &zeros, &zeros, &flat, xs)
+}
+
+/// The elements `offset[i]..offset[i] + len[i]` of each window axis of `dy` (shape `ys`, its
+/// window axes the last `offset.len()`, after `lead` batch and as many position axes).
+fn offset_slice(
+    e: &mut Emit<'_>,
+    dy: NodeId,
+    ys: &[usize],
+    lead: usize,
+    offset: &[usize],
+    len: &[usize],
+) -> Result<NodeId, GradError> {
+    let k = offset.len();
+    let mut start: Shape = smallvec![0; ys.len()];
+    let mut end: Shape = ys.into();
+    for i in 0..k {
+        start[lead + k + i] = offset[i];
+        end[lead + k + i] = offset[i] + len[i];
+    }
+    let step = smallvec![1; ys.len()];
+    e.add(Op::Slice { start, end, step }, &[dy])
+}
+
+/// The sum of `term(e, o)` over every offset `o` in `extents` (row-major, last axis fastest);
+/// every extent is at least 1.
+fn sum_over(
+    e: &mut Emit<'_>,
+    extents: &[usize],
+    mut term: impl FnMut(&mut Emit<'_>, &[usize]) -> Result<NodeId, GradError>,
+) -> Result<NodeId, GradError> {
+    let mut offset: Shape = smallvec![0; extents.len()];
+    let mut total = term(e, &offset)?;
+    loop {
+        // Next offset, last axis fastest; done once every axis wraps.
+        let mut i = extents.len();
         loop {
             if i == 0 {
-                return Ok(total.expect("a window has at least one element"));
+                return Ok(total);
             }
             i -= 1;
             offset[i] += 1;
-            if offset[i] < window[i] {
+            if offset[i] < extents[i] {
                 break;
             }
             offset[i] = 0;
         }
+        let next = term(e, &offset)?;
+        total = e.binary(BinaryOp::Add, total, next)?;
     }
 }
 

@@ -24,7 +24,10 @@
 //! ReLU and max pooling), `inception` (a small CNN around one GoogLeNet block), `resnet` (a
 //! small CNN of residual blocks with batch norm), `cnn` (the CNN of the course's Keras example,
 //! made for 224x224 images: three 3x3 convolutions of 32, 64 and 128 filters, each with ReLU
-//! and a 2x2 max pool, then dense 128) and `lstm` (an image's rows as a sequence). `lenet`,
+//! and a 2x2 max pool, then dense 128), `vgg` (a small VGG for CIFAR-sized 32x32 images:
+//! 3x3 convolutions of 64, 64, 128 and 128 filters, pooled after each pair, then dense 256),
+//! `resnet18` (ResNet-18's layout with batch norm, as it is trained on 32x32 images: no
+//! pooling stem) and `lstm` (an image's rows as a sequence). `lenet`,
 //! `inception` and `resnet` are sized for a training step of about a millisecond at batch 64 on
 //! two cores on MNIST.
 
@@ -45,6 +48,8 @@ pub const BUILTINS: &[&str] = &[
     "inception",
     "resnet",
     "cnn",
+    "vgg",
+    "resnet18",
     "lstm",
 ];
 
@@ -126,6 +131,8 @@ pub fn builtin(name: &str, settings: &Settings) -> Option<Result<Model, BuildErr
         "inception" => &|nn, x| inception(nn, x, out),
         "resnet" => &|nn, x| resnet(nn, x, out),
         "cnn" => &|nn, x| cnn(nn, x, out),
+        "vgg" => &|nn, x| vgg(nn, x, out),
+        "resnet18" => &|nn, x| resnet18(nn, x, out),
         "lstm" => &|nn, x| lstm(nn, x, width, out),
         _ => return None,
     };
@@ -258,6 +265,44 @@ fn cnn(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
     }
     let h = nn.linear("fc1", &h.flatten_from(1), 128).relu();
     nn.linear("fc2", &h, out)
+}
+
+/// A small VGG for CIFAR-sized images: two pairs of padded 3x3 convolutions (64 then 128
+/// filters, each with ReLU), each pair followed by a 2x2 max pool, flattened into a dense
+/// layer of 256 units with ReLU, and a linear head (parameters `conv1` to `conv4`, `fc1`,
+/// `fc2`).
+fn vgg(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
+    let mut h = x.clone();
+    for (i, filters) in [64, 64, 128, 128].into_iter().enumerate() {
+        let conv = Conv2d::new(filters, 3).padding(1);
+        h = conv_relu(nn, &format!("conv{}", i + 1), &h, conv);
+        if i % 2 == 1 {
+            h = h.max_pool2d(2, 2, 0);
+        }
+    }
+    let h = nn.linear("fc1", &h.flatten_from(1), 256).relu();
+    nn.linear("fc2", &h, out)
+}
+
+/// ResNet-18's layout as it is trained on 32x32 images: a 3x3 stem of 64 channels with batch
+/// norm and no pooling, four stages of two residual blocks (64, 128, 256 and 512 channels;
+/// the first block of each later stage strided by 2), global average pooling and a linear
+/// head (parameters `stem`, `layer1.0` to `layer4.1`, `fc`).
+fn resnet18(nn: &Layers, x: &Tensor, out: usize) -> Tensor {
+    let mut h = conv_bn(nn, "stem", x, 64, 1).relu();
+    for (stage, channels) in [64, 128, 256, 512].into_iter().enumerate() {
+        for block in 0..2 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            h = residual(
+                nn,
+                &format!("layer{}.{block}", stage + 1),
+                &h,
+                channels,
+                stride,
+            );
+        }
+    }
+    nn.linear("fc", &h.mean(&[2, 3]), out)
 }
 
 /// A convolution followed by ReLU.

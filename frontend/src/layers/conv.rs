@@ -1,7 +1,7 @@
 //! Convolution and pooling over NCHW images, as window views: a convolution is a window view
 //! laid out as rows (im2col) times the kernel matrix, a pooling a reduction over each window.
 
-use super::{Layers, rank_error};
+use super::{Layers, rank_error, winograd};
 use crate::Tensor;
 use kiln_compiler::TypeErrorKind;
 
@@ -19,7 +19,28 @@ pub struct Conv2d {
     pub padding: usize,
     /// Whether a bias per output channel is added.
     pub bias: bool,
+    /// How the convolution is computed.
+    pub lowering: Lowering,
 }
+
+/// How a convolution is computed from primitives. The result is the same up to rounding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lowering {
+    /// [`Lowering::Winograd`] where it applies and pays, [`Lowering::Im2col`] elsewhere.
+    #[default]
+    Auto,
+    /// One matrix product of the kernels and the windows laid out as columns.
+    Im2col,
+    /// Winograd's F(2x2, 3x3): 2.25 times fewer multiplies, for 3x3 kernels at stride 1
+    /// (others fall back to im2col).
+    Winograd,
+}
+
+/// The fewest input and output channels for which [`Lowering::Auto`] picks Winograd's
+/// algorithm. Its transforms move memory in proportion to the channels, in and out, where the
+/// multiplies it saves grow with their product: with fewer channels the transforms cost more
+/// than they save (measured in `benches/NOTES.md`, "Winograd convolutions").
+const WINOGRAD_MIN_CHANNELS: usize = 64;
 
 impl Conv2d {
     /// `out_channels` kernels of `kernel x kernel`, stride 1, no padding, with a bias.
@@ -30,6 +51,22 @@ impl Conv2d {
             stride: 1,
             padding: 0,
             bias: true,
+            lowering: Lowering::Auto,
+        }
+    }
+
+    /// The same convolution, computed as `lowering` says.
+    pub fn lowering(self, lowering: Lowering) -> Conv2d {
+        Conv2d { lowering, ..self }
+    }
+
+    /// Whether a convolution of `channels` input channels is computed by Winograd's algorithm.
+    fn winograd(&self, channels: usize) -> bool {
+        let fits = self.kernel == 3 && self.stride == 1;
+        match self.lowering {
+            Lowering::Auto => fits && channels.min(self.out_channels) >= WINOGRAD_MIN_CHANNELS,
+            Lowering::Winograd => fits,
+            Lowering::Im2col => false,
         }
     }
 
@@ -67,6 +104,7 @@ impl Layers<'_> {
             stride,
             padding: p,
             bias,
+            ..
         } = conv;
         let fan_in = c * k * k;
         let w = self.fan_in_param(&format!("{name}.w"), x, &[oc, c, k, k], fan_in);
@@ -75,6 +113,14 @@ impl Layers<'_> {
         } else {
             x.clone()
         };
+        if conv.winograd(c) {
+            let mut y = winograd::conv3x3(self, &padded, &w);
+            if bias {
+                let b = self.fan_in_param(&format!("{name}.b"), x, &[oc], fan_in);
+                y = y + b.reshape(&[oc as isize, 1, 1]);
+            }
+            return y;
+        }
         let windows = padded.windows(&[k, k], &[stride, stride], &[1, 1]);
         let &[_, _, oh, ow, _, _] = windows.shape() else {
             return windows;

@@ -15,13 +15,15 @@ mod conv;
 mod embedding;
 mod norm;
 mod recurrent;
+mod winograd;
 
-pub use conv::Conv2d;
+pub use conv::{Conv2d, Lowering};
 pub use recurrent::Recurrent;
 
 use crate::{GraphBuilder, Init, Tensor};
 use kiln_compiler::{DType, TypeErrorKind};
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 /// The name of the data input (an `i32[]`) that seeds a training graph's random layers; the
 /// trainer feeds a new value every step.
@@ -62,6 +64,9 @@ pub struct Layers<'b> {
     seed: RefCell<Option<Tensor>>,
     /// The next random stream to hand out.
     streams: Cell<u32>,
+    /// Constants the layers share (Winograd's transforms), by name and dtype: declared once
+    /// per graph, however many layers read them.
+    constants: RefCell<HashMap<(&'static str, DType), Tensor>>,
 }
 
 impl<'b> Layers<'b> {
@@ -72,7 +77,19 @@ impl<'b> Layers<'b> {
             mode,
             seed: RefCell::new(None),
             streams: Cell::new(0),
+            constants: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// The constant `name` of `dtype`, made by `make` the first time it is asked for.
+    fn shared_constant(
+        &self,
+        name: &'static str,
+        dtype: DType,
+        make: impl FnOnce() -> Tensor,
+    ) -> Tensor {
+        let mut constants = self.constants.borrow_mut();
+        constants.entry((name, dtype)).or_insert_with(make).clone()
     }
 
     /// The builder the layers declare their parameters and state in.
