@@ -186,6 +186,8 @@ fn built(name: &str, engine: Result<Box<dyn Engine>, BenchError>) -> Built {
 /// The loss trajectories, then the round-robin timing, of a workload's engines.
 struct Run<'a> {
     config: &'a Config,
+    /// The largest relative difference of losses accepted.
+    tolerance: f64,
     /// kiln fused's losses, the reference of every check.
     reference: Option<Vec<f64>>,
 }
@@ -258,7 +260,7 @@ impl Run<'_> {
         let Some(reference) = &self.reference else {
             return Some("kiln fused gave no losses to compare with".into());
         };
-        let verdict = trajectory::compare(reference, losses);
+        let verdict = trajectory::compare_within(reference, losses, self.tolerance);
         row.checks.push(Check {
             engine: name.into(),
             verdict: verdict.clone(),
@@ -418,6 +420,7 @@ impl Bench<'_> {
         let config = w.config(&self.settings.config);
         let mut run = Run {
             config: &config,
+            tolerance: w.tolerance(),
             reference: None,
         };
         let mut engines: Vec<Built> = vec![built("kiln fused", w.kiln(true, self.data))];
@@ -730,14 +733,15 @@ impl Report {
             "\n## How cost grows with the batch: the CIFAR CNN\n\n\
              <a id=\"{SCALING_ID}\"></a>![{SCALING_ID}](docs/bench/{SCALING_ID}.svg)\n\n\
              The CIFAR CNN's training step (3x32x32 generated images; conv 64, 64, pool, conv \
-             128, 128, pool, all 3x3 with padding 1; dense 256; dense 10; SGD lr 0.1) at each \
+             128, 128, pool, all 3x3 with padding 1; dense 256; dense 10; SGD lr {}) at each \
              batch size, in {kiln} and {torch}, sampled round-robin as every row (samples \
              below), each checked against kiln's losses first. Peak memory is each engine's \
-             peak resident set in a process of its own running {} steps (the process before \
-             building the step, in parentheses: the binary and MNIST for kiln, the interpreter \
-             with PyTorch imported for PyTorch).\n\n\
+             peak resident set in a process of its own running {} steps (in parentheses, what \
+             the process held before building the step: the binary and MNIST for kiln, the \
+             interpreter with PyTorch imported for PyTorch).\n\n\
              | batch | {kiln} | {torch} | {torch} / {kiln} | per example, {kiln} | per example, {torch} | peak, {kiln} | peak, {torch} | samples |\n\
              |---|---|---|---|---|---|---|---|---|\n",
+            (workloads::scaling_specs().first()).map_or(0.0, |s| s.opt.lr()),
             memory::PEAK_STEPS,
         );
         let mib = |p: Option<&Peak>| {
@@ -840,14 +844,20 @@ impl Report {
             trajectory::TOLERANCE
         );
         for (row, c) in checks {
+            let tolerance = row.workload.tolerance();
+            let within = if tolerance == trajectory::TOLERANCE {
+                String::new()
+            } else {
+                format!(" (tolerance {tolerance:.0e} for this model, see `Workload::tolerance`)")
+            };
             let verdict = match &c.verdict {
-                Verdict::Match(d) => format!("match, largest difference {d:.1e}"),
+                Verdict::Match(d) => format!("match, largest difference {d:.1e}{within}"),
                 Verdict::Mismatch {
                     step,
                     reference,
                     other,
                 } => format!(
-                    "**mismatch** at step {step}: {other:.6} against kiln's {reference:.6}; not timed"
+                    "**mismatch** at step {step}: {other:.6} against kiln's {reference:.6}; not timed{within}"
                 ),
             };
             let _ = writeln!(s, "| {} | {} | {verdict} |", row.workload.title(), c.engine);

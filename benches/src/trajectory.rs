@@ -67,9 +67,14 @@ pub fn relative(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Compares `other` against `reference` step by step; a trajectory of another length
-/// mismatches at the first missing step.
+/// Compares `other` against `reference` step by step within [`TOLERANCE`]; a trajectory of
+/// another length mismatches at the first missing step.
 pub fn compare(reference: &[f64], other: &[f64]) -> Verdict {
+    compare_within(reference, other, TOLERANCE)
+}
+
+/// [`compare`] within `tolerance`.
+pub fn compare_within(reference: &[f64], other: &[f64], tolerance: f64) -> Verdict {
     let mut worst = 0.0f64;
     for step in 0..reference.len().max(other.len()) {
         let (r, o) = (reference.get(step), other.get(step));
@@ -77,7 +82,7 @@ pub fn compare(reference: &[f64], other: &[f64]) -> Verdict {
             (Some(&r), Some(&o)) => relative(r, o),
             _ => f64::INFINITY,
         };
-        if d > TOLERANCE {
+        if d > tolerance {
             return Verdict::Mismatch {
                 step: step + 1,
                 reference: r.copied().unwrap_or(f64::NAN),
@@ -92,6 +97,13 @@ pub fn compare(reference: &[f64], other: &[f64]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wider_tolerance_accepts_more() {
+        let (a, b) = ([2.0, 1.0], [2.0, 1.004]);
+        assert!(matches!(compare(&a, &b), Verdict::Mismatch { step: 2, .. }));
+        assert!(matches!(compare_within(&a, &b, 5e-3), Verdict::Match(d) if d > 3e-3));
+    }
 
     #[test]
     fn close_trajectories_match_and_far_ones_do_not() {
