@@ -298,3 +298,19 @@ fn measure_options() -> Options {
         ..Options::default()
     }
 }
+
+/// Measures the built-in `resnet18`'s SGD step at batch 32 on 3x32x32 images (see
+/// [`measure`]).
+#[test]
+#[ignore]
+fn measure_resnet18() {
+    use kiln::frontend::models::{Settings, builtin};
+    let settings = Settings {
+        batch: 32,
+        input: vec![3, 32, 32],
+        ..Settings::default()
+    };
+    let m = builtin("resnet18", &settings).unwrap().unwrap();
+    let g = train_step(&m.graph, "loss", &Optimizer::sgd(0.01)).unwrap();
+    measure("resnet18, batch 32", &g);
+}

@@ -41,24 +41,37 @@ use super::updates::{copy_kernel, descents_in_products, in_place_updates};
 use super::views::{simplify, view_index};
 use super::{
     Buffer, BufferId, Cond, DotKernel, Expr, ExprId, Kernel, LoopKernel, Matrix, Program, Role,
-    ScatterKernel, Stage, StageKind, Store, Var,
+    ScatterKernel, Stage, StageKind, Store, Var, map_loop_buffers,
 };
 use crate::graph::{Graph, NodeId};
 use crate::op::{InputKind, Op};
 use crate::types::DType;
 use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 /// Compiles `g` to kernels: fused, or one kernel per primitive when `fuse` is false.
 pub fn lower(g: &Graph, fuse: bool) -> Program {
+    lower_reusing(g, fuse, true)
+}
+
+/// The program of [`lower`], planned without reusing the loop kernels of earlier planning
+/// attempts (see `Planned`): slower on large graphs, and the same program, which the tests
+/// check.
+pub fn lower_from_scratch(g: &Graph, fuse: bool) -> Program {
+    lower_reusing(g, fuse, false)
+}
+
+fn lower_reusing(g: &Graph, fuse: bool, reuse: bool) -> Program {
     let mut materialized = initial(g, fuse);
     let sums = match fuse {
         true => sums_of_products(g, &g.live_nodes()),
         false => HashMap::new(),
     };
     materialized.extend(sums.values());
+    let planned = RefCell::new(HashMap::new());
     loop {
-        match Planner::new(g, &materialized, &sums).plan() {
+        match Planner::new(g, &materialized, &sums, &planned).plan() {
             Ok(mut p) => {
                 if fuse {
                     join_kernels(&mut p);
@@ -72,6 +85,9 @@ pub fn lower(g: &Graph, fuse: bool) -> Program {
                 return if fuse { descents_in_products(p) } else { p };
             }
             Err(Restart(node)) => {
+                if !reuse {
+                    planned.borrow_mut().clear();
+                }
                 let fresh = materialized.insert(node);
                 assert!(fresh, "planning restarted on an already materialized node");
             }
@@ -192,11 +208,25 @@ fn shared_transpose(g: &Graph, dot: NodeId) -> Option<NodeId> {
     (swaps_last && wide && products >= 2).then_some(rhs)
 }
 
+/// A loop kernel planned by an earlier attempt (planning restarts whenever it materializes
+/// one more value), reused as long as nothing it computes inline has been materialized since:
+/// the same kernel would be built again. Without it, planning a model of a few hundred
+/// kernels that restarts some seventy times (ResNet-18's step) took half a second.
+struct Planned {
+    kernel: LoopKernel,
+    /// The values the kernel computes inline: not materialized when it was planned.
+    inlined: HashSet<NodeId>,
+    /// The value of each buffer the kernel names, by that attempt's buffer numbers.
+    nodes: HashMap<BufferId, NodeId>,
+}
+
 struct Planner<'g> {
     g: &'g Graph,
     materialized: &'g HashSet<NodeId>,
     /// Each matrix product that adds into a sum's buffer, and that sum (see `accumulate`).
     sums: &'g HashMap<NodeId, NodeId>,
+    /// The loop kernels of earlier attempts, by root.
+    planned: &'g RefCell<HashMap<NodeId, Planned>>,
     buffer_of: HashMap<NodeId, BufferId>,
     buffers: Vec<Buffer>,
 }
@@ -206,11 +236,13 @@ impl<'g> Planner<'g> {
         g: &'g Graph,
         materialized: &'g HashSet<NodeId>,
         sums: &'g HashMap<NodeId, NodeId>,
+        planned: &'g RefCell<HashMap<NodeId, Planned>>,
     ) -> Planner<'g> {
         Planner {
             g,
             materialized,
             sums,
+            planned,
             buffer_of: HashMap::new(),
             buffers: vec![],
         }
@@ -319,6 +351,14 @@ impl<'g> Planner<'g> {
     /// need no division by the root's extents. (An im2col matrix, a window view laid out as
     /// rows, is such a root.)
     fn loop_kernel(&self, root: NodeId) -> Result<LoopKernel, Restart> {
+        if let Some(p) = self.planned.borrow().get(&root)
+            && p.inlined.iter().all(|n| !self.materialized.contains(n))
+        {
+            let mut kernel = p.kernel.clone();
+            map_loop_buffers(&mut kernel, &|b| self.buffer_of[&p.nodes[&b]]);
+            return Ok(kernel);
+        }
+        let mut inlined = HashSet::new();
         let mut source = root;
         while let Op::Reshape(_) = self.g.node(source).op {
             let operand = self.g.operands(source)[0];
@@ -326,6 +366,7 @@ impl<'g> Planner<'g> {
                 break;
             }
             source = operand;
+            inlined.insert(source);
         }
         let shape = self.g.node(source).ty.shape.clone();
         let n = shape.len();
@@ -337,12 +378,25 @@ impl<'g> Planner<'g> {
         } else {
             first.min_level
         };
+        inlined.extend(first.inlined.iter().copied());
         let k = if split == n {
             first
         } else {
             KernelBuilder::build(self, root, source, &shape, split)?
         };
-        Ok(k.finish())
+        inlined.extend(k.inlined.iter().copied());
+        let kernel = k.finish();
+        let mut nodes = HashMap::new();
+        for b in kernel_buffers(&kernel) {
+            nodes.insert(b, self.buffers[b as usize].node);
+        }
+        let planned = Planned {
+            kernel: kernel.clone(),
+            inlined,
+            nodes,
+        };
+        self.planned.borrow_mut().insert(root, planned);
+        Ok(kernel)
     }
 
     /// The matrix product at `id`; its operands must be strided views of buffers.
@@ -411,6 +465,19 @@ impl<'g> Planner<'g> {
     }
 }
 
+/// The buffers a loop kernel loads or stores.
+fn kernel_buffers(k: &LoopKernel) -> HashSet<BufferId> {
+    let loads = k.exprs.iter().filter_map(|(e, _)| match e {
+        Expr::Load { buffer, .. } => Some(*buffer),
+        _ => None,
+    });
+    let stores = k.stages.iter().flat_map(|s| match &s.kind {
+        StageKind::Store(stores) => stores.iter().map(|st| st.buffer).collect(),
+        StageKind::Reduce { .. } => vec![],
+    });
+    loads.chain(stores).collect()
+}
+
 /// Where an expression is being built: the variables of the stage around it, and the input of
 /// the reduction that stage computes (`None` in the final store stage).
 #[derive(Clone)]
@@ -432,6 +499,8 @@ struct KernelBuilder<'p, 'g> {
     scope: Scope,
     /// The shallowest outer depth at which some reduction's index is invariant.
     min_level: usize,
+    /// The values computed inline (see [`Planned`]).
+    inlined: HashSet<NodeId>,
 }
 
 impl<'p, 'g> KernelBuilder<'p, 'g> {
@@ -461,6 +530,7 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
                 reducing: None,
             },
             min_level: split,
+            inlined: HashSet::new(),
         };
         let index: Vec<Index> = vars.iter().map(|&v| Index::var(v)).collect();
         let value = b.value(source, &index, &[])?;
@@ -530,7 +600,11 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
         let g = self.planner.g;
         let n = g.node(node);
         let dtype = n.ty.dtype;
-        if node != self.root && self.planner.materialized.contains(&node) {
+        let inline = node == self.root || !self.planner.materialized.contains(&node);
+        if node != self.root && inline {
+            self.inlined.insert(node);
+        }
+        if !inline {
             if n.ty.numel() == 0 {
                 // Only read where a guard fails (a concat or pad operand with no elements),
                 // so the value is never used; a load would read past an empty buffer.

@@ -27,7 +27,7 @@ mod updates;
 mod views;
 
 pub use eval::eval;
-pub use fuse::lower;
+pub use fuse::{lower, lower_from_scratch};
 
 pub use index::{Atom, Index, Var};
 
@@ -365,22 +365,25 @@ impl Kernel {
     }
 }
 
+/// Renumbers every buffer `b` the loop kernel loads or stores as `f(b)`.
+fn map_loop_buffers(l: &mut LoopKernel, f: &dyn Fn(BufferId) -> BufferId) {
+    for (e, _) in &mut l.exprs {
+        if let Expr::Load { buffer, .. } = e {
+            *buffer = f(*buffer);
+        }
+    }
+    for s in &mut l.stages {
+        if let StageKind::Store(stores) = &mut s.kind {
+            stores.iter_mut().for_each(|st| st.buffer = f(st.buffer));
+        }
+    }
+}
+
 /// Renumbers every buffer `b` the program's kernels, outputs and updates name as `f(b)`.
 fn map_buffers(p: &mut Program, f: &dyn Fn(BufferId) -> BufferId) {
     for k in &mut p.kernels {
         match k {
-            Kernel::Loop(l) => {
-                for (e, _) in &mut l.exprs {
-                    if let Expr::Load { buffer, .. } = e {
-                        *buffer = f(*buffer);
-                    }
-                }
-                for s in &mut l.stages {
-                    if let StageKind::Store(stores) = &mut s.kind {
-                        stores.iter_mut().for_each(|st| st.buffer = f(st.buffer));
-                    }
-                }
-            }
+            Kernel::Loop(l) => map_loop_buffers(l, f),
             Kernel::Dot(d) => {
                 d.a.buffer = f(d.a.buffer);
                 d.b.buffer = f(d.b.buffer);
