@@ -36,7 +36,8 @@ enum Cmd {
         /// Each sample lasts at least this many milliseconds.
         #[arg(long, default_value_t = 10.0)]
         min_sample_ms: f64,
-        /// Only the workloads whose id contains this (see `list`).
+        /// Only the workloads whose id contains this, or one of these separated by commas
+        /// (see `list`).
         #[arg(long)]
         only: Option<String>,
         /// The Python interpreter that runs the JAX and PyTorch peers.

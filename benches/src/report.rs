@@ -27,7 +27,7 @@ use std::rc::Rc;
 pub struct Settings {
     /// How to time each engine.
     pub config: Config,
-    /// Run only the workloads whose id contains this.
+    /// Run only the workloads whose id contains this (or one of these, separated by commas).
     pub only: Option<String>,
     /// The Python interpreter for the Python peers; `None` skips them.
     pub python: Option<String>,
@@ -464,10 +464,7 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
     let machine = Machine::read();
     let data = mnist_train()?;
     let selected = |id: &str| {
-        settings
-            .only
-            .as_ref()
-            .is_none_or(|o| id.contains(o.as_str()))
+        (settings.only.as_ref()).is_none_or(|o| o.split(',').any(|part| id.contains(part)))
     };
     let workloads: Vec<Workload> = (workloads::all().into_iter())
         .filter(|w| selected(&w.id()))

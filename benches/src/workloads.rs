@@ -11,7 +11,7 @@ use kiln_compiler::optim::Optimizer;
 use kiln_compiler::train::{gradients, train_step};
 use kiln_compiler::{Array, DType, Graph};
 use kiln_frontend::GraphBuilder;
-use kiln_frontend::layers::{Conv2d, Layers};
+use kiln_frontend::layers::Layers;
 use kiln_frontend::losses::{Reduction, cross_entropy};
 use kiln_frontend::models::{BUILTINS, Mode, Settings, builtin, mlp};
 use kiln_frontend::{Model, Tensor};
@@ -77,14 +77,15 @@ pub enum Net {
         /// The images' height and width (224 in the report).
         side: usize,
     },
-    /// The CIFAR-sized CNN: conv 64, 64, 2x2 max pool, conv 128, 128, 2x2 max pool (all 3x3
+    /// The CIFAR-sized CNN (the built-in `vgg`): conv 64, 64, 2x2 max pool, conv 128, 128, 2x2 max pool (all 3x3
     /// with padding 1, each with ReLU); dense 256 with ReLU; dense 10; on generated RGB
     /// images of `side` x `side`.
     CifarCnn {
         /// The images' height and width (32 in the report; a multiple of 4).
         side: usize,
     },
-    /// ResNet-18's layout for small images, batch norm in training mode: a 3x3 stem of 64
+    /// ResNet-18's layout for small images (the built-in `resnet18`), batch norm in training
+    /// mode: a 3x3 stem of 64
     /// channels (stride 1, no bias) with batch norm and ReLU; four stages of two basic blocks
     /// of 64, 128, 256 and 512 channels (the first block of stages 2 to 4 with stride 2 and a
     /// 1x1 stride-2 convolution with batch norm as its shortcut); global average pooling;
@@ -185,18 +186,21 @@ impl TrainSpec {
                     .ok_or_else(|| BenchError::build(name, "no such built-in model"))?
             }
             Net::Lstm32 => lstm_32x32(self.batch),
-            Net::KerasCnn { side } => {
+            Net::KerasCnn { side } | Net::CifarCnn { side } | Net::ResNet18 { side } => {
+                let name = match self.net {
+                    Net::KerasCnn { .. } => "cnn",
+                    Net::CifarCnn { .. } => "vgg",
+                    _ => "resnet18",
+                };
                 let settings = Settings {
                     batch: self.batch,
                     mode: Mode::Train,
                     input: vec![3, side, side],
                     ..Settings::default()
                 };
-                builtin("cnn", &settings)
-                    .ok_or_else(|| BenchError::build("cnn", "no such built-in model"))?
+                builtin(name, &settings)
+                    .ok_or_else(|| BenchError::build(name, "no such built-in model"))?
             }
-            Net::CifarCnn { side } => cifar_cnn(self.batch, side),
-            Net::ResNet18 { side } => resnet18(self.batch, side),
         };
         built.map_err(|e| BenchError::build(self.id(), e))
     }
@@ -354,78 +358,6 @@ fn lstm_32x32(batch: usize) -> Result<Model, kiln_frontend::BuildError> {
     let nn = Layers::new(&b, Mode::Train);
     let rows = x.reshape(&[-1, 28, 28]).pad(&[0, 2, 2], &[0, 2, 2], 0.0);
     let logits = nn.linear("fc", &nn.lstm("lstm", &rows, 128).hidden, 10);
-    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
-    b.finish_model()
-}
-
-/// The CIFAR-sized CNN of [`Net::CifarCnn`] over `batch` images of `3 x side x side`.
-fn cifar_cnn(batch: usize, side: usize) -> Result<Model, kiln_frontend::BuildError> {
-    let b = GraphBuilder::new("cifar_cnn");
-    let x = b.input("x", DType::F32, [batch, 3, side, side]);
-    let labels = b.input("labels", DType::I32, [batch]);
-    let nn = Layers::new(&b, Mode::Train);
-    let mut h = x;
-    for (i, filters) in [64, 64, 128, 128].into_iter().enumerate() {
-        let conv = Conv2d::new(filters, 3).padding(1);
-        h = nn.conv2d(&format!("conv{}", i + 1), &h, conv).relu();
-        if i % 2 == 1 {
-            h = h.max_pool2d(2, 2, 0);
-        }
-    }
-    let h = nn.linear("fc1", &h.flatten_from(1), 256).relu();
-    let logits = nn.linear("fc2", &h, 10);
-    b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
-    b.finish_model()
-}
-
-/// A convolution of `k` x `k` without bias (batch norm follows it) and its batch norm,
-/// named `<name>` and `<name>.bn`.
-fn conv_bn(
-    nn: &Layers,
-    name: &str,
-    x: &Tensor,
-    channels: usize,
-    k: usize,
-    stride: usize,
-) -> Tensor {
-    let conv = Conv2d::new(channels, k)
-        .padding(k / 2)
-        .stride(stride)
-        .bias(false);
-    nn.batch_norm2d(&format!("{name}.bn"), &nn.conv2d(name, x, conv))
-}
-
-/// ResNet-18's basic block `name`: two 3x3 convolutions with batch norm (the first with
-/// `stride`), added to the input or, where the shape changes, to its 1x1 projection with
-/// batch norm (`<name>.proj`), then ReLU.
-fn basic_block(nn: &Layers, name: &str, x: &Tensor, channels: usize, stride: usize) -> Tensor {
-    let h = conv_bn(nn, &format!("{name}.conv1"), x, channels, 3, stride).relu();
-    let h = conv_bn(nn, &format!("{name}.conv2"), &h, channels, 3, 1);
-    let shortcut = if stride == 1 && x.shape()[1] == channels {
-        x.clone()
-    } else {
-        conv_bn(nn, &format!("{name}.proj"), x, channels, 1, stride)
-    };
-    (h + shortcut).relu()
-}
-
-/// The model of [`Net::ResNet18`] over `batch` images of `3 x side x side`: parameters
-/// `stem`, `stem.bn`, `layer{1..4}.{0,1}.conv{1,2}` (each with `.bn`), `layer{2..4}.0.proj`
-/// (with `.bn`), `fc`.
-fn resnet18(batch: usize, side: usize) -> Result<Model, kiln_frontend::BuildError> {
-    let b = GraphBuilder::new("resnet18");
-    let x = b.input("x", DType::F32, [batch, 3, side, side]);
-    let labels = b.input("labels", DType::I32, [batch]);
-    let nn = Layers::new(&b, Mode::Train);
-    let mut h = conv_bn(&nn, "stem", &x, 64, 3, 1).relu();
-    for (stage, channels) in [64, 128, 256, 512].into_iter().enumerate() {
-        for block in 0..2 {
-            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            let name = format!("layer{}.{block}", stage + 1);
-            h = basic_block(&nn, &name, &h, channels, stride);
-        }
-    }
-    let logits = nn.linear("fc", &h.mean(&[2, 3]), 10);
     b.output("loss", &cross_entropy(&logits, &labels, Reduction::Mean));
     b.finish_model()
 }
