@@ -66,15 +66,20 @@ pub(super) fn join_kernels(p: &mut Program) {
 /// Moves each loop kernel of one point (every loop of extent 1: a per-step scalar such as
 /// Adam's bias corrections) up to just after the last kernel it depends on, so it does not
 /// sit between two kernels that would join (Adam's moment updates and its parameter update).
-/// A kernel stays after every earlier kernel that writes what it reads, or reads or writes
-/// what it writes, so the program computes the same.
 fn hoist_scalar_kernels(kernels: &mut Vec<Kernel>) {
+    hoist(
+        kernels,
+        |k| matches!(k, Kernel::Loop(l) if l.extents.iter().all(|&e| e <= 1)),
+    );
+}
+
+/// Moves each kernel that `which` picks up to just after the last kernel it depends on, in
+/// program order. A kernel stays after every earlier kernel that writes what it reads, or
+/// reads or writes what it writes, so the program computes the same.
+pub(super) fn hoist(kernels: &mut Vec<Kernel>, which: impl Fn(&Kernel) -> bool) {
     let meets = |x: &[BufferId], y: &[BufferId]| x.iter().any(|b| y.contains(b));
     for i in 0..kernels.len() {
-        let Kernel::Loop(k) = &kernels[i] else {
-            continue;
-        };
-        if k.extents.iter().any(|&e| e > 1) {
+        if !which(&kernels[i]) {
             continue;
         }
         let (reads, writes) = (kernels[i].reads(), kernels[i].writes());
