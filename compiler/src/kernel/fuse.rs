@@ -397,10 +397,10 @@ impl<'g> Planner<'g> {
         };
         inlined.extend(k.inlined.iter().copied());
         let kernel = k.finish();
-        let mut nodes = HashMap::new();
-        for b in kernel_buffers(&kernel) {
-            nodes.insert(b, self.buffers[b as usize].node);
-        }
+        let named = Kernel::Loop(kernel.clone());
+        let nodes = (named.reads().into_iter().chain(named.writes()))
+            .map(|b| (b, self.buffers[b as usize].node))
+            .collect();
         let planned = Planned {
             kernel: kernel.clone(),
             inlined,
@@ -474,19 +474,6 @@ impl<'g> Planner<'g> {
         }
         self.view_source(operand, inner, extents)
     }
-}
-
-/// The buffers a loop kernel loads or stores.
-fn kernel_buffers(k: &LoopKernel) -> HashSet<BufferId> {
-    let loads = k.exprs.iter().filter_map(|(e, _)| match e {
-        Expr::Load { buffer, .. } => Some(*buffer),
-        _ => None,
-    });
-    let stores = k.stages.iter().flat_map(|s| match &s.kind {
-        StageKind::Store(stores) => stores.iter().map(|st| st.buffer).collect(),
-        StageKind::Reduce { .. } => vec![],
-    });
-    loads.chain(stores).collect()
 }
 
 /// Where an expression is being built: the variables of the stage around it, and the input of
