@@ -20,15 +20,21 @@ pub struct Config {
     /// Each sample runs enough iterations to last at least this long (one iteration if one
     /// takes longer), so the clock's resolution does not matter.
     pub min_sample: Duration,
+    /// The machine is left idle this long after each sample of an engine in another process
+    /// ([`Engine::in_other_process`]), before the next engine's sample: a Python peer's
+    /// OpenMP threads keep spinning on the cores after its step returns, and would slow
+    /// whichever engine is sampled next (benches/NOTES.md).
+    pub settle: Duration,
 }
 
 impl Default for Config {
-    /// 0.5 s of warm-up, 30 samples of at least 10 ms.
+    /// 0.5 s of warm-up, 30 samples of at least 10 ms, 300 ms to settle.
     fn default() -> Config {
         Config {
             warm_up: Duration::from_millis(500),
             samples: 30,
             min_sample: Duration::from_millis(10),
+            settle: Duration::from_millis(300),
         }
     }
 }
@@ -132,7 +138,8 @@ impl Samples {
 /// Times `engines` as `config` says, round-robin: each warms up in turn (and gets the number
 /// of iterations that makes its sample last `config.min_sample`), then round `r` of
 /// `config.samples` times one sample of each engine, starting from engine `r mod n` (an
-/// engine with [`Engine::max_samples`] sits out the rounds after its last). An engine that
+/// engine with [`Engine::max_samples`] sits out the rounds after its last), leaving the
+/// machine idle for `config.settle` after each sample of an engine in another process. An engine that
 /// fails is left out of the later rounds and gets its error; the others go on.
 pub fn round_robin(
     engines: &mut [&mut dyn Engine],
@@ -161,6 +168,9 @@ pub fn round_robin(
             match engines[i].sample(samples.iterations) {
                 Ok(t) => samples.seconds.push(t),
                 Err(e) => results[i] = Err(e),
+            }
+            if engines[i].in_other_process() {
+                std::thread::sleep(config.settle);
             }
         }
     }
@@ -215,6 +225,7 @@ mod tests {
             warm_up: Duration::from_millis(2),
             samples: 3,
             min_sample: Duration::from_millis(2),
+            settle: Duration::ZERO,
         };
         let mut e = Sleeper(0);
         let s = measure(&mut e, &config).unwrap();
@@ -259,6 +270,7 @@ mod tests {
             warm_up: Duration::ZERO,
             samples: 4,
             min_sample: Duration::ZERO,
+            settle: Duration::ZERO,
         };
         let results = round_robin(&mut [&mut a, &mut b, &mut c], &config);
         // Warm-up in order, then rounds starting at engine 0, 1, 2, 0; engine 2 fails on its

@@ -66,6 +66,12 @@ pub trait Engine {
     fn max_samples(&self) -> Option<usize> {
         None
     }
+
+    /// Whether it runs in another process (a Python peer), whose threads may go on using
+    /// the cores after a sample returns ([`crate::harness::Config::settle`]).
+    fn in_other_process(&self) -> bool {
+        false
+    }
 }
 
 /// Why a benchmark could not run. Each names what failed.

@@ -36,6 +36,10 @@ enum Cmd {
         /// Each sample lasts at least this many milliseconds.
         #[arg(long, default_value_t = 10.0)]
         min_sample_ms: f64,
+        /// Milliseconds of idle after each sample of a Python peer, before the next engine's
+        /// (its OpenMP threads spin on after its step).
+        #[arg(long, default_value_t = 300.0)]
+        settle_ms: f64,
         /// Only the workloads whose id contains this, or one of these separated by commas
         /// (see `list`).
         #[arg(long)]
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
             samples,
             warm_up,
             min_sample_ms,
+            settle_ms,
             only,
             python,
             no_python,
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
                 warm_up: seconds(warm_up, "warm-up")?,
                 samples: samples.max(1),
                 min_sample: seconds(min_sample_ms / 1e3, "min-sample-ms")?,
+                settle: seconds(settle_ms / 1e3, "settle-ms")?,
             };
             let release = if cfg!(debug_assertions) {
                 ""

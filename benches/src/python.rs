@@ -298,6 +298,10 @@ impl Engine for PyEngine {
     fn max_samples(&self) -> Option<usize> {
         self.max_samples
     }
+
+    fn in_other_process(&self) -> bool {
+        true
+    }
 }
 
 impl Drop for PyEngine {

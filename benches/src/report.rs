@@ -637,8 +637,11 @@ impl Report {
              as many iterations as last at least {:.0} ms; the large training steps on \
              generated images take fewer samples (the Keras CNN at 224x224 and batch 32: 5; \
              the other image models: 10; the per-workload tables give each count), and a \
-             Python peer's compile time {} samples. kiln runs on every core (large \
-             kernels and GEMMs split across threads); each peer with its own defaults.\n\
+             Python peer's compile time {} samples. After each sample of a Python peer the \
+             machine idles {:.0} ms before the next engine's sample: the peer's OpenMP \
+             threads keep spinning on the cores after its step returns (`benches/NOTES.md`). \
+             kiln runs on every core (large kernels and GEMMs split across threads); each \
+             peer with its own defaults.\n\
              - Training steps run on a fixed batch (the first rows of MNIST-10k's training \
              digits; for the models of RGB images, generated images with values in [0, 1) \
              and labels in 0..10, see `workloads::generated_images`) from kiln's initial \
@@ -661,6 +664,7 @@ impl Report {
             c.samples,
             c.min_sample.as_secs_f64() * 1e3,
             python::COMPILE_SAMPLES,
+            c.settle.as_secs_f64() * 1e3,
             workloads::SEED,
             trajectory::STEPS,
             trajectory::TOLERANCE,
@@ -987,6 +991,7 @@ mod tests {
                 warm_up: std::time::Duration::ZERO,
                 samples: 2,
                 min_sample: std::time::Duration::ZERO,
+                settle: std::time::Duration::ZERO,
             },
             only: Some("softmax".into()),
             python: None,
