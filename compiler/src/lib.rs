@@ -9,6 +9,7 @@
 pub mod array;
 pub mod autodiff;
 pub mod codegen;
+pub mod collective;
 pub mod dot;
 pub mod graph;
 pub mod infer;
