@@ -8,3 +8,6 @@ pub use kiln_compiler as compiler;
 pub use kiln_frontend as frontend;
 pub use kiln_runtime as runtime;
 pub mod fit;
+/// The MPI communicator, for data-parallel jobs launched with `mpirun` (the `mpi` feature).
+#[cfg(feature = "mpi")]
+pub mod mpi;
