@@ -386,7 +386,86 @@ fn primitive_cases() -> Vec<Case> {
     let s = r.op(Op::ScatterAdd { axis: 0, size: 6 }, &[idx, sum]);
     cases.push(r.case("gather-scatter_add", &["gather", "scatter_add"], s));
 
+    // On one rank; over several, `all_reduce_over_ranks_matches_finite_differences`.
+    let mut r = Raw::new(14);
+    let x = r.signed(&[2, 3]);
+    let sq = r.op(Op::Binary(BinaryOp::Mul), &[x, x]);
+    let s = r.op(Op::AllReduce, &[sq]);
+    cases.push(r.case("all_reduce", &["all_reduce"], s));
+
     cases
+}
+
+/// `all_reduce` over three ranks (threads): each rank `r` computes
+/// `L_r = sum(w_r * all_reduce(x_r * x_r))`, and the gradient each rank takes of its own
+/// `L_r` with respect to its `x_r`, summed as autodiff's rule sums it over the ranks, must be
+/// the finite-difference derivative of the job's total `L_0 + L_1 + L_2` with respect to `x_r`.
+#[test]
+fn all_reduce_over_ranks_matches_finite_differences() {
+    use kiln::compiler::collective::Threads;
+    use kiln::compiler::interp::run_with;
+    use std::collections::HashMap;
+    const RANKS: usize = 3;
+    let mut g = Graph::new("ranks");
+    let ty = Type::new(DType::F64, &[2, 3]);
+    let input = |g: &mut Graph, name: &str| {
+        let op = Op::Input {
+            kind: InputKind::Data,
+            name: name.into(),
+            ty: ty.clone(),
+        };
+        g.add(op, &[], None).unwrap()
+    };
+    let (x, w) = (input(&mut g, "x"), input(&mut g, "w"));
+    let sq = g.add(Op::Binary(BinaryOp::Mul), &[x, x], None).unwrap();
+    let s = g.add(Op::AllReduce, &[sq], None).unwrap();
+    let p = g.add(Op::Binary(BinaryOp::Mul), &[w, s], None).unwrap();
+    let sum = Op::Reduce {
+        op: ReduceOp::Sum,
+        axes: smallvec![0, 1],
+    };
+    let loss = g.add(sum, &[p], None).unwrap();
+    g.set_output("loss", loss).unwrap();
+    let dx = grad(&mut g, loss, &[x]).unwrap()[0];
+    g.set_output("dx", dx).unwrap();
+    let mut rng = Rng::new(5);
+    let values = |rng: &mut Rng, lo, hi| {
+        (0..RANKS)
+            .map(|_| Array::from_f64(&[2, 3], rng.vec(6, lo, hi)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (xs, ws) = (values(&mut rng, -1.0, 1.0), values(&mut rng, 0.5, 1.5));
+    // Every rank's loss and gradient, run as a job of `RANKS` threads.
+    let job = |xs: &[Array]| -> Vec<(f64, Vec<f64>)> {
+        let handles: Vec<_> = (Threads::group(RANKS).into_iter().enumerate())
+            .map(|(r, c)| {
+                let (g, x, w) = (g.clone(), xs[r].clone(), ws[r].clone());
+                std::thread::spawn(move || {
+                    let inputs = HashMap::from([("x".to_string(), x), ("w".to_string(), w)]);
+                    let e = run_with(&g, &inputs, &c).unwrap();
+                    let loss = e.output("loss").unwrap().to_f64_vec()[0];
+                    (loss, e.output("dx").unwrap().to_f64_vec())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    };
+    let total = |xs: &[Array]| job(xs).iter().map(|(l, _)| l).sum::<f64>();
+    let analytic = job(&xs);
+    for r in 0..RANKS {
+        for i in 0..6 {
+            let at = |delta: f64| {
+                let mut v = xs[r].to_f64_vec();
+                v[i] += delta;
+                let mut moved = xs.clone();
+                moved[r] = Array::from_f64(&[2, 3], v).unwrap();
+                total(&moved)
+            };
+            let numeric = (at(H) - at(-H)) / (2.0 * H);
+            let e = error(analytic[r].1[i], numeric);
+            assert!(e < TOLERANCE, "rank {r} element {i}: error {e}");
+        }
+    }
 }
 
 #[test]

@@ -318,6 +318,9 @@ fn rule(
             ]
         }
         Op::ScatterAdd { axis, .. } => vec![None, Some(e.add(Op::Gather { axis }, &[dy, x[0]])?)],
+        // Each rank's operand adds to every rank's result, so its adjoint is the sum of every
+        // rank's adjoint.
+        Op::AllReduce => vec![Some(e.add(Op::AllReduce, &[dy])?)],
     };
     Ok(out)
 }

@@ -142,7 +142,9 @@ impl Communicator for Threads {
 
     fn broadcast(&self, data: &mut [u8]) {
         let all = self.exchange(data.iter().map(|&b| f64::from(b)).collect());
-        data.iter_mut().zip(&all[0]).for_each(|(b, &x)| *b = x as u8);
+        data.iter_mut()
+            .zip(&all[0])
+            .for_each(|(b, &x)| *b = x as u8);
     }
 
     fn all_gather(&self, value: u64) -> Vec<u64> {
@@ -161,7 +163,12 @@ impl Communicator for Threads {
 
 impl std::fmt::Debug for Threads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Threads {{ rank: {}, size: {} }}", self.rank, self.size())
+        write!(
+            f,
+            "Threads {{ rank: {}, size: {} }}",
+            self.rank,
+            self.size()
+        )
     }
 }
 

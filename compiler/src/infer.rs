@@ -353,6 +353,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, TypeErrorKind> {
                 shape,
             })
         }
+        Op::AllReduce => {
+            float(args[0].dtype)?;
+            Ok(args[0].clone())
+        }
     }
 }
 

@@ -323,6 +323,10 @@ pub enum Op {
         /// Its extent in the result.
         size: usize,
     },
+    /// The elementwise sum of its operand over every rank of a data-parallel job (floats),
+    /// through the [`crate::collective::Communicator`] the graph runs with; the identity on
+    /// one rank.
+    AllReduce,
 }
 
 /// Every mnemonic of the text form, one per primitive (inputs count once per kind).
@@ -368,6 +372,7 @@ pub const MNEMONICS: &[&str] = &[
     "dot",
     "gather",
     "scatter_add",
+    "all_reduce",
 ];
 
 impl Op {
@@ -395,6 +400,7 @@ impl Op {
             Op::Dot => "dot",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::AllReduce => "all_reduce",
         }
     }
 
@@ -417,9 +423,11 @@ impl Op {
             | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::Windows { .. } => OpGroup::View,
-            Op::Concat { .. } | Op::Dot | Op::Gather { .. } | Op::ScatterAdd { .. } => {
-                OpGroup::Other
-            }
+            Op::Concat { .. }
+            | Op::Dot
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. }
+            | Op::AllReduce => OpGroup::Other,
         }
     }
 
@@ -437,7 +445,8 @@ impl Op {
             | Op::Broadcast(_)
             | Op::Slice { .. }
             | Op::Pad { .. }
-            | Op::Windows { .. } => Some(1),
+            | Op::Windows { .. }
+            | Op::AllReduce => Some(1),
             Op::Binary(_)
             | Op::Compare(_)
             | Op::Dot

@@ -375,6 +375,7 @@ impl Builder {
                 let u = self.add(Op::Gather { axis }, &[x, idx])?;
                 (Op::ScatterAdd { axis, size }, vec![idx, u])
             }
+            20 if t.dtype.is_float() && self.r.chance(25) => (Op::AllReduce, vec![x]),
             20 => (self.g.node(x).op.clone(), self.g.operands(x).to_vec()),
             21..=23 => self.with_special(x, &t)?,
             24 => self.on_broadcasts(x, &t)?,

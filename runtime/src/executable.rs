@@ -8,6 +8,7 @@ use crate::numerics::Numerics;
 use crate::pool::{Pool, Shared};
 use crate::scatter;
 use kiln_compiler::codegen::{self, CodegenError, Compiled};
+use kiln_compiler::collective::{Communicator, Single};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::kernel::bounds::{self, BoundsError};
 use kiln_compiler::kernel::{Kernel, Program, Role, lower};
@@ -18,6 +19,7 @@ use kiln_compiler::memory::plan;
 use kiln_compiler::passes::optimize;
 use kiln_compiler::{Array, DType, Data, Graph, InputKind, VerifyError, verify};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How to compile.
@@ -135,6 +137,8 @@ pub struct Executable {
     numerics: Numerics,
     /// Whether runs scan inputs and kernel results for NaN and infinities.
     check_numerics: bool,
+    /// The job whose ranks `all_reduce` sums over.
+    comm: Arc<dyn Communicator>,
 }
 
 // SAFETY: the arena and compiled code are owned; raw pointers point into them (or, during
@@ -208,6 +212,7 @@ impl Executable {
             profile: None,
             numerics,
             check_numerics: false,
+            comm: Arc::new(Single),
         };
         if std::env::var_os("KILN_PROFILE").is_some() {
             exe.start_profile();
@@ -219,6 +224,12 @@ impl Executable {
         }
         exe.stats.compile_time = start.elapsed();
         Ok(exe)
+    }
+
+    /// Makes `all_reduce` sum over the ranks of `comm` (one rank, [`Single`], until this is
+    /// called). Every rank of the job must run the same program.
+    pub fn set_communicator(&mut self, comm: Arc<dyn Communicator>) {
+        self.comm = comm;
     }
 
     /// The kernel program this executable runs.
@@ -517,6 +528,24 @@ impl Executable {
                 let (sums, reached) = &mut self.scatter_sums;
                 // SAFETY: as for the products; the sums were sized for the program's scatters.
                 unsafe { scatter::scatter(&self.table, s, &self.program, sums, reached) }
+            }
+            Kernel::AllReduce(a) => {
+                let ty = &self.program.buffers[a.out as usize].ty;
+                let (from, to) = (self.table[a.input as usize], self.table[a.out as usize]);
+                // SAFETY: both buffers hold `ty` (`bounds::check` compared them) and are
+                // distinct values of the plan, so they do not overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(from, to, ty.numel() * ty.dtype.size_bytes());
+                    match ty.dtype {
+                        DType::F32 => self
+                            .comm
+                            .all_reduce_f32(std::slice::from_raw_parts_mut(to.cast(), ty.numel())),
+                        DType::F64 => self
+                            .comm
+                            .all_reduce_f64(std::slice::from_raw_parts_mut(to.cast(), ty.numel())),
+                        other => unreachable!("all_reduce of {other}: `infer` takes floats only"),
+                    }
+                }
             }
         }
         if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {

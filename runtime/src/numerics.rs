@@ -71,7 +71,7 @@ impl Numerics {
                 let consts = match k {
                     Kernel::Loop(l) => (l.exprs.iter())
                         .any(|(e, _)| matches!(e, Expr::Const(v) if v.is_infinite())),
-                    Kernel::Dot(_) | Kernel::Scatter(_) => false,
+                    Kernel::Dot(_) | Kernel::Scatter(_) | Kernel::AllReduce(_) => false,
                 };
                 consts || k.reads().into_iter().any(infinite_buffer)
             })

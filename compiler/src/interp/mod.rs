@@ -37,6 +37,7 @@ mod view;
 mod tests;
 
 use crate::array::{Array, Data};
+use crate::collective::{Communicator, Single};
 use crate::graph::{Graph, NodeId, Origin};
 use crate::limits::{SizeError, check_graph};
 use crate::op::{InputKind, Op};
@@ -191,9 +192,19 @@ impl std::fmt::Display for NonFinite {
 /// refused, then the graph's inputs are checked in creation order
 /// (missing, then mistyped), then the names that match no input, alphabetically.
 pub fn run(g: &Graph, inputs: &HashMap<String, Array>) -> Result<Evaluation, RunError> {
+    run_with(g, inputs, &Single)
+}
+
+/// [`run`] as one rank of a data-parallel job: `all_reduce` sums over the ranks of `comm`
+/// (every rank must run the same graph).
+pub fn run_with(
+    g: &Graph,
+    inputs: &HashMap<String, Array>,
+    comm: &dyn Communicator,
+) -> Result<Evaluation, RunError> {
     check_graph(g)?;
     check_inputs(g, inputs)?;
-    let values = evaluate(g, inputs);
+    let values = evaluate(g, inputs, comm);
     let collect = |named: &[(String, NodeId)]| {
         named
             .iter()
@@ -239,7 +250,11 @@ fn check_inputs(g: &Graph, inputs: &HashMap<String, Array>) -> Result<(), RunErr
 }
 
 /// The value of every node in [`Graph::live_nodes`], given checked `inputs`.
-fn evaluate(g: &Graph, inputs: &HashMap<String, Array>) -> HashMap<NodeId, Array> {
+fn evaluate(
+    g: &Graph,
+    inputs: &HashMap<String, Array>,
+    comm: &dyn Communicator,
+) -> HashMap<NodeId, Array> {
     let needed = g.live_nodes();
     let mut values = HashMap::new();
     for id in g.topo_order().into_iter().filter(|id| needed.contains(id)) {
@@ -249,7 +264,10 @@ fn evaluate(g: &Graph, inputs: &HashMap<String, Array>) -> HashMap<NodeId, Array
             None => {
                 let operands = g.operands(id);
                 let args: Vec<&Array> = operands.iter().map(|o| &values[o]).collect();
-                eval_op(&node.op, &node.ty, &args)
+                match node.op {
+                    Op::AllReduce => all_reduce(args[0], comm),
+                    _ => eval_op(&node.op, &node.ty, &args),
+                }
             }
         };
         values.insert(id, value);
@@ -261,8 +279,9 @@ fn evaluate(g: &Graph, inputs: &HashMap<String, Array>) -> HashMap<NodeId, Array
 /// [`crate::infer::infer`] gives for these operands. The semantics are those of the module
 /// documentation.
 ///
-/// Panics if `op` is an input (inputs have no value of their own: [`run`] binds them), or if
-/// the operands are not of types `infer` accepts for `op`.
+/// Panics if `op` is an input (inputs have no value of their own: [`run`] binds them) or
+/// `all_reduce` (which needs the ranks of a job: [`run_with`], [`all_reduce`]), or if the
+/// operands are not of types `infer` accepts for `op`.
 pub fn eval_op(op: &Op, ty: &Type, args: &[&Array]) -> Array {
     let out = &ty.shape;
     let data = match op {
@@ -312,8 +331,20 @@ pub fn eval_op(op: &Op, ty: &Type, args: &[&Array]) -> Array {
             ty.dtype,
             T => T::data(reduce::scatter_add::<T>(args[0], args[1], *axis, out))
         ),
+        Op::AllReduce => panic!("all_reduce needs the ranks of a job: `run_with` evaluates it"),
     };
     Array::new(out, data).expect("every op computes one element per position of its result type")
+}
+
+/// The value of `all_reduce(x)` on this rank of `comm`: the sum of every rank's `x`.
+pub fn all_reduce(x: &Array, comm: &dyn Communicator) -> Array {
+    let mut sum = x.clone();
+    match sum.data_mut() {
+        Data::F32(v) => comm.all_reduce_f32(v),
+        Data::F64(v) => comm.all_reduce_f64(v),
+        _ => panic!("all_reduce of {}: `infer` takes floats only", x.dtype()),
+    }
+    sum
 }
 
 /// The counter-based uniform generator behind `random`: a value in `[0, 1)` that is a pure

@@ -110,6 +110,13 @@ pub fn check(p: &Program) -> Result<(), BoundsError> {
                     return Err(fail(Access::Write, s.out, reason));
                 }
             }
+            Kernel::AllReduce(a) => {
+                let ty = |b: BufferId| &p.buffers[b as usize].ty;
+                if ty(a.input) != ty(a.out) {
+                    let reason = format!("the sum of {} cannot be {}", ty(a.input), ty(a.out));
+                    return Err(fail(Access::Write, a.out, reason));
+                }
+            }
         }
     }
     Ok(())

@@ -4,13 +4,14 @@
 
 use super::{Atom, Cond, Expr, ExprId, Index, Kernel, LoopKernel, Program, Role, StageKind};
 use crate::array::{Array, Data};
-use crate::interp::{Evaluation, eval_op, random_uniform};
+use crate::collective::Single;
+use crate::interp::{Evaluation, all_reduce, eval_op, random_uniform};
 use crate::op::{BinaryOp, Op, ReduceOp};
 use crate::types::{DType, Type, numel};
 use std::collections::HashMap;
 
 /// Runs `p` on named inputs (data, params and state) and gives the outputs and the new values
-/// of the updated states, like [`crate::interp::run`]. Panics on a missing or mistyped input
+/// of the updated states, like [`crate::interp::run`] (an `all_reduce` as on one rank). Panics on a missing or mistyped input
 /// (it is a testing tool).
 pub fn eval(p: &Program, inputs: &HashMap<String, Array>) -> Evaluation {
     let mut bufs: Vec<Array> = p
@@ -86,6 +87,9 @@ pub fn eval(p: &Program, inputs: &HashMap<String, Array>) -> Evaluation {
                 let out_ty = p.buffers[s.out as usize].ty.clone();
                 let g = scatter_graph_op(s.axis, &out_ty);
                 bufs[s.out as usize] = eval_op(&g, &out_ty, &[&idx, &upd]);
+            }
+            Kernel::AllReduce(a) => {
+                bufs[a.out as usize] = all_reduce(&bufs[a.input as usize], &Single);
             }
         }
     }

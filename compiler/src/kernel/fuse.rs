@@ -40,8 +40,8 @@ use super::shared::materialize_shared;
 use super::updates::{copy_kernel, descents_in_products, in_place_updates};
 use super::views::{simplify, view_index};
 use super::{
-    Buffer, BufferId, Cond, DotKernel, Expr, ExprId, Kernel, LoopKernel, Matrix, Program, Role,
-    ScatterKernel, Stage, StageKind, Store, Var, map_loop_buffers,
+    AllReduceKernel, Buffer, BufferId, Cond, DotKernel, Expr, ExprId, Kernel, LoopKernel, Matrix,
+    Program, Role, ScatterKernel, Stage, StageKind, Store, Var, map_loop_buffers,
 };
 use crate::graph::{Graph, NodeId};
 use crate::op::{InputKind, Op};
@@ -165,7 +165,7 @@ fn initial(g: &Graph, fuse: bool) -> HashSet<NodeId> {
                     m.extend(shared_transpose(g, id));
                 }
             }
-            Op::ScatterAdd { .. } => {
+            Op::ScatterAdd { .. } | Op::AllReduce => {
                 m.insert(id);
                 m.extend(g.operands(id));
             }
@@ -311,6 +311,10 @@ impl<'g> Planner<'g> {
                         axis: *axis,
                     })
                 }
+                Op::AllReduce => Kernel::AllReduce(AllReduceKernel {
+                    input: self.buffer_of[&self.g.operands(id)[0]],
+                    out: b,
+                }),
                 _ => Kernel::Loop(self.loop_kernel(id)?),
             });
         }
@@ -686,7 +690,7 @@ impl<'p, 'g> KernelBuilder<'p, 'g> {
                 self.value(ops[0], &inner, guards)
             }
             Op::Reduce { op, axes } => self.reduction(node, *op, axes, index, guards),
-            Op::Input { .. } | Op::Dot | Op::ScatterAdd { .. } => {
+            Op::Input { .. } | Op::Dot | Op::ScatterAdd { .. } | Op::AllReduce => {
                 unreachable!("{} is always materialized", n.op.mnemonic())
             }
         }

@@ -242,6 +242,16 @@ pub struct ScatterKernel {
     pub axis: usize,
 }
 
+/// `out = the sum over the ranks of input`: a call to the program's
+/// [`crate::collective::Communicator`], made by the runtime (no code is generated for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllReduceKernel {
+    /// The rank's own values.
+    pub input: BufferId,
+    /// The sum, of the same type.
+    pub out: BufferId,
+}
+
 /// One step of a program.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
@@ -251,6 +261,8 @@ pub enum Kernel {
     Dot(DotKernel),
     /// A scatter-add.
     Scatter(ScatterKernel),
+    /// A sum over the ranks of a data-parallel job.
+    AllReduce(AllReduceKernel),
 }
 
 /// A graph compiled to kernels over buffers.
@@ -339,6 +351,7 @@ impl Kernel {
                 r
             }
             Kernel::Scatter(s) => vec![s.indices, s.updates],
+            Kernel::AllReduce(a) => vec![a.input],
         };
         out.sort_unstable();
         out.dedup();
@@ -358,6 +371,7 @@ impl Kernel {
                 .collect(),
             Kernel::Dot(d) => vec![d.out],
             Kernel::Scatter(s) => vec![s.out],
+            Kernel::AllReduce(a) => vec![a.out],
         };
         out.sort_unstable();
         out.dedup();
@@ -394,6 +408,10 @@ fn map_buffers(p: &mut Program, f: &dyn Fn(BufferId) -> BufferId) {
                 s.indices = f(s.indices);
                 s.updates = f(s.updates);
                 s.out = f(s.out);
+            }
+            Kernel::AllReduce(a) => {
+                a.input = f(a.input);
+                a.out = f(a.out);
             }
         }
     }

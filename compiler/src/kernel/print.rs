@@ -25,6 +25,7 @@ impl fmt::Display for Program {
                     "scatter_add b{} at b{} axis {} -> b{}",
                     s.updates, s.indices, s.axis, s.out
                 )?,
+                Kernel::AllReduce(a) => writeln!(f, "all_reduce b{} -> b{}", a.input, a.out)?,
             }
         }
         for (name, b) in &self.outputs {
@@ -191,6 +192,7 @@ impl Kernel {
                 format!("dot {}x{}x{} -> {}{added}", d.m, d.k, d.n, buffer(d.out))
             }
             Kernel::Scatter(s) => format!("scatter_add -> {}", buffer(s.out)),
+            Kernel::AllReduce(a) => format!("all_reduce -> {}", buffer(a.out)),
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn fold(g: &mut Graph) -> bool {
 fn fold_node(g: &Graph, id: NodeId) -> Option<Rewrite> {
     let node = g.node(id);
     match &node.op {
-        Op::Input { .. } | Op::Iota { .. } | Op::Random { .. } => return None,
+        Op::Input { .. } | Op::Iota { .. } | Op::Random { .. } | Op::AllReduce => return None,
         Op::Constant(a) if a.numel() > 1 => return uniform(a).map(Rewrite::Splat),
         _ if is_canonical_splat(g, id) => return None,
         _ => {}

@@ -205,6 +205,7 @@ pub(super) fn build(
             axis: args.int("axis")?,
         },
         "dot" => Op::Dot,
+        "all_reduce" => Op::AllReduce,
         "gather" => Op::Gather {
             axis: args.int("axis")?,
         },

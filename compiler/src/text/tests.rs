@@ -68,6 +68,7 @@ const EXAMPLE: &str = r#"graph example {
   %h.1 = sub %w, %42 : f32[3,2]
   %43 = add %step, %one : i32[]
   %44 = stop_gradient %36 : f32[4,3]
+  %45 = all_reduce %44 : f32[4,3]
   output out = %h
   output loss = %15
   update w <- %h.1

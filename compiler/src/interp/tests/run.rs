@@ -108,7 +108,7 @@ fn only_needed_nodes_are_evaluated() {
     let needed = g.live_nodes();
     assert_eq!(needed.len(), g.len() - 1);
     assert!(!needed.contains(&unused));
-    let values = evaluate(&g, &step_inputs());
+    let values = evaluate(&g, &step_inputs(), &crate::collective::Single);
     assert!(!values.contains_key(&unused));
     assert_eq!(values.len(), g.len() - 1);
 }
@@ -206,4 +206,27 @@ fn one_node_may_be_several_outputs_and_random_depends_on_the_seed() {
 
 fn random_at(seed: i32, index: u32) -> f64 {
     crate::interp::random_uniform(seed, 0, index).into()
+}
+
+#[test]
+fn all_reduce_sums_over_the_ranks_of_the_job() {
+    use crate::collective::{Communicator, Threads};
+    let mut g = Graph::new("sum");
+    let x = input(&mut g, InputKind::Data, "x", Type::new(F32, &[3]));
+    let s = add(&mut g, Op::AllReduce, &[x]);
+    g.set_output("s", s).unwrap();
+    let handles: Vec<_> = (Threads::group(3).into_iter())
+        .map(|c| {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let r = c.rank() as f64;
+                let x = arr(F32, &[3], &[r, -r, 0.25]);
+                crate::interp::run_with(&g, &bind(&[("x", x)]), &c).unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        let e = h.join().unwrap();
+        assert_eq!(e.output("s").unwrap(), &arr(F32, &[3], &[3.0, -3.0, 0.75]));
+    }
 }
