@@ -32,6 +32,7 @@ pub mod session;
 pub use schedule::Schedule;
 pub use session::Session;
 
+use crate::compiler::collective::{Communicator, Single};
 use crate::compiler::optim::Optimizer;
 use crate::frontend::models::Mode;
 use crate::frontend::{BuildError, Model};
@@ -41,8 +42,10 @@ use crate::runtime::history::EpochRecord;
 use crate::runtime::plot::{PlotError, training_curves, write_svg};
 use crate::runtime::train::{Augment, Metrics, TrainError};
 use crate::runtime::{Options, StateError};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A function that builds a model for a batch size and a mode.
@@ -75,6 +78,10 @@ pub enum FitError {
     /// The curves could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
+    /// The ranks of a data-parallel job disagree (run, settings, data or parameters): names
+    /// the first rank that differs from rank 0 and in what.
+    #[error("{0}")]
+    Ranks(String),
     /// A directory could not be created.
     #[error("cannot create directory `{}`: {source}", path.display())]
     CreateDir {
@@ -105,6 +112,7 @@ pub struct Learner {
     r_squared: Option<String>,
     meta: Metadata,
     standardization: Standardization,
+    comm: Arc<dyn Communicator>,
 }
 
 impl Learner {
@@ -138,6 +146,7 @@ impl Learner {
             r_squared: None,
             meta: Metadata::default(),
             standardization: Standardization::default(),
+            comm: Arc::new(Single),
         }
     }
 
@@ -246,6 +255,17 @@ impl Learner {
             .unwrap_or(0.0)
     }
 
+    /// Trains as one rank of the data-parallel job `comm` (an MPI job, `kiln::mpi`): the
+    /// batch stays the global batch, each rank steps on its share of it and the gradients are
+    /// averaged over the ranks, so the ranks train the model one process would train at that
+    /// batch, up to the order of float sums. Every rank starts from rank 0's parameters (also
+    /// when resuming) and checks at the start that every rank runs the same model, settings,
+    /// data and kiln; rank 0 alone prints, writes the checkpoints and draws the curves.
+    pub fn communicator(mut self, comm: Arc<dyn Communicator>) -> Learner {
+        self.comm = comm;
+        self
+    }
+
     /// Refuses settings no run can use, naming the setting.
     fn check_settings(&self) -> Result<(), FitError> {
         let bad = |s: String| Err(FitError::Setting(s));
@@ -275,7 +295,7 @@ impl Learner {
     /// The checkpoint's metadata for the run at `epoch` and `step` with `history`.
     fn metadata(&self, session: &Session, epoch: usize, history: &[EpochRecord]) -> Metadata {
         Metadata {
-            graph_hash: checkpoint::graph_hash(&session.step),
+            graph_hash: session.identity.clone(),
             optimizer: self.optimizer.name().into(),
             hyperparameters: (self.optimizer.hyperparameters().into_iter())
                 .map(|(n, v)| (n.to_string(), v))
@@ -298,6 +318,8 @@ impl Learner {
         self.check_settings()?;
         let mut session = Session::new(self)?;
         session.trainer.check(train)?;
+        self.check_ranks_agree(&session, train, test)?;
+        let root = self.comm.rank() == 0;
         let mut history = Vec::new();
         let resumed = match (&self.checkpoint, self.resume) {
             (Some(path), true) if path.exists() => Some(checkpoint::load(path)?),
@@ -318,7 +340,8 @@ impl Learner {
             session.restore(ck)?;
             history = ck.meta.history.clone();
         }
-        let out = progress::Printer::new(self.verbose);
+        session.trainer.broadcast_state();
+        let out = progress::Printer::new(self.verbose && root);
         out.summary(&session, self, train, test);
         if let (Some(ck), Some(path)) = (&resumed, &self.checkpoint) {
             out.line(&format!(
@@ -328,7 +351,7 @@ impl Learner {
                 ck.meta.step
             ));
         }
-        for file in self.checkpoint.iter().chain(&self.curves) {
+        for file in self.checkpoint.iter().chain(&self.curves).filter(|_| root) {
             create_parent(file)?;
         }
         let first_step = session.trainer.steps();
@@ -357,7 +380,8 @@ impl Learner {
             let samples = (session.trainer.batches(train.len()) * batch) as f64 / seconds;
             out.epoch(&record, self.epochs, samples);
             history.push(record);
-            if let Some(path) = &self.checkpoint {
+            self.check_same_state(&session, epoch)?;
+            if let Some(path) = self.checkpoint.as_ref().filter(|_| root) {
                 let ck = self.snapshot(&mut session, epoch, &history)?;
                 checkpoint::save(path, &ck)?;
             }
@@ -365,7 +389,7 @@ impl Learner {
         if let Some(path) = &self.checkpoint {
             out.line(&format!("checkpoint: {}", path.display()));
         }
-        if let Some(path) = self.curves.as_ref().filter(|_| !history.is_empty()) {
+        if let Some(path) = (self.curves.as_ref()).filter(|_| root && !history.is_empty()) {
             write_svg(path, &training_curves(&history))?;
             out.line(&format!("curves: {}", path.display()));
         }
@@ -375,6 +399,71 @@ impl Learner {
         }
         out.last(&history, self.epochs, start.elapsed().as_secs_f64());
         Ok(Fitted { session, history })
+    }
+
+    /// On several ranks, checks that every rank runs the same kiln, training step, settings
+    /// and data as rank 0 (comparing hashes), before any rank waits for another in a step.
+    fn check_ranks_agree(
+        &self,
+        session: &Session,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<(), FitError> {
+        if self.comm.size() == 1 {
+            return Ok(());
+        }
+        let hash = |f: &dyn Fn(&mut std::hash::DefaultHasher)| {
+            let mut h = std::hash::DefaultHasher::new();
+            f(&mut h);
+            h.finish()
+        };
+        let settings = format!(
+            "{:?} {:?} {} {} {} {} {:?} {} {:?} {:?}",
+            self.optimizer.name(),
+            self.optimizer.hyperparameters(),
+            self.batch,
+            self.epochs,
+            self.seed,
+            self.schedule.name(),
+            self.augment,
+            self.eval_batch,
+            self.resume,
+            self.checkpoint,
+        );
+        let aspects: [(&str, u64); 4] = [
+            ("kiln version", hash(&|h| env!("CARGO_PKG_VERSION").hash(h))),
+            ("training step", hash(&|h| session.identity.hash(h))),
+            ("settings", hash(&|h| settings.hash(h))),
+            (
+                "data",
+                hash(&|h| [train, test].iter().for_each(|d| hash_data(d, h))),
+            ),
+        ];
+        for (what, mine) in aspects {
+            let all = self.comm.all_gather(mine);
+            if let Some(rank) = all.iter().position(|&h| h != all[0]) {
+                return Err(FitError::Ranks(format!(
+                    "rank {rank}'s {what} differs from rank 0's; every rank of a job must run \
+                     the same kiln with the same model, settings and data"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// On several ranks, checks that every rank holds the same parameters and optimizer
+    /// state after `epoch` (they take the same averaged steps from the same start).
+    fn check_same_state(&self, session: &Session, epoch: usize) -> Result<(), FitError> {
+        if self.comm.size() == 1 {
+            return Ok(());
+        }
+        let all = self.comm.all_gather(session.trainer.state_hash());
+        match all.iter().position(|&h| h != all[0]) {
+            Some(rank) => Err(FitError::Ranks(format!(
+                "after epoch {epoch}, rank {rank}'s parameters differ from rank 0's"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The metrics of the session's model on `data`, with `r2` when asked.
@@ -407,6 +496,15 @@ impl Learner {
             meta,
             standardization: self.standardization.clone(),
         })
+    }
+}
+
+/// Feeds every column of `data` (name, type, bits) to `h`.
+fn hash_data(data: &Dataset, h: &mut std::hash::DefaultHasher) {
+    for (name, values) in data.columns() {
+        name.hash(h);
+        values.ty().to_string().hash(h);
+        values.to_f64_vec().iter().for_each(|v| v.to_bits().hash(h));
     }
 }
 

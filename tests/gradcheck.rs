@@ -407,7 +407,7 @@ fn all_reduce_over_ranks_matches_finite_differences() {
     use std::collections::HashMap;
     const RANKS: usize = 3;
     let mut g = Graph::new("ranks");
-    let ty = Type::new(DType::F64, &[2, 3]);
+    let ty = Type::new(DType::F64, [2, 3]);
     let input = |g: &mut Graph, name: &str| {
         let op = Op::Input {
             kind: InputKind::Data,
@@ -431,7 +431,7 @@ fn all_reduce_over_ranks_matches_finite_differences() {
     let mut rng = Rng::new(5);
     let values = |rng: &mut Rng, lo, hi| {
         (0..RANKS)
-            .map(|_| Array::from_f64(&[2, 3], rng.vec(6, lo, hi)).unwrap())
+            .map(|_| Array::from_f64([2, 3], rng.vec(6, lo, hi)).unwrap())
             .collect::<Vec<_>>()
     };
     let (xs, ws) = (values(&mut rng, -1.0, 1.0), values(&mut rng, 0.5, 1.5));
@@ -458,7 +458,7 @@ fn all_reduce_over_ranks_matches_finite_differences() {
                 let mut v = xs[r].to_f64_vec();
                 v[i] += delta;
                 let mut moved = xs.clone();
-                moved[r] = Array::from_f64(&[2, 3], v).unwrap();
+                moved[r] = Array::from_f64([2, 3], v).unwrap();
                 total(&moved)
             };
             let numeric = (at(H) - at(-H)) / (2.0 * H);

@@ -100,6 +100,13 @@ pub enum GraphError {
     InvalidName(String),
 }
 
+/// Points the entry `name` of `named` (which must exist) at `id`; gives the node it named.
+fn redirect(named: &mut [(String, NodeId)], name: &str, id: NodeId) -> NodeId {
+    let entry = named.iter_mut().find(|(n, _)| n == name);
+    let entry = entry.unwrap_or_else(|| panic!("no `{name}`"));
+    std::mem::replace(&mut entry.1, id)
+}
+
 /// True for names the text form can spell bare: `[A-Za-z_][A-Za-z0-9_.]*`.
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
@@ -314,6 +321,26 @@ impl Graph {
         );
         self.outputs.push((name, id));
         Ok(())
+    }
+
+    /// Makes the output `name` (which must exist) name node `id` instead.
+    pub fn redirect_output(&mut self, name: &str, id: NodeId) {
+        assert!(
+            self.contains(id),
+            "output `{name}` names a node of another graph"
+        );
+        redirect(&mut self.outputs, name, id);
+    }
+
+    /// Makes the update of `name` (which must exist) take the value of node `id` instead, of
+    /// the same type.
+    pub fn redirect_update(&mut self, name: &str, id: NodeId) {
+        assert!(
+            self.contains(id),
+            "update `{name}` names a node of another graph"
+        );
+        let old = redirect(&mut self.updates, name, id);
+        assert_eq!(self.nodes[old].ty, self.nodes[id].ty, "update `{name}`");
     }
 
     /// The node of the output called `name`.

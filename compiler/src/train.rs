@@ -2,12 +2,14 @@
 //! respect to every parameter, and the optimizer's updates, for the compiler to optimize and
 //! fuse as a whole.
 
+use crate::array::Array;
 use crate::autodiff::{GradError, grad};
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::infer::TypeError;
-use crate::op::InputKind;
+use crate::op::{BinaryOp, InputKind, Op};
 use crate::optim::Optimizer;
 use crate::types::Type;
+use smallvec::smallvec;
 
 /// Why a gradient or a training step cannot be built from a graph.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -90,10 +92,79 @@ pub fn grad_graph(model: &Graph, loss: &str) -> Result<Graph, TrainError> {
 /// gradient of `loss` with respect to every parameter, and the optimizer's updates of the
 /// parameters and of its own state.
 pub fn train_step(model: &Graph, loss: &str, optimizer: &Optimizer) -> Result<Graph, TrainError> {
-    let (mut g, pairs) = differentiate(model, loss)?;
+    train_step_on_ranks(model, loss, optimizer, 1)
+}
+
+/// The training step of one rank of a data-parallel job of `ranks` ranks, each on its own
+/// share of every batch: [`train_step`], with every gradient, every float scalar output (the
+/// loss and the metrics) and every update of the model's own state (batch norm's running
+/// statistics) averaged over the ranks (`all_reduce` of the rank's values, times `1/ranks`)
+/// before the optimizer or the caller sees it. Every rank thus takes the same step and keeps
+/// the same state: the step a single process would take on the whole batch, up to the order
+/// of float sums (a running variance becomes the mean of the ranks' batch variances). Each
+/// value has an `all_reduce` of its own; lowering sums them in a few calls
+/// ([`crate::kernel::BUCKET_BYTES`]). With one rank this is [`train_step`].
+pub fn train_step_on_ranks(
+    model: &Graph,
+    loss: &str,
+    optimizer: &Optimizer,
+    ranks: usize,
+) -> Result<Graph, TrainError> {
+    let (mut g, mut pairs) = differentiate(model, loss)?;
     g.set_name(format!("{}_train", model.name()));
+    if ranks > 1 {
+        let metrics: Vec<(String, NodeId)> = (g.outputs().iter())
+            .filter(|(_, id)| {
+                let ty = &g.node(*id).ty;
+                ty.rank() == 0 && ty.dtype.is_float()
+            })
+            .cloned()
+            .collect();
+        let states: Vec<(String, NodeId)> = (g.updates().iter())
+            .filter(|(_, id)| g.node(*id).ty.dtype.is_float())
+            .cloned()
+            .collect();
+        // The last layers' gradients are ready first in the backward pass.
+        let mut values: Vec<NodeId> = pairs.iter().rev().map(|&(_, d)| d).collect();
+        values.extend(metrics.iter().chain(&states).map(|&(_, id)| id));
+        let averaged = average_over_ranks(&mut g, &values, ranks)?;
+        for ((_, d), a) in pairs.iter_mut().rev().zip(&averaged) {
+            *d = *a;
+        }
+        let rest = &averaged[pairs.len()..];
+        for ((name, _), a) in metrics.iter().zip(rest) {
+            g.redirect_output(name, *a);
+        }
+        for ((name, _), a) in states.iter().zip(&rest[metrics.len()..]) {
+            g.redirect_update(name, *a);
+        }
+    }
     optimizer.apply(&mut g, &pairs)?;
     Ok(g)
+}
+
+/// Each of `values` averaged over `ranks` ranks: its `all_reduce` times `1/ranks`.
+fn average_over_ranks(
+    g: &mut Graph,
+    values: &[NodeId],
+    ranks: usize,
+) -> Result<Vec<NodeId>, TypeError> {
+    let mut averaged = Vec::with_capacity(values.len());
+    for &v in values {
+        let (ty, origin) = (g.node(v).ty.clone(), g.node(v).origin.clone());
+        let sum = g.add(Op::AllReduce, &[v], origin.clone())?;
+        let share = Array::scalar(ty.dtype, 1.0 / ranks as f64);
+        let share = g.add(Op::Constant(share), &[], origin.clone())?;
+        let ones: smallvec::SmallVec<[usize; 4]> = smallvec![1; ty.rank()];
+        let share = g.add(
+            Op::Reshape(ones.into_iter().collect()),
+            &[share],
+            origin.clone(),
+        )?;
+        let share = g.add(Op::Broadcast(ty.shape.clone()), &[share], origin.clone())?;
+        averaged.push(g.add(Op::Binary(BinaryOp::Mul), &[sum, share], origin)?);
+    }
+    Ok(averaged)
 }
 
 fn output(g: &Graph, name: &str) -> Result<NodeId, TrainError> {

@@ -105,8 +105,8 @@ pub struct Stats {
     pub scatters: usize,
     /// Bytes of the arena (state, constants and temporaries).
     pub arena_bytes: usize,
-    /// Bytes allocated beside the arena: the matrix products' scratch and the scatters'
-    /// running sums.
+    /// Bytes allocated beside the arena: the matrix products' scratch, the scatters' running
+    /// sums and the staging memory of `all_reduce` buckets.
     pub scratch_bytes: usize,
     /// Bytes the temporaries would take without sharing memory.
     pub unshared_bytes: usize,
@@ -139,6 +139,8 @@ pub struct Executable {
     check_numerics: bool,
     /// The job whose ranks `all_reduce` sums over.
     comm: Arc<dyn Communicator>,
+    /// Where a bucket of several buffers is summed (f64 for its alignment), allocated once.
+    staging: Vec<f64>,
 }
 
 // SAFETY: the arena and compiled code are owned; raw pointers point into them (or, during
@@ -161,8 +163,10 @@ impl Executable {
         let numerics = Numerics::new(&g, &program);
         let plan = plan(&program);
         let sums = scatter::sums_len(&program);
+        let staging = staging_bytes(&program).div_ceil(8);
         let scratch_bytes = matmul::scratch_bytes(&program).div_ceil(8) * 8
-            + sums * (size_of::<f64>() + size_of::<bool>());
+            + sums * (size_of::<f64>() + size_of::<bool>())
+            + staging * 8;
         check_memory(
             &Footprint::new(&program, &plan, scratch_bytes),
             options.max_memory,
@@ -213,6 +217,7 @@ impl Executable {
             numerics,
             check_numerics: false,
             comm: Arc::new(Single),
+            staging: vec![0.0; staging],
         };
         if std::env::var_os("KILN_PROFILE").is_some() {
             exe.start_profile();
@@ -530,20 +535,54 @@ impl Executable {
                 unsafe { scatter::scatter(&self.table, s, &self.program, sums, reached) }
             }
             Kernel::AllReduce(a) => {
-                let ty = &self.program.buffers[a.out as usize].ty;
-                let (from, to) = (self.table[a.input as usize], self.table[a.out as usize]);
-                // SAFETY: both buffers hold `ty` (`bounds::check` compared them) and are
-                // distinct values of the plan, so they do not overlap.
+                let p = &self.program;
+                let dtype = p.buffers[a.pairs[0].0 as usize].ty.dtype;
+                let size = dtype.size_bytes();
+                let bytes = |b: u32| p.buffers[b as usize].ty.numel() * size;
+                // One buffer is summed where its result goes; several are laid end to end in
+                // the staging memory, summed there in one call and copied out.
+                let (sum, len) = match &a.pairs[..] {
+                    [(_, out)] => (self.table[*out as usize], bytes(*out) / size),
+                    _ => (self.staging.as_mut_ptr().cast(), a.len(p)),
+                };
+                let mut at = 0;
+                for &(input, _) in &a.pairs {
+                    // SAFETY: the buffers hold their types (`bounds::check` compared each
+                    // pair's), distinct values of the plan or the staging memory, sized for
+                    // the largest bucket, so no copy overlaps.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            self.table[input as usize],
+                            sum.add(at),
+                            bytes(input),
+                        )
+                    };
+                    at += bytes(input);
+                }
+                // SAFETY: `sum` holds `len` elements of `dtype`, written just above.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(from, to, ty.numel() * ty.dtype.size_bytes());
-                    match ty.dtype {
+                    match dtype {
                         DType::F32 => self
                             .comm
-                            .all_reduce_f32(std::slice::from_raw_parts_mut(to.cast(), ty.numel())),
+                            .all_reduce_f32(std::slice::from_raw_parts_mut(sum.cast(), len)),
                         DType::F64 => self
                             .comm
-                            .all_reduce_f64(std::slice::from_raw_parts_mut(to.cast(), ty.numel())),
+                            .all_reduce_f64(std::slice::from_raw_parts_mut(sum.cast(), len)),
                         other => unreachable!("all_reduce of {other}: `infer` takes floats only"),
+                    }
+                }
+                if a.pairs.len() > 1 {
+                    let mut at = 0;
+                    for &(_, out) in &a.pairs {
+                        // SAFETY: as for the copies in.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                sum.add(at),
+                                self.table[out as usize],
+                                bytes(out),
+                            )
+                        };
+                        at += bytes(out);
                     }
                 }
             }
@@ -559,6 +598,19 @@ impl Executable {
             self.table[*b as usize] = std::ptr::null_mut();
         }
     }
+}
+
+/// The bytes of the largest bucket of several buffers an `all_reduce` kernel sums.
+fn staging_bytes(p: &Program) -> usize {
+    (p.kernels.iter())
+        .filter_map(|k| match k {
+            Kernel::AllReduce(a) if a.pairs.len() > 1 => {
+                Some(a.len(p) * p.buffers[a.pairs[0].0 as usize].ty.dtype.size_bytes())
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// What the ranges of a kernel's parallel loop are multiples of: 16 elements when code

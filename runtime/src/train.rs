@@ -17,9 +17,12 @@
 
 use crate::data::{Dataset, copy_rows, epoch_order, mix, shift_images};
 use crate::executable::{Executable, Options, StateError};
+use kiln_compiler::collective::{Communicator, Single};
 use kiln_compiler::interp::RunError;
 use kiln_compiler::{Array, DType, Data, Graph, Type};
 use smallvec::SmallVec;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// An error from outside the runtime (building a graph), carried as it is.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -367,6 +370,8 @@ pub struct Trainer {
     seed: u64,
     step: u64,
     augment: Option<Augment>,
+    /// The data-parallel job this trainer is one rank of.
+    comm: Arc<dyn Communicator>,
 }
 
 impl Trainer {
@@ -395,7 +400,59 @@ impl Trainer {
             seed,
             step: 0,
             augment: None,
+            comm: Arc::new(Single),
         })
+    }
+
+    /// Makes this trainer one rank of the data-parallel job `comm`: each global batch of
+    /// [`Trainer::global_batch`] rows, drawn from the same seeded epoch order on every rank,
+    /// is split into the ranks' shares of [`Trainer::batch`] rows in rank order, and the
+    /// compiled step's `all_reduce`s sum over `comm` (a step built by
+    /// `kiln_compiler::train::train_step_on_ranks` for `comm.size()` ranks).
+    pub fn set_communicator(&mut self, comm: Arc<dyn Communicator>) {
+        self.exe.set_communicator(comm.clone());
+        self.comm = comm;
+    }
+
+    /// Gives every rank rank 0's parameters and optimizer state (the start of a data-parallel
+    /// run, from initial values or a checkpoint).
+    pub fn broadcast_state(&mut self) {
+        if self.comm.size() == 1 {
+            return;
+        }
+        for (name, _) in self.exe.state_names() {
+            let a = self.exe.state(&name).expect("a state of the program");
+            // Every element type widens to f64 exactly and back.
+            let values = a.to_f64_vec();
+            let mut bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.comm.broadcast(&mut bytes);
+            let values =
+                (bytes.chunks_exact(8)).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")));
+            let b = Array::new(a.shape(), Data::from_f64(a.dtype(), values)).expect("its shape");
+            self.exe.set_state(&name, &b).expect("its type");
+        }
+    }
+
+    /// A hash of the bits of every parameter and optimizer state: equal on every rank of a
+    /// data-parallel run whose ranks took the same steps.
+    pub fn state_hash(&self) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        for (name, _) in self.exe.state_names() {
+            let a = self.exe.state(&name).expect("a state of the program");
+            name.hash(&mut h);
+            a.to_f64_vec().iter().for_each(|v| v.to_bits().hash(&mut h));
+        }
+        h.finish()
+    }
+
+    /// The job this trainer is one rank of.
+    pub fn communicator(&self) -> &Arc<dyn Communicator> {
+        &self.comm
+    }
+
+    /// Rows per step over all ranks: [`Trainer::batch`] times the ranks.
+    pub fn global_batch(&self) -> usize {
+        self.batch() * self.comm.size()
     }
 
     /// The compiled step, for its state and statistics.
@@ -408,7 +465,7 @@ impl Trainer {
         &mut self.exe
     }
 
-    /// Rows per batch.
+    /// Rows per step on this rank.
     pub fn batch(&self) -> usize {
         self.feed.rows
     }
@@ -450,9 +507,9 @@ impl Trainer {
         self.feed.get(name, &self.names)
     }
 
-    /// Batches in one epoch over `len` examples.
+    /// Batches (steps) in one epoch over `len` examples.
     pub fn batches(&self, len: usize) -> usize {
-        len / self.batch()
+        len / self.global_batch()
     }
 
     /// Checks that `data` has every column the step reads, of the right types, and one batch
@@ -466,10 +523,10 @@ impl Trainer {
         let bound = self
             .feed
             .bind(data, &self.feed.hyperparameters(&self.names))?;
-        if data.len() < self.batch() {
+        if data.len() < self.global_batch() {
             return Err(TrainError::TooFewExamples {
                 data: data.len(),
-                batch: self.batch(),
+                batch: self.global_batch(),
             });
         }
         Ok(bound)
@@ -485,7 +542,7 @@ impl Trainer {
         on_step: &mut dyn FnMut(&StepReport),
     ) -> Result<Metrics, TrainError> {
         let bound = self.bind(data)?;
-        let batch = self.batch();
+        let (batch, rank) = (self.batch(), self.comm.rank());
         let batches = self.batches(data.len());
         let order = epoch_order(data.len(), self.seed, epoch);
         let augmented = (self.augment.as_ref()).and_then(|a| {
@@ -496,7 +553,8 @@ impl Trainer {
         });
         let mut sums = self.feed.metrics.clone();
         sums.values.iter_mut().for_each(|(_, v)| *v = 0.0);
-        for (b, indices) in order.chunks_exact(batch).enumerate() {
+        for (b, global) in order.chunks_exact(self.global_batch()).enumerate() {
+            let indices = &global[rank * batch..(rank + 1) * batch];
             self.feed.fill(data, &bound, indices);
             if let Some((c, a)) = augmented {
                 let images = &mut self.feed.columns[c].1;
@@ -561,6 +619,8 @@ pub struct Evaluator {
     programs: Vec<(Feed, Executable)>,
     /// The params and state every program runs with.
     state: Vec<(String, Array)>,
+    /// The data-parallel job whose ranks share the examples.
+    comm: Arc<dyn Communicator>,
 }
 
 impl Evaluator {
@@ -574,7 +634,14 @@ impl Evaluator {
             check_numerics: false,
             programs: Vec::new(),
             state: Vec::new(),
+            comm: Arc::new(Single),
         }
+    }
+
+    /// Makes this evaluator one rank of the job `comm`: [`Evaluator::evaluate`] measures this
+    /// rank's share of the examples and sums the shares' results over the ranks.
+    pub fn set_communicator(&mut self, comm: Arc<dyn Communicator>) {
+        self.comm = comm;
     }
 
     /// Sets the params and state every program runs with (those a program does not read are
@@ -659,13 +726,17 @@ impl Evaluator {
         Ok(runs)
     }
 
-    /// The mean of each metric over every example of `data`, in order.
+    /// The mean of each metric over every example of `data`. On several ranks, each rank
+    /// measures its contiguous share of the examples, and the sums are summed over the ranks.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Metrics, TrainError> {
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let share = rank * data.len() / size..(rank + 1) * data.len() / size;
         let mut sums: Option<Metrics> = None;
-        for (p, start) in self.cover(data.len())? {
+        for (p, start) in self.cover(share.len())? {
             let (feed, exe) = &mut self.programs[p];
             let bound = feed.bind(data, "")?;
-            let indices: Vec<usize> = (start..start + feed.rows).collect();
+            let first = share.start + start;
+            let indices: Vec<usize> = (first..first + feed.rows).collect();
             feed.fill(data, &bound, &indices);
             feed.run(exe)?;
             let sums = sums.get_or_insert_with(|| {
@@ -677,10 +748,38 @@ impl Evaluator {
                 sums.set(name, sum + v * feed.rows as f64);
             }
         }
+        if size > 1 && !data.is_empty() {
+            // A rank with no examples still takes part in the sum, with zeros.
+            let mine = match sums.take() {
+                Some(s) => s,
+                None => self.zero_metrics(data.len().min(self.batch))?,
+            };
+            let mut values: Vec<f64> = mine.iter().map(|(_, v)| v).collect();
+            self.comm.all_reduce_f64(&mut values);
+            let names = mine.iter().map(|(n, _)| n.to_string());
+            sums = Some(Metrics::new(names.zip(values).collect()));
+        }
         let mut means = sums.unwrap_or_default();
         let n = data.len().max(1) as f64;
         means.values.iter_mut().for_each(|(_, v)| *v /= n);
         Ok(means)
+    }
+
+    /// Every metric of the program of `rows` rows (or of one row), at zero.
+    fn zero_metrics(&mut self, rows: usize) -> Result<Metrics, TrainError> {
+        let p = match self.program(rows)? {
+            Some(p) => p,
+            None => self.program(1)?.ok_or_else(|| TrainError::Program {
+                batch: rows,
+                source: "there is no graph of that size, nor of one row".into(),
+            })?,
+        };
+        let names = self.programs[p]
+            .0
+            .metrics
+            .iter()
+            .map(|(n, _)| (n.to_string(), 0.0));
+        Ok(Metrics::new(names.collect()))
     }
 
     /// The output `name` over every example of `data`, the batches' results joined along

@@ -140,6 +140,9 @@ pub enum CliError {
     /// Training stopped.
     #[error(transparent)]
     Fit(#[from] kiln::fit::FitError),
+    /// The process cannot join the job its launcher started.
+    #[error("{0}")]
+    Job(String),
     /// Standard output could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(io::Error),

@@ -6,6 +6,7 @@
 
 mod dump;
 mod error;
+mod job;
 mod optimizer;
 mod output;
 mod predict;
@@ -16,6 +17,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 use error::CliError;
+use kiln_compiler::collective::Single;
 use kiln_compiler::{Graph, text};
 use std::fs;
 use std::io::{self, Write};
@@ -51,10 +53,22 @@ const USER_ERROR: u8 = 2;
 
 /// Runs the command line and gives the process's exit status.
 pub fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let command = Cli::parse().command;
+    if let Command::Train(args) = &command {
+        // Dropped (MPI finalized) after the run, on this thread.
+        let comm = match job::join() {
+            Ok(comm) => comm,
+            Err(e) => return ExitCode::from(job::fail(&e, &Single, USER_ERROR)),
+        };
+        return match train::train(args, comm.clone()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => ExitCode::from(job::fail(&e, &*comm, USER_ERROR)),
+        };
+    }
+    let result = match command {
         Command::Dump(args) => dump::dump(&args),
         Command::Run(args) => run::run(&args),
-        Command::Train(args) => train::train(&args),
+        Command::Train(_) => unreachable!("run above"),
         Command::Sweep(args) => sweep::sweep(&args),
         Command::Eval(args) => predict::eval(&args),
         Command::Predict(args) => predict::predict(&args),

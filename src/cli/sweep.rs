@@ -14,12 +14,14 @@ use super::problem::{DataArgs, Problem};
 use super::train::{MachineArgs, build, defaults};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use kiln::compiler::collective::Single;
 use kiln::fit::Session;
 use kiln_runtime::data::mix;
 use kiln_runtime::train::Augment;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `kiln sweep`.
@@ -229,8 +231,15 @@ pub fn sweep(args: &SweepArgs) -> Result<(), CliError> {
         if !reusable {
             let model = build(&args.model, trial.width, &problem)?;
             let optimizer = trial.optimizer.with_lr(trial.lr);
-            let mut s =
-                Session::compile(&model, &optimizer, trial.batch, args.seed, 500, &options)?;
+            let mut s = Session::compile(
+                &model,
+                &optimizer,
+                trial.batch,
+                args.seed,
+                500,
+                &options,
+                Arc::new(Single),
+            )?;
             s.trainer.set_augment(Some(Augment {
                 column: "x".into(),
                 max_shift: d.augment,

@@ -6,12 +6,14 @@ use super::optimizer::OptimizerArg;
 use super::problem::{DataArgs, Kind, Problem};
 use clap::{Args, ValueEnum};
 use kiln::fit::{Build, Learner, Schedule};
+use kiln_compiler::collective::Communicator;
 use kiln_compiler::optim::Optimizer;
 use kiln_frontend::models::{BUILTINS, Settings, builtin};
 use kiln_runtime::Options;
 use kiln_runtime::checkpoint::{self, Field, Metadata};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Arguments of `kiln train`.
 #[derive(Args)]
@@ -319,7 +321,7 @@ pub fn build(model: &str, width: Option<usize>, problem: &Problem) -> Result<Bui
 }
 
 /// Runs `kiln train`.
-pub fn train(args: &TrainArgs) -> Result<(), CliError> {
+pub fn train(args: &TrainArgs, comm: Arc<dyn Communicator>) -> Result<(), CliError> {
     let options = args.machine.options()?;
     let ck_path = |model: &str| match &args.checkpoint {
         Some(p) => p.clone(),
@@ -402,7 +404,8 @@ pub fn train(args: &TrainArgs) -> Result<(), CliError> {
         .resume(args.resume)
         .verbose(true)
         .describe(describe)
-        .standardization(problem.standardization.clone());
+        .standardization(problem.standardization.clone())
+        .communicator(comm);
     if s.augment > 0 {
         learner = learner.augment("x", s.augment);
     }

@@ -3,14 +3,16 @@
 
 use super::{Build, FitError, Learner};
 use crate::compiler::Graph;
+use crate::compiler::collective::Communicator;
 use crate::compiler::optim::Optimizer;
-use crate::compiler::train::train_step;
+use crate::compiler::train::{train_step, train_step_on_ranks};
 use crate::frontend::Model;
 use crate::frontend::models::Mode;
-use crate::runtime::checkpoint::Checkpoint;
+use crate::runtime::checkpoint::{Checkpoint, graph_hash};
 use crate::runtime::data::Dataset;
 use crate::runtime::train::{Evaluator, GraphSource, Metrics, Trainer};
 use crate::runtime::{Executable, Options};
+use std::sync::Arc;
 
 /// A model's training step compiled, with an evaluator of its evaluation graph.
 pub struct Session {
@@ -18,8 +20,11 @@ pub struct Session {
     pub trainer: Trainer,
     /// The evaluation graph over every example of some data.
     pub evaluator: Evaluator,
-    /// The training step's graph (its hash identifies checkpoints).
+    /// This rank's training step's graph.
     pub step: Graph,
+    /// The hash of the training step one process would run at the whole batch: what
+    /// identifies the run's checkpoints, whatever the number of ranks that trains it.
+    pub identity: String,
     /// The model in training mode (its initializers).
     pub model: Model,
     build: Build,
@@ -37,6 +42,7 @@ impl Session {
             learner.seed,
             learner.eval_batch,
             &learner.options,
+            learner.comm.clone(),
         )
         .map(|mut s| {
             s.trainer.set_augment(learner.augment.clone());
@@ -47,7 +53,9 @@ impl Session {
 
     /// Builds and compiles the training step of `build`'s model at `batch` rows with
     /// `optimizer`, parameters drawn with `seed`, and an evaluator in batches of up to
-    /// `eval_batch` rows.
+    /// `eval_batch` rows, as one rank of the data-parallel job `comm`: each rank's step takes
+    /// its share of the `batch` rows and averages the gradients over the ranks
+    /// ([`train_step_on_ranks`]), and the evaluator splits the examples between the ranks.
     pub fn compile(
         build: &Build,
         optimizer: &Optimizer,
@@ -55,17 +63,36 @@ impl Session {
         seed: u64,
         eval_batch: usize,
         options: &Options,
+        comm: Arc<dyn Communicator>,
     ) -> Result<Session, FitError> {
-        let model = build(batch, Mode::Train)?;
-        let step = train_step(&model.graph, "loss", optimizer)?;
+        let ranks = comm.size();
+        if !batch.is_multiple_of(ranks) {
+            return Err(FitError::Setting(format!(
+                "the batch of {batch} rows does not split evenly over {ranks} ranks"
+            )));
+        }
+        let model = build(batch / ranks, Mode::Train)?;
+        let step = train_step_on_ranks(&model.graph, "loss", optimizer, ranks)?;
+        let identity = match ranks {
+            1 => graph_hash(&step),
+            _ => graph_hash(&train_step(
+                &build(batch, Mode::Train)?.graph,
+                "loss",
+                optimizer,
+            )?),
+        };
         let exe = Executable::compile(&step, options)?;
-        let trainer = Trainer::new(exe, &optimizer.hyperparameters(), seed)?;
+        let mut trainer = Trainer::new(exe, &optimizer.hyperparameters(), seed)?;
+        trainer.set_communicator(comm.clone());
         let eval = build.clone();
         let graphs: GraphSource = Box::new(move |rows| Ok(Some(eval(rows, Mode::Eval)?.graph)));
+        let mut evaluator = Evaluator::new(eval_batch, graphs, options.clone());
+        evaluator.set_communicator(comm);
         let mut session = Session {
             trainer,
-            evaluator: Evaluator::new(eval_batch, graphs, options.clone()),
+            evaluator,
             step,
+            identity,
             model,
             build: build.clone(),
             eval_batch,

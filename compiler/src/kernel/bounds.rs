@@ -112,9 +112,11 @@ pub fn check(p: &Program) -> Result<(), BoundsError> {
             }
             Kernel::AllReduce(a) => {
                 let ty = |b: BufferId| &p.buffers[b as usize].ty;
-                if ty(a.input) != ty(a.out) {
-                    let reason = format!("the sum of {} cannot be {}", ty(a.input), ty(a.out));
-                    return Err(fail(Access::Write, a.out, reason));
+                for &(i, o) in &a.pairs {
+                    if ty(i) != ty(o) || ty(i).dtype != ty(a.pairs[0].0).dtype {
+                        let reason = format!("the sum of {} cannot be {}", ty(i), ty(o));
+                        return Err(fail(Access::Write, o, reason));
+                    }
                 }
             }
         }

@@ -89,7 +89,9 @@ pub fn eval(p: &Program, inputs: &HashMap<String, Array>) -> Evaluation {
                 bufs[s.out as usize] = eval_op(&g, &out_ty, &[&idx, &upd]);
             }
             Kernel::AllReduce(a) => {
-                bufs[a.out as usize] = all_reduce(&bufs[a.input as usize], &Single);
+                for &(i, o) in &a.pairs {
+                    bufs[o as usize] = all_reduce(&bufs[i as usize], &Single);
+                }
             }
         }
     }

@@ -33,6 +33,7 @@
 //! kernel per value is the plan, not the program.
 
 use super::accumulate::sums_of_products;
+use super::buckets::bucket_all_reduces;
 use super::index::{Index, flatten};
 use super::join::{hoist, join_kernels};
 use super::merge::merge_loops;
@@ -81,7 +82,8 @@ fn lower_reusing(g: &Graph, fuse: bool, reuse: bool) -> Program {
                         finish(l);
                     }
                 }
-                let p = in_place_updates(p);
+                let mut p = in_place_updates(p);
+                bucket_all_reduces(&mut p);
                 if !fuse {
                     return p;
                 }
@@ -312,8 +314,7 @@ impl<'g> Planner<'g> {
                     })
                 }
                 Op::AllReduce => Kernel::AllReduce(AllReduceKernel {
-                    input: self.buffer_of[&self.g.operands(id)[0]],
-                    out: b,
+                    pairs: vec![(self.buffer_of[&self.g.operands(id)[0]], b)],
                 }),
                 _ => Kernel::Loop(self.loop_kernel(id)?),
             });

@@ -16,6 +16,7 @@
 
 mod accumulate;
 pub mod bounds;
+mod buckets;
 mod eval;
 mod fuse;
 pub mod index;
@@ -26,6 +27,7 @@ mod shared;
 mod updates;
 mod views;
 
+pub use buckets::BUCKET_BYTES;
 pub use eval::eval;
 pub use fuse::{lower, lower_from_scratch};
 
@@ -242,14 +244,23 @@ pub struct ScatterKernel {
     pub axis: usize,
 }
 
-/// `out = the sum over the ranks of input`: a call to the program's
-/// [`crate::collective::Communicator`], made by the runtime (no code is generated for it).
+/// `out = the sum over the ranks of input` for each `(input, out)` pair of one element type:
+/// one call to the program's [`crate::collective::Communicator`], made by the runtime (no code
+/// is generated for it) on the pairs' values laid end to end, Horovod's tensor fusion
+/// (`buckets`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllReduceKernel {
-    /// The rank's own values.
-    pub input: BufferId,
-    /// The sum, of the same type.
-    pub out: BufferId,
+    /// Each rank's own values and the buffer of their sum, of the same type.
+    pub pairs: Vec<(BufferId, BufferId)>,
+}
+
+impl AllReduceKernel {
+    /// The elements summed in the call.
+    pub fn len(&self, p: &Program) -> usize {
+        (self.pairs.iter())
+            .map(|&(i, _)| p.buffers[i as usize].ty.numel())
+            .sum()
+    }
 }
 
 /// One step of a program.
@@ -351,7 +362,7 @@ impl Kernel {
                 r
             }
             Kernel::Scatter(s) => vec![s.indices, s.updates],
-            Kernel::AllReduce(a) => vec![a.input],
+            Kernel::AllReduce(a) => a.pairs.iter().map(|&(i, _)| i).collect(),
         };
         out.sort_unstable();
         out.dedup();
@@ -371,7 +382,7 @@ impl Kernel {
                 .collect(),
             Kernel::Dot(d) => vec![d.out],
             Kernel::Scatter(s) => vec![s.out],
-            Kernel::AllReduce(a) => vec![a.out],
+            Kernel::AllReduce(a) => a.pairs.iter().map(|&(_, o)| o).collect(),
         };
         out.sort_unstable();
         out.dedup();
@@ -410,8 +421,9 @@ fn map_buffers(p: &mut Program, f: &dyn Fn(BufferId) -> BufferId) {
                 s.out = f(s.out);
             }
             Kernel::AllReduce(a) => {
-                a.input = f(a.input);
-                a.out = f(a.out);
+                a.pairs
+                    .iter_mut()
+                    .for_each(|(i, o)| (*i, *o) = (f(*i), f(*o)));
             }
         }
     }

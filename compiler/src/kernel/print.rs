@@ -25,7 +25,12 @@ impl fmt::Display for Program {
                     "scatter_add b{} at b{} axis {} -> b{}",
                     s.updates, s.indices, s.axis, s.out
                 )?,
-                Kernel::AllReduce(a) => writeln!(f, "all_reduce b{} -> b{}", a.input, a.out)?,
+                Kernel::AllReduce(a) => {
+                    let pairs: Vec<String> = (a.pairs.iter())
+                        .map(|(i, o)| format!("b{i} -> b{o}"))
+                        .collect();
+                    writeln!(f, "all_reduce {}", pairs.join(", "))?
+                }
             }
         }
         for (name, b) in &self.outputs {
@@ -192,7 +197,10 @@ impl Kernel {
                 format!("dot {}x{}x{} -> {}{added}", d.m, d.k, d.n, buffer(d.out))
             }
             Kernel::Scatter(s) => format!("scatter_add -> {}", buffer(s.out)),
-            Kernel::AllReduce(a) => format!("all_reduce -> {}", buffer(a.out)),
+            Kernel::AllReduce(a) => {
+                let outs: Vec<String> = a.pairs.iter().map(|&(_, o)| buffer(o)).collect();
+                format!("all_reduce -> {}", outs.join(", "))
+            }
         }
     }
 }

@@ -212,7 +212,7 @@ fn random_at(seed: i32, index: u32) -> f64 {
 fn all_reduce_sums_over_the_ranks_of_the_job() {
     use crate::collective::{Communicator, Threads};
     let mut g = Graph::new("sum");
-    let x = input(&mut g, InputKind::Data, "x", Type::new(F32, &[3]));
+    let x = input(&mut g, InputKind::Data, "x", Type::new(F32, [3]));
     let s = add(&mut g, Op::AllReduce, &[x]);
     g.set_output("s", s).unwrap();
     let handles: Vec<_> = (Threads::group(3).into_iter())
