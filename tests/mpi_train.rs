@@ -45,6 +45,13 @@ fn have_mpirun() -> bool {
     found
 }
 
+/// `kiln ARGS`, without a launcher.
+fn plain(args: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
 /// `mpirun -np ranks kiln ARGS`: every rank runs the same command.
 fn mpirun(ranks: usize, args: &[String]) -> Command {
     let mut c = Command::new("mpirun");
@@ -96,13 +103,8 @@ fn one_rank_under_mpirun_is_a_plain_run() {
         tmp.path().join("a.safetensors"),
         tmp.path().join("b.safetensors"),
     );
-    let plain = run({
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.args(train_args(&a, &["--epochs", "3"]));
-        c.current_dir(env!("CARGO_MANIFEST_DIR"));
-        c
-    });
-    assert!(plain.status.success(), "{}", text(&plain));
+    let alone = run(plain(&train_args(&a, &["--epochs", "3"])));
+    assert!(alone.status.success(), "{}", text(&alone));
     let one = run(mpirun(1, &train_args(&b, &["--epochs", "3"])));
     assert!(one.status.success(), "{}", text(&one));
     assert_eq!(tensors(&a), tensors(&b));
@@ -120,12 +122,7 @@ fn two_ranks_train_checkpoint_and_resume_on_one() {
     assert!(two.status.success(), "{out}");
     // Rank 0 alone prints: one line per epoch.
     assert_eq!(out.matches("epoch   1/2").count(), 1, "{out}");
-    let resumed = run({
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        c.args(train_args(&ck, &["--epochs", "4", "--resume"]));
-        c.current_dir(env!("CARGO_MANIFEST_DIR"));
-        c
-    });
+    let resumed = run(plain(&train_args(&ck, &["--epochs", "4", "--resume"])));
     let out = text(&resumed);
     assert!(resumed.status.success(), "{out}");
     assert!(
