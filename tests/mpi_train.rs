@@ -158,6 +158,48 @@ fn ranks_with_different_settings_stop_with_one_message() {
 }
 
 #[test]
+fn a_loss_that_diverges_on_every_rank_is_reported_once() {
+    if !have_mpirun() {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let ck = tmp.path().join("ck.safetensors");
+    let o = run(mpirun(
+        2,
+        &train_args(&ck, &["--epochs", "1", "--lr", "1e30"]),
+    ));
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert_eq!(out.matches("training diverged").count(), 1, "{out}");
+    assert!(!out.contains("rank 1 of 2"), "{out}");
+}
+
+#[test]
+fn a_failing_rank_names_itself_and_ends_the_job() {
+    if !have_mpirun() {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let ck = tmp.path().join("ck.safetensors");
+    // Rank 1 is given a data file that is not there.
+    let mut missing = train_args(&ck, &["--epochs", "2"]);
+    missing[2] = tmp.path().join("missing.csv").display().to_string();
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe"]);
+    c.args(["-np", "1", env!("CARGO_BIN_EXE_kiln")]);
+    c.args(train_args(&ck, &["--epochs", "2"]));
+    c.args([":", "-np", "1", env!("CARGO_BIN_EXE_kiln")]);
+    c.args(missing);
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    let start = Instant::now();
+    let o = run(c);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("rank 1 of 2: error"), "{out}");
+    assert!(start.elapsed() < Duration::from_secs(60), "{out}");
+}
+
+#[test]
 fn a_killed_rank_ends_the_job_and_the_last_checkpoint_loads() {
     if !have_mpirun() {
         return;

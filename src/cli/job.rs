@@ -39,7 +39,8 @@ fn mpi(ranks: usize) -> Result<Arc<dyn Communicator>, CliError> {
 }
 
 /// Reports `e`, a rank's error, and ends the process: on one rank, the exit status `code`.
-/// On several, an error every rank found alike (ranks that disagree) is printed by rank 0 and
+/// On several, an error every rank meets alike at the same point (ranks that disagree, or a
+/// loss that is not finite: the loss is averaged over the ranks) is printed by rank 0 and
 /// every rank exits; any other error is printed naming the rank, which then aborts the whole
 /// job, so that no rank waits for it forever.
 pub fn fail(e: &CliError, comm: &dyn Communicator, code: u8) -> u8 {
@@ -47,7 +48,9 @@ pub fn fail(e: &CliError, comm: &dyn Communicator, code: u8) -> u8 {
         eprintln!("{}", e.report());
         return code;
     }
-    let alike = matches!(e, CliError::Fit(kiln::fit::FitError::Ranks(_)));
+    use kiln::fit::FitError::{Ranks, Train};
+    use kiln::runtime::train::TrainError::NonFinite;
+    let alike = matches!(e, CliError::Fit(Ranks(_) | Train(NonFinite { .. })));
     if !alike {
         eprintln!("rank {} of {}: {}", comm.rank(), comm.size(), e.report());
         comm.abort(i32::from(code));
