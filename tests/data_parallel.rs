@@ -16,62 +16,15 @@
 //! about 1.3-fold a step, to 0.3 at step 99 (at 0.01, from step 76, to 1.4e-5): as a model
 //! leaves its first plateau, its trajectory amplifies any change in the order of its sums.
 
-use kiln::compiler::collective::{Communicator, Single, Threads};
+#[path = "data_parallel/ranks.rs"]
+mod ranks;
+
+use kiln::compiler::collective::{Single, Threads};
 use kiln::compiler::optim::Optimizer;
-use kiln::fit::{Build, Session};
-use kiln::frontend::models::{Settings, builtin};
+use kiln::fit::Session;
 use kiln::runtime::Options;
-use kiln::runtime::data::{Dataset, Mnist};
-use std::path::Path;
-use std::rc::Rc;
+use ranks::{build, digits, train};
 use std::sync::Arc;
-
-/// The first `n` training digits of the embedded MNIST.
-fn digits(n: usize) -> Dataset {
-    let m = Mnist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap();
-    m.train.select(&(0..n).collect::<Vec<_>>())
-}
-
-/// The built-in `model` for MNIST's images.
-fn build(model: &'static str) -> Build {
-    Rc::new(move |batch, mode| {
-        let settings = Settings {
-            batch,
-            mode,
-            ..Settings::default()
-        };
-        builtin(model, &settings).expect("a built-in")
-    })
-}
-
-/// Trains `model` for `epochs` epochs of `data` at a global batch of 64 as rank `comm.rank()`
-/// of `comm.size()`; every step's loss, the state's hash after each epoch, and the mean
-/// accuracy of the last evaluation.
-fn train(
-    model: &'static str,
-    data: &Dataset,
-    epochs: usize,
-    comm: Arc<dyn Communicator>,
-) -> (Vec<f64>, Vec<u64>, f64) {
-    let options = Options {
-        threads: 1,
-        ..Options::default()
-    };
-    let opt = Optimizer::sgd(0.01);
-    let mut s = Session::compile(&build(model), &opt, 64, 7, 100, &options, comm).unwrap();
-    s.trainer.broadcast_state();
-    let (mut losses, mut hashes) = (Vec::new(), Vec::new());
-    for epoch in 1..=epochs {
-        s.trainer
-            .epoch(data, epoch, &mut |r| {
-                losses.push(r.metrics.get("loss").unwrap())
-            })
-            .unwrap();
-        hashes.push(s.trainer.state_hash());
-    }
-    let accuracy = s.evaluate(data).unwrap().get("accuracy").unwrap();
-    (losses, hashes, accuracy)
-}
 
 /// Two thread ranks against one process, on `model`, over `steps` steps in two epochs.
 fn two_ranks_match_one_process(model: &'static str, steps: usize) {
@@ -89,9 +42,8 @@ fn two_ranks_match_one_process(model: &'static str, steps: usize) {
         assert_eq!(hashes, &ranks[0].1, "{model}: rank {rank}'s state differs");
         assert_eq!(losses, &ranks[0].0, "{model}: rank {rank}'s losses differ");
         assert_eq!(*accuracy, ranks[0].2);
-        for (step, (got, want)) in losses.iter().zip(&want).enumerate() {
-            let error = (got - want).abs() / want.abs();
-            assert!(error < 1e-5, "{model} step {step}: {got} against {want}");
+        if let Some(e) = ranks::differs(model, losses, &want) {
+            panic!("{e}");
         }
     }
     // The evaluation is split between the ranks and summed: the same mean up to rounding.

@@ -3,7 +3,7 @@
 //!
 //! Run directly, this program is the launcher: it runs itself under
 //! `mpirun --allow-run-as-root --oversubscribe -np 2` twice, once to check the collectives on
-//! each rank and once to check that one rank's `abort` ends the whole job, and fails if either
+//! each rank and that two ranks train the MLP and LeNet as one process does, and once to check that one rank's `abort` ends the whole job, and fails if either
 //! job does not end as it should in time. Under `mpirun` (Open MPI sets `OMPI_COMM_WORLD_SIZE`
 //! in each rank's environment) it is one rank, and its argument says which scenario it runs.
 //! Without an `mpirun` on the PATH the test is skipped.
@@ -12,8 +12,12 @@ use std::io::ErrorKind;
 use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
-use kiln::compiler::collective::{Communicator, Threads};
+use kiln::compiler::collective::{Communicator, Single, Threads};
 use kiln::mpi::{Mpi, MpiError};
+use std::sync::Arc;
+
+#[path = "data_parallel/ranks.rs"]
+mod ranks;
 
 /// The argument that makes a rank check the collectives.
 const CHECKS: &str = "--rank-checks";
@@ -201,7 +205,7 @@ fn fingerprint(words: impl IntoIterator<Item = u64>) -> u64 {
 /// not hold (the other rank then fails too, or is ended by mpirun).
 fn checks() -> ExitCode {
     let mpi = match Mpi::init() {
-        Ok(mpi) => mpi,
+        Ok(mpi) => Arc::new(mpi),
         Err(e) => {
             eprintln!("mpi_ranks: {e}");
             return ExitCode::FAILURE;
@@ -291,6 +295,27 @@ fn checks() -> ExitCode {
         "all_reduce_f32 of 1 Mi floats (4 MiB): median {:.2} ms",
         times[4].as_secs_f64() * 1e3
     ));
+
+    // Two ranks train what one process trains (tests/data_parallel.rs says why 1e-5).
+    let data = ranks::digits(50 * 64);
+    for model in ["mlp", "lenet"] {
+        let (losses, hashes, _) = ranks::train(model, &data, 2, mpi.clone());
+        let last = mpi.all_gather(*hashes.last().expect("two epochs"));
+        if last[0] != last[1] {
+            return fail(format!(
+                "{model}: the ranks' parameters differ after training"
+            ));
+        }
+        if rank == 0 {
+            let (want, _, _) = ranks::train(model, &data, 2, Arc::new(Single));
+            if let Some(e) = ranks::differs(model, &losses, &want) {
+                return fail(e);
+            }
+        }
+        say(&format!(
+            "{model}: 100 steps at batch 64 over 2 ranks match one process; equal parameters"
+        ));
+    }
     ExitCode::SUCCESS
 }
 
