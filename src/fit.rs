@@ -503,8 +503,7 @@ impl Learner {
 fn hash_data(data: &Dataset, h: &mut std::hash::DefaultHasher) {
     for (name, values) in data.columns() {
         name.hash(h);
-        values.ty().to_string().hash(h);
-        values.to_f64_vec().iter().for_each(|v| v.to_bits().hash(h));
+        values.hash_bits(h);
     }
 }
 

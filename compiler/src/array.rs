@@ -265,6 +265,19 @@ impl Array {
         self.data.to_f64_vec()
     }
 
+    /// Feeds the type and the bits of every element to `h` (equal arrays, NaN payloads and
+    /// signed zeros included, hash alike), without copying the elements.
+    pub fn hash_bits(&self, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        self.ty().to_string().hash(h);
+        match &self.data {
+            Data::F32(v) => v.iter().for_each(|x| h.write_u32(x.to_bits())),
+            Data::F64(v) => v.iter().for_each(|x| h.write_u64(x.to_bits())),
+            Data::I32(v) => v.iter().for_each(|&x| h.write_i32(x)),
+            Data::Bool(v) => v.iter().for_each(|&x| h.write_u8(x.into())),
+        }
+    }
+
     /// The same elements with another shape of equal element count.
     pub fn reshape(self, shape: impl AsRef<[usize]>) -> Result<Array, ArrayLenError> {
         Array::new(shape, self.data)

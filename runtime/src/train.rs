@@ -440,7 +440,7 @@ impl Trainer {
         for (name, _) in self.exe.state_names() {
             let a = self.exe.state(&name).expect("a state of the program");
             name.hash(&mut h);
-            a.to_f64_vec().iter().for_each(|v| v.to_bits().hash(&mut h));
+            a.hash_bits(&mut h);
         }
         h.finish()
     }

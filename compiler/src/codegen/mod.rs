@@ -3,8 +3,8 @@
 //! A compiled kernel has the C signature `fn(buffers: *const *mut u8, lo: i64, hi: i64)`:
 //! `buffers[i]` is the address of buffer `i`, and `lo..hi` is the part of the kernel's parallel
 //! loop to run (the whole loop is `0..extent`; kernels without a parallel loop take `0..1`).
-//! Matrix products and scatters are not compiled: the runtime calls a tuned GEMM and a plain
-//! loop for them.
+//! Matrix products, scatters and sums over ranks are not compiled: the runtime calls a tuned
+//! GEMM, a plain loop and the communicator for them.
 
 mod expr;
 mod loops;
@@ -207,15 +207,12 @@ pub fn describe_loops(program: &Program) -> String {
     let mut out = String::new();
     for (i, k) in program.kernels.iter().enumerate() {
         let Kernel::Loop(lk) = k else {
-            let _ = writeln!(
-                out,
-                "k{i}: library call ({})",
-                if matches!(k, Kernel::Dot(_)) {
-                    "gemm"
-                } else {
-                    "scatter"
-                }
-            );
+            let call = match k {
+                Kernel::Dot(_) => "gemm",
+                Kernel::Scatter(_) => "scatter",
+                _ => "all_reduce",
+            };
+            let _ = writeln!(out, "k{i}: library call ({call})");
             continue;
         };
         let _ = writeln!(out, "k{i}:");
