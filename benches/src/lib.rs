@@ -10,9 +10,12 @@
 //! PyTorch scripts of `benches/peers/` as long-lived processes whose engines are sampled with
 //! the others; [`memory`] measures peak resident memory in a child process; [`report`] puts it
 //! all into BENCHMARKS.md and [`chart`] draws a bar chart per workload and the scaling figure.
+//! [`distributed`] measures data-parallel training in jobs of their own: kiln's ranks under
+//! `mpirun` (feature `mpi`), PyTorch's DistributedDataParallel.
 
 pub mod chart;
 pub mod data;
+pub mod distributed;
 pub mod harness;
 pub mod machine;
 pub mod memory;

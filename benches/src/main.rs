@@ -1,7 +1,7 @@
 //! `kiln-bench`: runs the benchmark report, or (internally) one memory measurement.
 //!
 //! ```text
-//! cargo run --release -p kiln-bench [--features peers] -- report [--samples N] [--only ID]
+//! cargo run --release -p kiln-bench [--features peers,mpi] -- report [--samples N] [--only ID]
 //! cargo run --release -p kiln-bench -- profile ID [--runs N] [--unfused]
 //! cargo run --release -p kiln-bench -- graph ID > ID.kir   # then `kiln dump ID.kir --stage ...`
 //! ```
@@ -9,7 +9,7 @@
 use clap::{Parser, Subcommand};
 use kiln_bench::harness::Config;
 use kiln_bench::report::{self, Settings};
-use kiln_bench::{memory, workloads};
+use kiln_bench::{distributed, memory, workloads};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +89,26 @@ enum Cmd {
         #[arg(long, default_value_t = memory::PEAK_STEPS)]
         steps: usize,
     },
+    /// One rank of a data-parallel job of the report (launched by it under `mpirun`): trains
+    /// and times the model's step, and rank 0 prints one JSON line.
+    #[command(hide = true)]
+    RankWorker {
+        /// `mlp` (784-1024-10) or `lenet`.
+        #[arg(long)]
+        net: String,
+        /// Threads of this rank.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Untimed steps before the timed windows.
+        #[arg(long, default_value_t = distributed::WARM_UP_STEPS)]
+        warm_up_steps: usize,
+        /// Timed windows.
+        #[arg(long, default_value_t = distributed::WINDOWS)]
+        windows: usize,
+        /// Steps per window.
+        #[arg(long, default_value_t = distributed::STEPS)]
+        steps: usize,
+    },
 }
 
 /// The workload whose id is `id`.
@@ -155,10 +175,16 @@ fn main() -> ExitCode {
             } else {
                 " --release"
             };
-            let features = if cfg!(feature = "peers") {
-                " --features peers"
-            } else {
-                ""
+            let features: Vec<&str> = [
+                ("peers", cfg!(feature = "peers")),
+                ("mpi", cfg!(feature = "mpi")),
+            ]
+            .into_iter()
+            .filter_map(|(f, on)| on.then_some(f))
+            .collect();
+            let features = match features.is_empty() {
+                true => String::new(),
+                false => format!(" --features {}", features.join(",")),
             };
             let args: Vec<String> = std::env::args().skip(1).collect();
             let settings = Settings {
@@ -201,6 +227,22 @@ fn main() -> ExitCode {
         }
         .map(|line| println!("{line}"))
         .map_err(|e| e.to_string()),
+        Cmd::RankWorker {
+            net,
+            threads,
+            warm_up_steps,
+            windows,
+            steps,
+        } => {
+            let steps = distributed::Steps {
+                warm_up: warm_up_steps,
+                windows,
+                steps,
+            };
+            distributed::rank_worker(&net, threads, steps)
+                .map(|line| line.into_iter().for_each(|l| println!("{l}")))
+                .map_err(|e| e.to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

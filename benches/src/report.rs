@@ -9,6 +9,7 @@
 
 use crate::chart::{self, Bar};
 use crate::data::mnist_train;
+use crate::distributed;
 use crate::harness::{self, Config, Spread, Summary};
 use crate::machine::{self, Machine};
 use crate::memory::{self, Measurement};
@@ -160,6 +161,8 @@ pub struct Report {
     /// The scaling figure's rows: the CIFAR CNN at each batch size, kiln fused and PyTorch
     /// eager (empty when not run).
     pub scaling: Vec<Row>,
+    /// The data-parallel section (`None` when not run).
+    pub distributed: Option<distributed::Section>,
     /// Peak memory per engine (empty when not measured).
     pub memory: Vec<(String, Result<Measurement, String>)>,
     /// Versions of the frameworks compared.
@@ -470,7 +473,8 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
         .filter(|w| selected(&w.id()))
         .collect();
     let scaling = selected(SCALING_ID);
-    if workloads.is_empty() && !scaling {
+    let parallel = selected(distributed::ID);
+    if workloads.is_empty() && !scaling && !parallel {
         return Err(BenchError::Protocol(format!(
             "no workload's id contains `{}` (`kiln-bench list` shows them)",
             settings.only.as_deref().unwrap_or_default()
@@ -485,7 +489,10 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
             "candle and Burn: not built (run with `--features peers` to include them)".into(),
         );
     }
-    let python = (settings.python.as_ref()).map(|py| Python::start(py, &mut versions, &mut notes));
+    // The peers' long-lived processes serve the workloads and the scaling figure only.
+    let python = (settings.python.as_ref())
+        .filter(|_| !workloads.is_empty() || scaling)
+        .map(|py| Python::start(py, &mut versions, &mut notes));
     let bench = Bench {
         settings: &settings,
         data: &data,
@@ -505,6 +512,17 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
         }
     }
     drop(bench);
+    let distributed = parallel.then(|| {
+        let dir = std::env::temp_dir().join(format!("kiln-bench-ddp-{}", std::process::id()));
+        let section = distributed::run(settings.python.as_deref(), &data, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(v) = &section.torch
+            && !versions.iter().any(|(n, _)| n == "pytorch")
+        {
+            versions.push(("pytorch".into(), v.clone()));
+        }
+        section
+    });
     let memory = if settings.memory && !workloads.is_empty() {
         (memory::engines().into_iter())
             .map(|e| {
@@ -521,6 +539,7 @@ pub fn run(settings: Settings) -> Result<Report, BenchError> {
         settings,
         rows,
         scaling: scaling_rows,
+        distributed,
         memory,
         versions,
         notes,
@@ -585,6 +604,9 @@ impl Report {
             let title = "CIFAR CNN training step (SGD) against batch size";
             chart::write_scaling(&path, title, &batches, &lines).map_err(BenchError::Protocol)?;
         }
+        if let Some(d) = &self.distributed {
+            d.write_figures(&charts)?;
+        }
         // Figures measured by other commands (training accuracy, profiles) are kept by hand in
         // benches/NOTES.md and carried over below the generated part.
         let mut md = self.markdown();
@@ -603,6 +625,9 @@ impl Report {
         self.header(&mut s);
         self.summary(&mut s);
         self.scaling(&mut s);
+        if let Some(d) = &self.distributed {
+            d.markdown(&mut s);
+        }
         self.checks(&mut s);
         self.peaks(&mut s);
         self.memory_table(&mut s);

@@ -233,12 +233,23 @@ impl TrainSpec {
     pub fn kiln(&self, fuse: bool, batch: &Batch) -> Result<KilnProgram, BenchError> {
         let (model, step) = self.step_graph()?;
         let state = model.initial_values(&step, SEED);
-        let mut data = batch_inputs(&step, batch).map_err(|e| BenchError::build(self.id(), e))?;
+        let data = self.step_inputs(&step, batch)?;
+        KilnProgram::new(&self.id(), &step, fuse, data, &state, true)
+    }
+
+    /// The data inputs of the training step `step` (this spec's, or one rank's share of it)
+    /// on `batch`: `x`, `labels`, `step_seed` and the optimizer's hyperparameters.
+    pub fn step_inputs(
+        &self,
+        step: &Graph,
+        batch: &Batch,
+    ) -> Result<Vec<(String, Array)>, BenchError> {
+        let mut data = batch_inputs(step, batch).map_err(|e| BenchError::build(self.id(), e))?;
         data.push(("step_seed".into(), Array::scalar(DType::I32, 0.0)));
         for (name, value) in self.opt.optimizer().hyperparameters() {
             data.push((name.into(), Array::scalar(DType::F32, value)));
         }
-        KilnProgram::new(&self.id(), &step, fuse, data, &state, true)
+        Ok(data)
     }
 }
 
