@@ -61,6 +61,9 @@ pub const WARM_UP_STEPS: usize = 100;
 pub const WINDOWS: usize = 7;
 /// Steps per window.
 pub const STEPS: usize = 100;
+/// A configuration stops after this many failed jobs (a failure does not stop it at once:
+/// Gloo now and then aborts a rank at the end of a job).
+pub const MAX_FAILURES: usize = 2;
 /// A job still running after this long is ended and counted as failed.
 pub const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -335,10 +338,10 @@ fn run_rank(
 pub struct Entry {
     /// The configuration.
     pub layout: Layout,
-    /// Each round's job (`None`: not run, after a failure).
+    /// Each round's job (`None`: failed, or not run after [`MAX_FAILURES`]).
     pub rounds: Vec<Option<Job>>,
-    /// Why it stopped, if it did.
-    pub failure: Option<String>,
+    /// Why its jobs failed.
+    pub failures: Vec<String>,
 }
 
 impl Entry {
@@ -433,14 +436,14 @@ pub fn run(python: Option<&str>, data: &Dataset, dir: &Path) -> Section {
             .map(|&layout| Entry {
                 layout,
                 rounds: Vec::new(),
-                failure: None,
+                failures: Vec::new(),
             })
             .collect();
         let n = entries.len();
         for r in 0..ROUNDS {
             for j in 0..n {
                 let e = &mut entries[(r + j) % n];
-                if e.failure.is_some() {
+                if e.failures.len() >= MAX_FAILURES {
                     e.rounds.push(None);
                     continue;
                 }
@@ -456,7 +459,7 @@ pub fn run(python: Option<&str>, data: &Dataset, dir: &Path) -> Section {
                     }
                     Err(err) => {
                         eprintln!("  {:<40} failed: {err}", e.layout.name());
-                        e.failure = Some(err.to_string());
+                        e.failures.push(err.to_string());
                         e.rounds.push(None);
                     }
                 }
@@ -588,24 +591,26 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<String, Benc
     let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
     let _ = std::fs::remove_file(&err_path);
-    let tail: Vec<&str> = err
+    let tail = err
         .lines()
         .rev()
-        .take(5)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let what = (cmd
+        .get_args()
+        .find(|a| a.to_string_lossy().ends_with(".py")))
+    .map_or(cmd.get_program(), |a| a)
+    .to_string_lossy()
+    .into_owned();
     match status {
         Some(s) if s.success() => Ok(out),
         Some(s) => Err(BenchError::Protocol(format!(
-            "{what} ended with {s}: {}",
-            tail.join(" / ")
+            "{what} ended with {s}: {tail}"
         ))),
         None => Err(BenchError::Protocol(format!(
-            "{what} ran over {} s and was ended: {}",
+            "{what} ran over {} s and was ended: {tail}",
             timeout.as_secs(),
-            tail.join(" / ")
         ))),
     }
 }
@@ -671,7 +676,7 @@ impl Section {
             let steps = e.steps();
             let rate: Vec<f64> = steps.iter().map(|t| batch / t).collect();
             let Some(rate) = Spread::of(&rate) else {
-                let why = e.failure.as_deref().unwrap_or("no job ran");
+                let why = e.failures.last().map_or("no job ran", String::as_str);
                 let _ = writeln!(s, "| {} | failed: {why} | | | | | | 0 |", e.layout.name());
                 continue;
             };
@@ -679,7 +684,9 @@ impl Section {
             let baseline = (model.entries.iter()).find(|b| b.layout == e.layout.baseline());
             let speedup = match baseline {
                 Some(b) if b.layout != e.layout => (Spread::of_ratios(&b.steps(), &steps))
-                    .map_or(String::new(), |r| format!("{}x", spread(&r, 2))),
+                    .map_or(String::new(), |r| {
+                        format!("{:.2}x ({:.2}-{:.2})", r.median, r.q1, r.q3)
+                    }),
                 Some(_) => "1".into(),
                 None => String::new(),
             };
@@ -715,10 +722,10 @@ impl Section {
                 let l: Vec<String> = j.losses.iter().map(|l| format!("{l:.4}")).collect();
                 l.join(", ")
             });
-            let failed = e
-                .failure
-                .as_ref()
-                .map_or(String::new(), |f| format!(" (then failed: {f})"));
+            let failed = match e.failures.last() {
+                Some(f) => format!(" ({} failed, the last: {f})", e.failures.len()),
+                None => String::new(),
+            };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {speedup} | {ar} | {share} | {losses} | {}{failed} |",

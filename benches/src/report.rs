@@ -705,6 +705,9 @@ impl Report {
     }
 
     fn summary(&self, s: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
         s.push_str(
             "\n## Summary\n\n\
              | workload | kiln fused | kiln unfused | unfused / fused | best peer | \
@@ -929,6 +932,9 @@ impl Report {
     }
 
     fn details(&self, s: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
         s.push_str("\n## Per workload\n");
         for row in &self.rows {
             let w = &row.workload;
