@@ -17,7 +17,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, ir};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module, default_libcall_names};
+use cranelift_module::{Linkage, Module, ModuleReloc, default_libcall_names};
 use math::MathTarget;
 
 /// The native entry point of a compiled loop kernel.
@@ -83,49 +83,89 @@ fn host_isa() -> Result<(OwnedTargetIsa, MathTarget), String> {
 }
 
 /// Compiles every loop kernel of `program`; with `keep_text` the Cranelift IR and the machine
-/// code of each are kept as text.
+/// code of each are kept as text. Kernels are built and compiled on every core, each thread
+/// taking the next kernel not yet taken (a program has hundreds of kernels of very different
+/// sizes), and defined in the module in program order: the code is the same as compiled on
+/// one thread. On this machine's 2 cores, compiling the LeNet step went from 26.6 to 17.5 ms,
+/// ResNet-18's from 134 to 114 ms and the LSTM's from 252 to 190 ms (benches/NOTES.md).
 pub fn compile(program: &Program, keep_text: bool) -> Result<Compiled, CodegenError> {
     let fail = |kernel, message: String| CodegenError { kernel, message };
     let (isa, target) = host_isa().map_err(|m| fail(0, m))?;
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-    let mut ids = vec![];
-    let mut clif = vec![];
-    let mut asm = vec![];
-    let mut fctx = FunctionBuilderContext::new();
-    for (i, k) in program.kernels.iter().enumerate() {
-        let Kernel::Loop(lk) = k else {
-            ids.push(None);
-            clif.push(None);
-            asm.push(None);
-            continue;
-        };
-        let mut sig = module.make_signature();
-        for _ in 0..3 {
-            sig.params.push(AbiParam::new(types::I64));
+    let mut sig = module.make_signature();
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    let loops: Vec<(usize, &LoopKernel)> = (program.kernels.iter().enumerate())
+        .filter_map(|(i, k)| match k {
+            Kernel::Loop(lk) => Some((i, lk)),
+            _ => None,
+        })
+        .collect();
+    let config = module.target_config();
+    let isa = module.isa();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let work = || {
+        let mut fctx = FunctionBuilderContext::new();
+        let mut done = Vec::new();
+        loop {
+            let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&(i, lk)) = loops.get(j) else {
+                return done;
+            };
+            let func = build(
+                lk,
+                &program.buffers,
+                sig.clone(),
+                target,
+                &mut fctx,
+                i,
+                config,
+            );
+            let clif = keep_text.then(|| func.display().to_string());
+            let mut ctx = Context::for_function(func);
+            ctx.set_disasm(keep_text);
+            let compiled = ctx
+                .compile(isa, &mut Default::default())
+                .map(|_| ())
+                .map_err(|e| fail(i, format!("{e:?}")));
+            done.push((j, compiled.map(|()| (ctx, clif))));
         }
-        let func = build(
-            lk,
-            &program.buffers,
-            sig.clone(),
-            target,
-            &mut fctx,
-            i,
-            module.target_config(),
-        );
-        clif.push(keep_text.then(|| func.display().to_string()));
+    };
+    let mut built: Vec<_> = match threads.min(loops.len()) {
+        0 | 1 => work(),
+        n => std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n).map(|_| s.spawn(work)).collect();
+            (handles.into_iter())
+                .flat_map(|h| h.join().expect("a code generation thread panicked"))
+                .collect()
+        }),
+    };
+    built.sort_by_key(|(j, _)| *j);
+    let n = program.kernels.len();
+    let (mut ids, mut clif, mut asm) = (vec![None; n], vec![None; n], vec![None; n]);
+    for ((i, _), (_, compiled)) in loops.iter().zip(built) {
+        let (ctx, text) = compiled?;
         let id = module
             .declare_function(&format!("k{i}"), Linkage::Local, &sig)
-            .map_err(|e| fail(i, e.to_string()))?;
-        let mut ctx = Context::for_function(func);
-        ctx.set_disasm(keep_text);
+            .map_err(|e| fail(*i, e.to_string()))?;
+        let code = ctx.compiled_code().expect("compiled above");
+        let alignment = u64::from(code.buffer.alignment)
+            .max(module.isa().function_alignment().minimum.into())
+            .max(module.isa().symbol_alignment());
+        let relocs: Vec<_> = (code.buffer.relocs().iter())
+            .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+            .collect();
         module
-            .define_function(id, &mut ctx)
-            .map_err(|e| fail(i, format!("{e:?}")))?;
-        asm.push(keep_text.then(|| {
-            let code = ctx.compiled_code().and_then(|c| c.vcode.clone());
-            format!("k{i}:\n{}", code.unwrap_or_default())
-        }));
-        ids.push(Some(id));
+            .define_function_bytes(id, alignment, code.code_buffer(), &relocs)
+            .map_err(|e| fail(*i, e.to_string()))?;
+        asm[*i] = keep_text.then(|| {
+            let vcode = code.vcode.clone();
+            format!("k{i}:\n{}", vcode.unwrap_or_default())
+        });
+        clif[*i] = text;
+        ids[*i] = Some(id);
     }
     module
         .finalize_definitions()
