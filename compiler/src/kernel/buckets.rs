@@ -4,9 +4,9 @@
 //!
 //! Kernels are taken in program order. One joins the open bucket when it sums the same element
 //! type, the bucket stays within [`BUCKET_BYTES`], and no kernel since the bucket's first
-//! member reads what the bucket's members write or writes what they read (each member then
-//! moves to the bucket's place, the last member's: its inputs are still there, and nothing
-//! before reads its results). Otherwise it opens a bucket of its own.
+//! member, this one included, reads what the bucket's members write or writes what they read
+//! (each member then moves to the bucket's place, the last member's: its inputs are still
+//! there, and nothing before reads its results). Otherwise it opens a bucket of its own.
 
 use super::{Kernel, Program};
 
@@ -35,7 +35,9 @@ pub(super) fn bucket_all_reduces(p: &mut Program) {
                     r.reads().iter().any(|x| outs.contains(x))
                         || r.writes().iter().any(|x| ins.contains(x))
                 };
-                *dtype == d && size + b <= BUCKET_BYTES && !kernels[at + 1..].iter().any(meets)
+                // Nor the kernel itself: the sum of a sum waits for the first.
+                let since = kernels[at + 1..].iter().chain([&k]);
+                *dtype == d && size + b <= BUCKET_BYTES && !since.into_iter().any(meets)
             }
             _ => false,
         };
