@@ -318,7 +318,6 @@ impl Learner {
         self.check_settings()?;
         let mut session = Session::new(self)?;
         session.trainer.check(train)?;
-        self.check_ranks_agree(&session, train, test)?;
         let root = self.comm.rank() == 0;
         let mut history = Vec::new();
         let resumed = match (&self.checkpoint, self.resume) {
@@ -340,6 +339,7 @@ impl Learner {
             session.restore(ck)?;
             history = ck.meta.history.clone();
         }
+        self.check_ranks_agree(&session, train, test, history.len())?;
         session.trainer.broadcast_state();
         let out = progress::Printer::new(self.verbose && root);
         out.summary(&session, self, train, test);
@@ -402,12 +402,15 @@ impl Learner {
     }
 
     /// On several ranks, checks that every rank runs the same kiln, training step, settings
-    /// and data as rank 0 (comparing hashes), before any rank waits for another in a step.
+    /// and data as rank 0 and starts after the same epoch (`resumed`, 0 for a new run: a
+    /// rank that found no checkpoint to resume from would train more epochs), comparing
+    /// hashes before any rank waits for another in a step.
     fn check_ranks_agree(
         &self,
         session: &Session,
         train: &Dataset,
         test: &Dataset,
+        resumed: usize,
     ) -> Result<(), FitError> {
         if self.comm.size() == 1 {
             return Ok(());
@@ -430,7 +433,7 @@ impl Learner {
             self.resume,
             self.checkpoint,
         );
-        let aspects: [(&str, u64); 4] = [
+        let aspects: [(&str, u64); 5] = [
             ("kiln version", hash(&|h| env!("CARGO_PKG_VERSION").hash(h))),
             ("training step", hash(&|h| session.identity.hash(h))),
             ("settings", hash(&|h| settings.hash(h))),
@@ -438,6 +441,7 @@ impl Learner {
                 "data",
                 hash(&|h| [train, test].iter().for_each(|d| hash_data(d, h))),
             ),
+            ("epoch to resume after", hash(&|h| resumed.hash(h))),
         ];
         for (what, mine) in aspects {
             let all = self.comm.all_gather(mine);
