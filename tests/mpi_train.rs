@@ -6,7 +6,7 @@
 //!
 //! Skipped, with a note, where `mpirun` is not installed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -37,12 +37,16 @@ fn train_args(ck: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn have_mpirun() -> bool {
-    let found = Command::new("mpirun").arg("--version").output().is_ok();
-    if !found {
+/// A directory for a test's files and the checkpoint path in it, or `None` (with a note)
+/// where `mpirun` is not installed and the test is skipped.
+fn setup() -> Option<(TempDir, PathBuf)> {
+    if Command::new("mpirun").arg("--version").output().is_err() {
         eprintln!("note: mpirun not found; the MPI tests are skipped (see .ci/run)");
+        return None;
     }
-    found
+    let tmp = TempDir::new().unwrap();
+    let ck = tmp.path().join("ck.safetensors");
+    Some((tmp, ck))
 }
 
 /// `kiln ARGS`, without a launcher.
@@ -95,10 +99,9 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u64>)> {
 
 #[test]
 fn one_rank_under_mpirun_is_a_plain_run() {
-    if !have_mpirun() {
+    let Some((tmp, _)) = setup() else {
         return;
-    }
-    let tmp = TempDir::new().unwrap();
+    };
     let (a, b) = (
         tmp.path().join("a.safetensors"),
         tmp.path().join("b.safetensors"),
@@ -112,11 +115,9 @@ fn one_rank_under_mpirun_is_a_plain_run() {
 
 #[test]
 fn two_ranks_train_checkpoint_and_resume_on_one() {
-    if !have_mpirun() {
+    let Some((_tmp, ck)) = setup() else {
         return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let ck = tmp.path().join("ck.safetensors");
+    };
     let two = run(mpirun(2, &train_args(&ck, &["--epochs", "2"])));
     let out = text(&two);
     assert!(two.status.success(), "{out}");
@@ -133,11 +134,9 @@ fn two_ranks_train_checkpoint_and_resume_on_one() {
 
 #[test]
 fn ranks_with_different_settings_stop_with_one_message() {
-    if !have_mpirun() {
+    let Some((_tmp, ck)) = setup() else {
         return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let ck = tmp.path().join("ck.safetensors");
+    };
     // A launch of two commands, one rank each, that differ in the learning rate.
     let mut c = Command::new("mpirun");
     c.args(["--allow-run-as-root", "--oversubscribe"]);
@@ -159,11 +158,9 @@ fn ranks_with_different_settings_stop_with_one_message() {
 
 #[test]
 fn a_loss_that_diverges_on_every_rank_is_reported_once() {
-    if !have_mpirun() {
+    let Some((_tmp, ck)) = setup() else {
         return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let ck = tmp.path().join("ck.safetensors");
+    };
     let o = run(mpirun(
         2,
         &train_args(&ck, &["--epochs", "1", "--lr", "1e30"]),
@@ -176,11 +173,9 @@ fn a_loss_that_diverges_on_every_rank_is_reported_once() {
 
 #[test]
 fn a_failing_rank_names_itself_and_ends_the_job() {
-    if !have_mpirun() {
+    let Some((tmp, ck)) = setup() else {
         return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let ck = tmp.path().join("ck.safetensors");
+    };
     // Rank 1 is given a data file that is not there.
     let mut missing = train_args(&ck, &["--epochs", "2"]);
     missing[2] = tmp.path().join("missing.csv").display().to_string();
@@ -201,11 +196,9 @@ fn a_failing_rank_names_itself_and_ends_the_job() {
 
 #[test]
 fn a_killed_rank_ends_the_job_and_the_last_checkpoint_loads() {
-    if !have_mpirun() {
+    let Some((_tmp, ck)) = setup() else {
         return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let ck = tmp.path().join("ck.safetensors");
+    };
     let mut c = mpirun(2, &train_args(&ck, &["--epochs", "100000"]));
     let mut job = c
         .stdout(Stdio::null())
